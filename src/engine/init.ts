@@ -13,6 +13,11 @@
 //     3. report 2× os.cpus() while the backend starts: the C++ side caps its pool at
 //        logical_cores / 2, which would be 1 thread on a 2-core machine.
 //     Nothing in node_modules is modified.
+//  GEMM provider (wasm only; wasm/gemm.ts): "auto" runs the matrix products of our kernels (all
+//     convolutions and matMuls) in onnxruntime-node's native MLAS, 4–5× faster than XNNPACK-wasm
+//     here. onnxruntime-node cannot read a SharedArrayBuffer heap, so the wasm module is then the
+//     single-threaded build and `threads` sizes MLAS's pool instead; "xnnpack" keeps everything in
+//     wasm with `threads` XNNPACK threads (the setup above).
 //  Our kernels and gradients (register.ts) are registered in every case.
 import * as tf from "@tensorflow/tfjs";
 import * as tfwasm from "@tensorflow/tfjs-backend-wasm";
@@ -24,19 +29,29 @@ import { MaskdistillError } from "../errors.js";
 import { cacheHome, projectRoot } from "../paths.js";
 import { registerEngineKernels, engineKernelNames, engineGradientNames } from "./register.js";
 import { heapBytes, WasmBackend } from "./wasm/backend.js";
+import { setGemmProvider, gemmProvider, GemmProviderName } from "./wasm/gemm.js";
 
 export type EngineBackendChoice = "auto" | "wasm" | "cpu" | "tensorflow";
 
 export interface EngineOptions {
   backend?: EngineBackendChoice;
-  /** wasm threads; default: the number of CPU cores (at most 8). 1 = the single-threaded SIMD build. */
+  /**
+   * Threads for the heavy kernels; default: the number of CPU cores (at most 8). With the
+   * onnxruntime GEMM provider they are MLAS's; with "xnnpack" the wasm pool's (1 = the
+   * single-threaded SIMD build).
+   */
   threads?: number;
+  /** Who multiplies matrices on wasm: "auto" (onnxruntime when it loads, else xnnpack), or one of them. */
+  gemm?: "auto" | GemmProviderName;
 }
 
 export interface EngineInfo {
   backend: "wasm" | "cpu" | "tensorflow";
-  /** Threads doing the heavy kernels (wasm: XNNPACK pool size; cpu: 1; tensorflow: native, reported as cores). */
+  /** Threads doing the heavy kernels (wasm: MLAS's or XNNPACK's pool; cpu: 1; tensorflow: native, reported as cores). */
   threads: number;
+  /** wasm only: the provider of the matrix products (convolutions included) and the wasm module's own threads. */
+  gemm?: GemmProviderName;
+  wasmThreads?: number;
   simd: boolean;
   /** For "tensorflow": the package that provided it. */
   nativePackage?: string;
@@ -198,10 +213,26 @@ export async function initEngine(opts: EngineOptions = {}): Promise<typeof tf> {
   if (opts.threads !== undefined && !(opts.threads >= 1)) {
     throw new MaskdistillError(`engine threads must be ≥ 1, got ${opts.threads}`);
   }
+  const gemmChoice = opts.gemm ?? "auto";
+  if (!["auto", "onnxruntime", "xnnpack"].includes(gemmChoice)) {
+    throw new MaskdistillError(`unknown GEMM provider "${gemmChoice}" (use auto, onnxruntime or xnnpack)`);
+  }
   registerEngineKernels();
-  if (info && (choice === "auto" || choice === info.backend) && (opts.threads === undefined || info.backend !== "wasm" || info.threads === wantThreads)) {
-    if (tf.getBackend() !== info.backend) await tf.setBackend(info.backend);
-    return tf;
+  if (info && (choice === "auto" || choice === info.backend)) {
+    const sameGemm = gemmChoice === "auto" || info.backend !== "wasm" || gemmChoice === info.gemm;
+    const sameThreads = opts.threads === undefined || info.backend !== "wasm" || info.threads === wantThreads;
+    if (sameGemm && sameThreads) {
+      if (tf.getBackend() !== info.backend) await tf.setBackend(info.backend);
+      return tf;
+    }
+    if (info.backend === "wasm" && info.wasmThreads === 1 && gemmChoice !== "xnnpack") {
+      // MLAS's pool can be resized at any time (the wasm module stays single-threaded).
+      if (tf.getBackend() !== "wasm") await tf.setBackend("wasm");
+      const set = setGemmProvider("onnxruntime", wantThreads, tf.backend() as unknown as WasmBackend);
+      if (set.provider !== "onnxruntime") throw new MaskdistillError(`GEMM provider onnxruntime: ${set.why}`);
+      info = { ...info, gemm: "onnxruntime", threads: wantThreads };
+      return tf;
+    }
   }
   const notes: string[] = [];
   let backend: EngineInfo["backend"] | undefined;
@@ -216,20 +247,31 @@ export async function initEngine(opts: EngineOptions = {}): Promise<typeof tf> {
         "Install one with: npm i --no-save @tensorflow/tfjs-node-gpu@" + tf.version.tfjs);
     }
   }
+  let gemm: GemmProviderName | undefined;
   if (!backend && (choice === "auto" || choice === "wasm")) {
+    // onnxruntime needs the single-threaded wasm build; xnnpack gets the threads.
+    const wasmThreads = gemmChoice === "xnnpack" ? wantThreads : 1;
     if (wasmStarted) {
-      if (opts.threads !== undefined && wasmStarted.threads !== wantThreads) {
+      if (wasmStarted.threads !== wasmThreads && (opts.threads !== undefined || opts.gemm !== undefined)) {
         throw new MaskdistillError(`the wasm backend already runs ${wasmStarted.threads} thread(s) in this process; ` +
-          `the thread count (asked: ${wantThreads}) can only be chosen before the first initEngine()`);
+          `its thread count (asked: ${wasmThreads}, GEMM provider ${gemmChoice}) can only be chosen before the first initEngine()`);
       }
       await tf.setBackend("wasm");
       backend = "wasm";
-    } else if (await startWasm(wantThreads, notes)) {
+    } else if (await startWasm(wasmThreads, notes)) {
       wasmStarted = { threads: tfwasm.getThreadsCount() };
       backend = "wasm";
-      if (wasmStarted.threads !== wantThreads) notes.push(`asked for ${wantThreads} wasm threads, got ${wasmStarted.threads}`);
+      if (wasmStarted.threads !== wasmThreads) notes.push(`asked for ${wasmThreads} wasm threads, got ${wasmStarted.threads}`);
     } else if (choice === "wasm") {
       throw new MaskdistillError(`the wasm backend failed to start${notes.length ? ` (${notes.join("; ")})` : ""}`);
+    }
+    if (backend === "wasm") {
+      const set = setGemmProvider(gemmChoice === "xnnpack" ? "xnnpack" : "onnxruntime", wantThreads, tf.backend() as unknown as WasmBackend);
+      if (gemmChoice === "onnxruntime" && set.provider !== "onnxruntime") {
+        throw new MaskdistillError(`GEMM provider onnxruntime: ${set.why}`);
+      }
+      if (set.why && gemmChoice === "auto") notes.push(`GEMM provider xnnpack: ${set.why}`);
+      gemm = set.provider;
     }
   }
   if (!backend) {
@@ -240,7 +282,9 @@ export async function initEngine(opts: EngineOptions = {}): Promise<typeof tf> {
   const simd = backend === "wasm" ? Boolean(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) : false;
   info = {
     backend,
-    threads: backend === "wasm" ? wasmStarted!.threads : backend === "cpu" ? 1 : os.cpus().length,
+    threads: backend === "wasm" ? (gemm === "onnxruntime" ? gemmProvider().threads : wasmStarted!.threads) : backend === "cpu" ? 1 : os.cpus().length,
+    gemm,
+    wasmThreads: backend === "wasm" ? wasmStarted!.threads : undefined,
     simd,
     nativePackage,
     wasmKernels: engineKernelNames(),

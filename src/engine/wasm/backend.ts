@@ -153,16 +153,3 @@ export function runRegistered(b: WasmBackend, name: string, inputs: tf.NamedTens
   if (!k) throw new Error(`wasm kernel ${name} is not registered`);
   return k.kernelFunc({ inputs, backend: b, attrs }) as tf.TensorInfo;
 }
-
-/** C = A·B for row-major 2-D operands already on the heap, through the stock (XNNPACK) BatchMatMul. */
-export function matMul2d(b: WasmBackend, a: tf.TensorInfo, bm: tf.TensorInfo): tf.TensorInfo {
-  const [m, k] = a.shape;
-  const [k2, n] = bm.shape;
-  if (k !== k2) throw new Error(`matMul2d: inner sizes ${k} and ${k2} differ`);
-  const a3 = reshaped(b, a, [1, m, k]);
-  const b3 = reshaped(b, bm, [1, k, n]);
-  const c = runStock(b, "BatchMatMul", { a: a3, b: b3 }, { transposeA: false, transposeB: false });
-  release(b, a3, b3);
-  c.shape = [m, n];
-  return c;
-}

@@ -4,12 +4,12 @@
 //
 // Forward: y[n, oy, ox, co] = Σ_{i, j, ci} x[n, oy·sh + i·dh − pt, ox·sw + j·dw − pl, ci] · w[i, j, ci, co].
 //
-// Filter gradient (tfjs-wasm 4.22 has none): for each tap t = (i, j), dW[i, j] = window_t(x)ᵀ · dy,
-//   where window_t(x) [M, Ci] holds x at (n, oy·sh + i·dh − pt, ox·sw + j·dw − pl) for the M output
-//   positions (zero in the padding). We copy the windows of a chunk of taps (bounded memory; with
-//   stride 1 each output row is one block copy), run dW[t]ᵀ = dyᵀ · window_t as XNNPACK GEMMs without
-//   transpose flags (the stock kernel takes a naive path for flags or batches), and transpose the
-//   small [Co, Ci] results into place. With few input channels, one GEMM over a row-layout im2col.
+// Filter gradient (tfjs-wasm 4.22 has none): for each tap t = (i, j), dW[i, j] = window_t(x)ᵀ · dy
+//   over the rectangle of output positions where tap t reads data (not padding): we copy that window
+//   of x [Mt, Ci] (with stride 1 each output row is one block copy) and run dW[t]ᵀ = dyᵀ · window_t
+//   as an XNNPACK GEMM without transpose flags (the stock kernel takes a naive path for flags or
+//   batches), then transpose the small [Co, Ci] result into place. With few input channels, one
+//   GEMM over a row-layout im2col.
 //
 // Input gradient (the stock kernel is naive C++, ~10× slower than a forward conv; and it has no
 //   dilation): dx = conv(z, w′, stride 1, dilation d) where w′[i, j, co, ci] = w[kh−1−i, kw−1−j, ci, co]
@@ -18,9 +18,11 @@
 //   strides > 1 (undilated) dx is split into stride² phases, each a stride-1 conv (no zero insertion).
 import * as tf from "@tensorflow/tfjs";
 import {
-  WasmBackend, KernelArgs, alloc, aliasAt, release, reshaped, runStock, matMul2d, heapView, heapF32, elementIndex,
+  WasmBackend, KernelArgs, alloc, release, reshaped, runStock, heapView, heapF32, elementIndex,
 } from "./backend.js";
 import { transposeHeap, transposeInto, sliceHeap } from "./layout.js";
+import { gemm, gemmProvider } from "./gemm.js";
+import { readingOutputs, usefulShare, convPerTap, convForwardGemm, convFilterGradGemm, convInputGradGemm } from "./convGemm.js";
 
 /** Largest im2col chunk, in floats (64 MB). */
 const COLS_BUDGET = 16 * 1024 * 1024;
@@ -85,69 +87,80 @@ export function convFilterGrad(b: WasmBackend, x: tf.TensorInfo, dy: tf.TensorIn
   const dyT = transposeHeap(b, dy2, [1, 0]);                      // [Co, M]
   release(b, dy2);
 
-  // dW[t]ᵀ = dyᵀ · window_t(x) for taps t0 … t0+nt−1, whose windows lie one after another in `cols`.
-  const gemm = (cols: tf.TensorInfo, t0: number, nt: number) => {
-    for (let t = 0; t < nt; t++) {
-      const win = nt === 1 ? cols : aliasAt(b, cols, t * m * ci, [m, ci]);
-      const gT = matMul2d(b, dyT, win);                            // [Co, Ci]
-      transposeInto(heapView(b, "float32"), elementIndex(b, gT), elementIndex(b, out) + (t0 + t) * ci * co, [co, ci], [1, 0]);
-      release(b, gT);
-      if (win !== cols) release(b, win);
-    }
-  };
-
   const identityWindow = kh === 1 && kw === 1 && sh === 1 && sw === 1 && pt === 0 && pl === 0 && oh === h && ow === w;
   if (identityWindow) {
-    const cols = reshaped(b, x, [m, ci]);
-    gemm(cols, 0, 1);
-    release(b, cols, dyT);
+    // dWᵀ = dyᵀ · x
+    const x2 = reshaped(b, x, [m, ci]);
+    const gT = gemm(b, dyT, x2);                               // [Co, Ci]
+    transposeInto(heapView(b, "float32"), elementIndex(b, gT), elementIndex(b, out), [co, ci], [1, 0]);
+    release(b, gT, x2, dyT);
     return out;
   }
 
   const taps = kh * kw;
-  const tapsPerChunk = Math.max(1, Math.min(taps, Math.floor(COLS_BUDGET / (m * ci))));
-  for (let t0 = 0; t0 < taps; t0 += tapsPerChunk) {
-    const nt = Math.min(tapsPerChunk, taps - t0);
-    if (ci < SMALL_CI) {
-      // Few input channels (an RGB stem, a patch embedding): one im2col GEMM per chunk is far
-      // cheaper than many thin ones. cols[m, (t, c)], dW[t0…]ᵀ = dyᵀ · cols.
+  if (ci < SMALL_CI) {
+    // Few input channels (an RGB stem, a patch embedding): one im2col GEMM per chunk is far
+    // cheaper than many thin ones. cols[m, (t, c)], dW[t0…]ᵀ = dyᵀ · cols.
+    const tapsPerChunk = Math.max(1, Math.min(taps, Math.floor(COLS_BUDGET / (m * ci))));
+    for (let t0 = 0; t0 < taps; t0 += tapsPerChunk) {
+      const nt = Math.min(tapsPerChunk, taps - t0);
       const cols = im2colRows(b, x, info, t0, nt);
-      const gT = matMul2d(b, dyT, cols);                           // [Co, nt·Ci]
+      const gT = gemm(b, dyT, cols);                           // [Co, nt·Ci]
       transposeInto(heapView(b, "float32"), elementIndex(b, gT), elementIndex(b, out) + t0 * ci * co, [co, nt * ci], [1, 0]);
       release(b, gT, cols);
+    }
+    release(b, dyT);
+    return out;
+  }
+  // One GEMM per tap over the output positions where the tap reads data (a rectangle): no products
+  // with padding, which matters for dilated convs on small maps (ASPP).
+  for (let t = 0; t < taps; t++) {
+    const i = Math.floor(t / kw), j = t % kw;
+    const shiftY = i * dh - pt, shiftX = j * dw - pl;              // iy = oy·sh + shiftY, ix = ox·sw + shiftX
+    const [oy0, oy1] = readingOutputs(h, oh, sh, shiftY), [ox0, ox1] = readingOutputs(w, ow, sw, shiftX);
+    const rh = oy1 - oy0, rw = ox1 - ox0;
+    if (rh <= 0 || rw <= 0) {
+      const os = elementIndex(b, out) + t * ci * co;
+      heapF32(b).fill(0, os, os + ci * co);
       continue;
     }
-    const cols = alloc(b, [nt * m, ci]);                            // window_t(x) [M, Ci] for each tap t
+    const mt = n * rh * rw;
+    const win = alloc(b, [mt, ci]);                                  // window_t(x) over the rectangle
+    let dyTt = dyT;
+    if (mt !== m) {
+      const dyCrop = alloc(b, [mt, co]);
+      const hv = heapF32(b), ys = elementIndex(b, dy), cs = elementIndex(b, dyCrop);
+      for (let in_ = 0, r = 0; in_ < n; in_++) {
+        for (let oy = oy0; oy < oy1; oy++, r++) {
+          const src = ys + ((in_ * oh + oy) * ow + ox0) * co;
+          hv.copyWithin(cs + r * rw * co, src, src + rw * co);
+        }
+      }
+      dyTt = transposeHeap(b, dyCrop, [1, 0]);                      // [Co, Mt]
+      release(b, dyCrop);
+    }
     const hv = heapF32(b);
-    const xs = elementIndex(b, x), cs = elementIndex(b, cols);
-    const rowLen = ow * ci;
-    for (let t = t0; t < t0 + nt; t++) {
-      const i = Math.floor(t / kw), j = t % kw;
-      const shift = j * dw - pl;                                    // ix = ox·sw + shift
-      const ox0 = Math.min(ow, Math.max(0, Math.ceil(-shift / sw)));
-      const ox1 = Math.max(ox0, Math.min(ow, Math.floor((w - 1 - shift) / sw) + 1));
-      let dst = cs + (t - t0) * m * ci;
-      for (let in_ = 0; in_ < n; in_++) {
-        for (let oy = 0; oy < oh; oy++, dst += rowLen) {
-          const iy = oy * sh - pt + i * dh;
-          if (iy < 0 || iy >= h) { hv.fill(0, dst, dst + rowLen); continue; }
-          if (ox0 > 0) hv.fill(0, dst, dst + ox0 * ci);
-          if (ox1 < ow) hv.fill(0, dst + ox1 * ci, dst + rowLen);
-          const srcRow = xs + (in_ * h + iy) * w * ci;
-          if (sw === 1) {
-            const src = srcRow + (ox0 + shift) * ci;
-            hv.copyWithin(dst + ox0 * ci, src, src + (ox1 - ox0) * ci);
-          } else {
-            for (let ox = ox0; ox < ox1; ox++) {
-              const src = srcRow + (ox * sw + shift) * ci;
-              hv.copyWithin(dst + ox * ci, src, src + ci);
-            }
+    const xs = elementIndex(b, x);
+    let dst = elementIndex(b, win);
+    for (let in_ = 0; in_ < n; in_++) {
+      for (let oy = oy0; oy < oy1; oy++) {
+        const srcRow = xs + ((in_ * h + oy * sh + shiftY) * w) * ci;
+        if (sw === 1) {
+          const src = srcRow + (ox0 + shiftX) * ci;
+          hv.copyWithin(dst, src, src + rw * ci);
+          dst += rw * ci;
+        } else {
+          for (let ox = ox0; ox < ox1; ox++, dst += ci) {
+            const src = srcRow + (ox * sw + shiftX) * ci;
+            hv.copyWithin(dst, src, src + ci);
           }
         }
       }
     }
-    gemm(cols, t0, nt);
-    release(b, cols);
+    const gT = gemm(b, dyTt, win);                               // [Co, Ci]
+    transposeInto(heapView(b, "float32"), elementIndex(b, gT), elementIndex(b, out) + t * ci * co, [co, ci], [1, 0]);
+    release(b, gT, win);
+    if (dyTt !== dyT) release(b, dyTt);
   }
   release(b, dyT);
   return out;
@@ -164,7 +177,7 @@ export function convInputGrad(b: WasmBackend, dy: tf.TensorInfo, filter: tf.Tens
     const w2 = reshaped(b, filter, [ci, co]);
     const wT = transposeHeap(b, w2, [1, 0]);                        // [Co, Ci]
     const dy2 = reshaped(b, dy, [n * oh * ow, co]);
-    const core = matMul2d(b, dy2, wT);                              // [M, Ci]
+    const core = gemm(b, dy2, wT);                              // [M, Ci]
     release(b, w2, wT, dy2);
     if (sh === 1 && sw === 1 && pt === 0 && pl === 0 && oh === h && ow === w) {
       const dx = reshaped(b, core, [n, h, w, ci]);
@@ -211,8 +224,7 @@ export function convInputGrad(b: WasmBackend, dy: tf.TensorInfo, filter: tf.Tens
 
   let dx: tf.TensorInfo;
   if (sh === 1 && sw === 1 && padTop >= 0 && padLeft >= 0 && padBottom >= 0 && padRight >= 0) {
-    dx = runStock(b, "Conv2D", { x: dy, filter: wf },
-      convAttrs([[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]]));
+    dx = convStride1(b, dy, wf, dh, dw, padTop, padBottom, padLeft, padRight);
   } else {
     const z = alloc(b, [n, hz, wz, co]);
     const hv = heapF32(b);
@@ -365,10 +377,42 @@ function cropFilter(b: WasmBackend, filter: tf.TensorInfo, c: TapCrop): tf.Tenso
   return sliceHeap(b, filter, [c.i0, c.j0, 0, 0], [c.i1 - c.i0 + 1, c.j1 - c.j0 + 1, ci, co]);
 }
 
+// ---- Taps that read padding for part of the output ----
+//
+// A dilated 3×3 conv on a small map reads zero padding with its outer taps over a large part of the
+// output (DeepLab's ASPP at 32²: rate 24 reads data with only 25 % of its tap·position pairs, rate 12
+// with 56 %). Below PER_TAP_BELOW useful products, one GEMM per tap over the outputs where it reads
+// data (convPerTap) beats the stock conv, which multiplies the padding too.
+
+const PER_TAP_BELOW = 0.9;   // measured at 32², 2048→256 and 512→512
+
+/** y = conv(x, f), stride 1, dilation (dh, dw), zero padding (top, bottom, left, right) ≥ 0. */
+export function convStride1(b: WasmBackend, x: tf.TensorInfo, f: tf.TensorInfo, dh: number, dw: number,
+    top: number, bottom: number, left: number, right: number): tf.TensorInfo {
+  const pad: tf.backend_util.ExplicitPadding = [[0, 0], [top, bottom], [left, right], [0, 0]];
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number],
+    f.shape as [number, number, number, number], [1, 1], [dh, dw], pad);
+  if (info.outHeight > 0 && info.outWidth > 0 && usefulShare(info) < PER_TAP_BELOW) return convPerTap(b, x, f, info);
+  const attrs = { strides: [1, 1], pad, dilations: [dh, dw], dataFormat: "NHWC", dimRoundingMode: undefined };
+  return runStock(b, "Conv2D", { x, filter: f }, attrs as unknown as tf.NamedAttrMap);
+}
+
 function conv2dKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const b = backend as WasmBackend;
   const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
   const a = attrs as unknown as ConvAttrs;
+  if (a.dataFormat !== "NCHW" && x.dtype === "float32" && gemmProvider().provider === "onnxruntime") {
+    return convForwardGemm(b, x, filter, convGeometry(x.shape, filter.shape, a));
+  }
+  if (a.dataFormat !== "NCHW") {
+    const info = convGeometry(x.shape, filter.shape, a);
+    const p = info.padInfo;
+    if (info.strideHeight === 1 && info.strideWidth === 1 && Math.min(p.top, p.bottom, p.left, p.right) >= 0) {
+      const y = convStride1(b, x, filter, info.dilationHeight, info.dilationWidth, p.top, p.bottom, p.left, p.right);
+      checkShape(y.shape, [info.batchSize, info.outHeight, info.outWidth, info.outChannels], "y");
+      return y;
+    }
+  }
   const crop = a.dataFormat === "NCHW" ? undefined : cropTaps(convGeometry(x.shape, filter.shape, a));
   if (!crop) return runStock(b, "Conv2D", inputs, attrs);
   const f = cropFilter(b, filter, crop);
@@ -383,6 +427,7 @@ function backpropFilterKernel({ inputs, backend, attrs }: KernelArgs): tf.Tensor
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const a = attrs as unknown as ConvAttrs & { filterShape: number[] };
   const info = convGeometry(x.shape, a.filterShape, a);
+  if (gemmProvider().provider === "onnxruntime") return convFilterGradGemm(b, x, dy, info);
   const crop = cropTaps(info);
   if (!crop) return convFilterGrad(b, x, dy, info);
   // Useless taps get a zero gradient.
@@ -405,6 +450,7 @@ function backpropInputKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorI
   const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const a = attrs as unknown as ConvAttrs & { inputShape: number[] };
   const info = convGeometry(a.inputShape, filter.shape, a);
+  if (gemmProvider().provider === "onnxruntime") return convInputGradGemm(b, dy, filter, info);
   const crop = cropTaps(info);
   if (!crop) return convInputGrad(b, dy, filter, info);
   const f = cropFilter(b, filter, crop);

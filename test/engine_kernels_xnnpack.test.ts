@@ -1,0 +1,4 @@
+// Engine kernel checks with the XNNPACK GEMM provider on the threaded wasm build: see engineKernelChecks.ts.
+import { defineEngineKernelTests } from "./engineKernelChecks.js";
+
+defineEngineKernelTests("xnnpack");
