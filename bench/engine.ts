@@ -2,8 +2,9 @@
 //   (a) resnet50_layer1_2_64:  ResNet-50 layer1+layer2 (7 bottlenecks) on a [1, 64, 64, 64] input,
 //   (b) deeplabv3_r50_os8_256: DeepLab-v3 R50 output stride 8 at 256², conv1..layer2 frozen, batch 1,
 //   (c) vit_s16_224:           ViT-S/16 (12 blocks) at 224², batch 2, class-token head,
-// on tfjs-wasm with 1 and 2 threads, each in its own child process (the thread count is fixed per
-// process and the wasm heap never shrinks). When Debian's python3 imports torch, the same steps are
+// on tfjs-wasm with each GEMM provider (onnxruntime's MLAS, the default, and XNNPACK-wasm) at 1 and
+// 2 threads, each in its own child process (the wasm build is fixed per process and its heap never
+// shrinks). When Debian's python3 imports torch, the same steps are
 // timed in PyTorch (bench/engine_torch.py) and the ratio is reported.
 // Targets (issue 8, 2 cores): (a) ≤ 0.7 s, (b) ≤ 7.5 s per image and ≤ 4× PyTorch.
 // Records carry the memory estimate (src/engine/memory.ts) and the wasm heap size after the steps.
@@ -23,6 +24,8 @@ import { makeVit, vitLogits, vitMemoryModel, VIT_S16 } from "../src/engine/model
 const CASES = ["resnet50_layer1_2_64", "deeplabv3_r50_os8_256", "vit_s16_224"] as const;
 type CaseName = (typeof CASES)[number];
 const THREADS = [1, 2];
+const GEMMS = ["onnxruntime", "xnnpack"] as const;
+type Gemm = (typeof GEMMS)[number];
 /** Timed steps after one warm-up step (the first step grows the heap and is 2–3× slower). */
 const STEPS: Record<CaseName, number> = { resnet50_layer1_2_64: 5, deeplabv3_r50_os8_256: 3, vit_s16_224: 3 };
 const TARGET_SECONDS_PER_IMAGE: Partial<Record<CaseName, number>> = { resnet50_layer1_2_64: 0.7, deeplabv3_r50_os8_256: 7.5 };
@@ -86,8 +89,8 @@ function median(xs: number[]): number {
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Child process: one case at one thread count. */
-async function runCase(name: CaseName, threads: number): Promise<Record<string, unknown>> {
-  await initEngine({ backend: "wasm", threads });
+async function runCase(name: CaseName, threads: number, gemm: Gemm): Promise<Record<string, unknown>> {
+  await initEngine({ backend: "wasm", threads, gemm });
   const info = engineInfo();
   const c = setupCase(name);
   const estimate = assertFitsInHeap(c.memory, c.batch, c.input);
@@ -103,7 +106,7 @@ async function runCase(name: CaseName, threads: number): Promise<Record<string, 
   }
   const perStep = median(times);
   return {
-    case: name, engine: "tfjs-wasm", threads: info.threads, simd: info.simd, batch: c.batch, input: c.input.join("x"),
+    case: name, engine: "tfjs-wasm", gemm: info.gemm, threads: info.threads, wasmThreads: info.wasmThreads, simd: info.simd, batch: c.batch, input: c.input.join("x"),
     secondsPerStep: round(perStep), secondsPerImage: round(perStep / c.batch), steps: times.map((t) => round(t)),
     lossFirst: round(losses[0], 4), lossLast: round(losses[losses.length - 1], 4),
     tensorLeakPerStep: (tf.memory().numTensors - tensorsAfterWarmup) / STEPS[name],
@@ -123,15 +126,15 @@ function torchTimes(): Record<string, Record<string, number>> | string {
 export async function benchEngine(): Promise<object[]> {
   const records: Record<string, unknown>[] = [];
   for (const name of CASES) {
-    for (const threads of THREADS) {
-      const child = spawnSync(process.execPath, ["--import", "tsx", projectPath("bench", "engine.ts"), name, String(threads)], {
+    for (const gemm of GEMMS) for (const threads of THREADS) {
+      const child = spawnSync(process.execPath, ["--import", "tsx", projectPath("bench", "engine.ts"), name, String(threads), gemm], {
         encoding: "utf8", maxBuffer: 1 << 24, timeout: 15 * 60 * 1000,
       });
       const last = (child.stdout ?? "").trim().split("\n").pop() ?? "";
       if (child.status !== 0 || !last.startsWith("{")) {
         // Keep the error short: the wasm glue prints its whole source line with an uncaught error.
         const why = `${child.stderr ?? ""}\n${child.stdout ?? ""}`.split("\n").filter((l) => l && l.length < 300).slice(-3).join(" | ");
-        records.push({ case: name, engine: "tfjs-wasm", threads, error: why || `exit ${child.status ?? child.signal}` });
+        records.push({ case: name, engine: "tfjs-wasm", gemm, threads, error: why || `exit ${child.status ?? child.signal}` });
         continue;
       }
       records.push(JSON.parse(last));
@@ -159,11 +162,11 @@ export async function benchEngine(): Promise<object[]> {
   return records;
 }
 
-// child-process entry: node --import tsx bench/engine.ts <case> <threads>
-const [, script, caseName, threadArg] = process.argv;
+// child-process entry: node --import tsx bench/engine.ts <case> <threads> [onnxruntime|xnnpack]
+const [, script, caseName, threadArg, gemmArg] = process.argv;
 if (script && path.basename(script) === "engine.ts" && caseName && threadArg) {
   if (!(CASES as readonly string[]).includes(caseName)) throw new Error(`unknown case ${caseName}: ${CASES.join(", ")}`);
-  runCase(caseName as CaseName, Number(threadArg)).then(
+  runCase(caseName as CaseName, Number(threadArg), (gemmArg ?? "onnxruntime") as Gemm).then(
     (r) => console.log(JSON.stringify(r)),
     (e) => {
       console.error(e instanceof Error ? e.message : String(e));

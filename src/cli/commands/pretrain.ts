@@ -31,7 +31,7 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --checkpoint-minutes M minutes between checkpoints (default 3)
   --export FILE          also export the teacher backbone to FILE (.safetensors; sidecar FILE.json)
   --fp16                 export in float16 (half the size)
-  --threads N            wasm threads (default 1)   --backend auto|wasm|tensorflow (default auto)
+  --threads N            threads for the matrix products (default 1)   --backend auto|wasm|tensorflow (default auto)
   --json                 last stdout line: a JSON summary`;
 
 const command: Command = {
