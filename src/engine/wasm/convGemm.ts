@@ -109,6 +109,18 @@ function im2col(b: WasmBackend, x: tf.TensorInfo, info: Info, m0: number, m1: nu
   return cols;
 }
 
+/** Calls `use` with the im2col rows of output positions [m0, m1), chunk by chunk (bounded memory). */
+function im2colChunks(b: WasmBackend, x: tf.TensorInfo, info: Info, use: (cols: tf.TensorInfo, m0: number, m1: number) => void): void {
+  const m = info.batchSize * info.outHeight * info.outWidth, k = info.filterHeight * info.filterWidth * info.inChannels;
+  const rows = Math.max(1, Math.min(m, Math.floor(convGemmTuning.colsBudget / k)));
+  for (let m0 = 0; m0 < m; m0 += rows) {
+    const m1 = Math.min(m, m0 + rows);
+    const cols = im2col(b, x, info, m0, m1);
+    use(cols, m0, m1);
+    release(b, cols);
+  }
+}
+
 /** Adds part [Mt, C] into dst [N, H', W', C] at the positions that tap's output rectangle maps to. */
 function scatterAdd(b: WasmBackend, part: tf.TensorInfo, dst: tf.TensorInfo, tap: Tap, sh: number, sw: number, shiftY: number, shiftX: number): void {
   const [n, h, w, c] = dst.shape;
@@ -175,14 +187,11 @@ export function convForwardGemm(b: WasmBackend, x: tf.TensorInfo, filter: tf.Ten
   if (usefulShare(info) < PER_TAP_BELOW) return convPerTap(b, x, filter, info);
   const y = alloc(b, [n, oh, ow, co]);
   const w2 = reshaped(b, filter, [k, co]);
-  const rows = Math.max(1, Math.min(m, Math.floor(convGemmTuning.colsBudget / k)));
-  for (let m0 = 0; m0 < m; m0 += rows) {
-    const m1 = Math.min(m, m0 + rows);
-    const cols = im2col(b, x, info, m0, m1);
+  im2colChunks(b, x, info, (cols, m0, m1) => {
     const out = aliasAt(b, y, m0 * co, [m1 - m0, co]);
     gemm(b, cols, w2, { out });
-    release(b, out, cols);
-  }
+    release(b, out);
+  });
   release(b, w2);
   return y;
 }
@@ -200,12 +209,8 @@ export function convFilterGradGemm(b: WasmBackend, x: tf.TensorInfo, dy: tf.Tens
   }
   if (usefulShare(info) >= PER_TAP_BELOW) {
     // dW as [kh·kw·Ci, Co] = colsᵀ · dy, summed over chunks of output positions.
-    const m = n * oh * ow, k = kh * kw * ci;
-    const dW2 = reshaped(b, dW, [k, co]);
-    const rows = Math.max(1, Math.min(m, Math.floor(convGemmTuning.colsBudget / k)));
-    for (let m0 = 0; m0 < m; m0 += rows) {
-      const m1 = Math.min(m, m0 + rows);
-      const cols = im2col(b, x, info, m0, m1);
+    const dW2 = reshaped(b, dW, [kh * kw * ci, co]);
+    im2colChunks(b, x, info, (cols, m0, m1) => {
       const dyc = aliasAt(b, dy, m0 * co, [m1 - m0, co]);
       if (m0 === 0) {
         gemm(b, cols, dyc, { transA: true, out: dW2 });
@@ -214,8 +219,8 @@ export function convFilterGradGemm(b: WasmBackend, x: tf.TensorInfo, dy: tf.Tens
         addInto(b, dW2, part);
         release(b, part);
       }
-      release(b, dyc, cols);
-    }
+      release(b, dyc);
+    });
     release(b, dW2);
     return dW;
   }
@@ -270,15 +275,11 @@ export function convInputGradGemm(b: WasmBackend, dy: tf.TensorInfo, filter: tf.
         }
       }
       const dx = alloc(b, [n, h, w, ci]);
-      const m = n * h * w;
-      const rows = Math.max(1, Math.min(m, Math.floor(convGemmTuning.colsBudget / k)));
-      for (let m0 = 0; m0 < m; m0 += rows) {
-        const m1 = Math.min(m, m0 + rows);
-        const cols = im2col(b, dy, flipped, m0, m1);
+      im2colChunks(b, dy, flipped, (cols, m0, m1) => {
         const out = aliasAt(b, dx, m0 * ci, [m1 - m0, ci]);
         gemm(b, cols, bt, { transB: true, out });
-        release(b, out, cols);
-      }
+        release(b, out);
+      });
       release(b, bt);
       return dx;
     }
