@@ -304,6 +304,30 @@ export function defineEngineKernelTests(gemm: GemmChoice): void {
           assert.ok(e <= TOL, `batchNormTrain grad ${i} on ${be} [${shape}]: ${e.toExponential(2)}`);
         }
       }
+      // With ReLU fused, on data far from zero (the statistics must not lose precision), outputs,
+      // batch statistics and gradients against relu(batchNorm(moments)) autodiff on cpu.
+      const xo = x.map((v) => 50 + 3 * v);
+      const withStats = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+        const stats: tf.Tensor[] = [];
+        const y = batchNormTrain(a, s as tf.Tensor1D, o as tf.Tensor1D, 1e-3, ({ mean, variance }) => { stats.push(tf.keep(tf.clone(mean)), tf.keep(tf.clone(variance))); }, { relu: true });
+        return [y, ...stats];
+      };
+      const reluLoss = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, [0, 1, 2]);
+        return tf.sum(tf.mul(tf.relu(tf.batchNorm(a, mean, variance, o as tf.Tensor1D, s as tf.Tensor1D, 1e-3)), tf.tensor(r, shape)));
+      };
+      await check(`batchNormTrainRelu forward [${shape}]`, () => withStats(tf.tensor(xo, shape), tf.tensor1d(scale), tf.tensor1d(offset)));
+      const mineRelu = await onBoth(() => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
+        tf.sum(tf.mul(batchNormTrain(a, s as tf.Tensor1D, o as tf.Tensor1D, 1e-3, undefined, { relu: true }), tf.tensor(r, shape))))(
+        [tf.tensor(xo, shape), tf.tensor1d(scale), tf.tensor1d(offset)]));
+      const refRelu = await onBoth(() => tf.grads(reluLoss)([tf.tensor(xo, shape), tf.tensor1d(scale), tf.tensor1d(offset)]));
+      for (let i = 0; i < 3; i++) {
+        for (const be of ["cpu", "wasm"] as const) {
+          const e = relErr(mineRelu[be][i], refRelu.cpu[i]);
+          worst.batchNormTrainRelu = Math.max(worst.batchNormTrainRelu ?? 0, e);
+          assert.ok(e <= 1e-4, `batchNormTrain+ReLU grad ${i} on ${be} [${shape}]: ${e.toExponential(2)}`);
+        }
+      }
       const lnRef = await onBoth(() => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
         const { mean, variance } = tf.moments(a, -1, true);
         return tf.sum(tf.mul(tf.add(tf.mul(tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-6))), s), o), tf.tensor(r, shape)));

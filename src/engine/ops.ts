@@ -1,5 +1,6 @@
 // Training ops with closed-form gradients (fewer, larger kernels than autodiff would record).
 import * as tf from "@tensorflow/tfjs";
+import { BN_TRAIN, BN_TRAIN_GRAD } from "./wasm/batchnorm.js";
 
 /** Axes [0 … rank−2]: every axis but the channel axis of a channels-last tensor. */
 export function leadingAxes(rank: number): number[] {
@@ -20,17 +21,38 @@ export interface BatchStats {
 }
 
 /**
- * Batch normalisation in training mode over every axis but the last:
+ * Batch normalisation in training mode over every axis but the last, optionally followed by ReLU:
  *   y = γ · (x − μ) / √(σ² + ε) + β,  μ, σ² the batch mean and biased variance.
  * The gradient is the closed form (no Tile, three channel reductions):
- *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/√(σ²+ε) · (dy − dβ/M − x̂·dγ/M),  M values per channel.
+ *   dβ = Σ dz,  dγ = Σ dz·x̂,  dx = γ/√(σ²+ε) · (dz − dβ/M − x̂·dγ/M),  M values per channel,
+ *   dz = dy (or dy·[y > 0] with ReLU).
+ * On wasm both directions are single fused kernels (wasm/batchnorm.ts); elsewhere tf ops.
  * `onStats` receives μ and σ² (inside the op's scope: copy or assign what you keep, e.g. running
  * averages into variables).
  */
 export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5,
-    onStats?: (s: BatchStats) => void): tf.Tensor {
-  const axes = leadingAxes(x.rank);
+    onStats?: (s: BatchStats) => void, opts: { relu?: boolean } = {}): tf.Tensor {
+  const relu = opts.relu ?? false;
   const count = x.size / x.shape[x.rank - 1];
+  if (tf.getBackend() === "wasm" && tf.getKernel(BN_TRAIN, "wasm")) {
+    const fused = tf.customGrad((xIn, g, b, save) => {
+      const attrs = { eps, relu } as unknown as tf.NamedAttrMap;
+      const [y, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x: xIn as tf.Tensor, gamma: g as tf.Tensor, beta: b as tf.Tensor }, attrs) as tf.Tensor[];
+      if (onStats) onStats({ mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, count });
+      (save as (saved: tf.Tensor[]) => void)([xIn as tf.Tensor, y, g as tf.Tensor, mean, variance]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [xs, ys, gs, ms, vs] = saved;
+          const [dx, dGamma, dBeta] = tf.engine().runKernel(BN_TRAIN_GRAD,
+            { dy: dy as tf.Tensor, x: xs, y: ys, gamma: gs, mean: ms, variance: vs }, attrs) as tf.Tensor[];
+          return [dx, dGamma, dBeta];
+        },
+      };
+    });
+    return fused(x, gamma, beta);
+  }
+  const axes = leadingAxes(x.rank);
   const op = tf.customGrad((xIn, g, b, save) => {
     const xt = xIn as tf.Tensor, gt = g as tf.Tensor1D, bt = b as tf.Tensor1D;
     const mean = tf.mean(xt, axes) as tf.Tensor1D;
@@ -39,12 +61,14 @@ export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor
     const invStd = tf.rsqrt(tf.add(variance, eps));
     const xhat = tf.mul(xc, invStd);
     if (onStats) onStats({ mean, variance, count });
-    (save as (saved: tf.Tensor[]) => void)([xhat, invStd, gt]);
+    const z = tf.add(tf.mul(xhat, gt), bt);
+    const y = relu ? tf.relu(z) : z;
+    (save as (saved: tf.Tensor[]) => void)([xhat, invStd, gt, y]);
     return {
-      value: tf.add(tf.mul(xhat, gt), bt),
+      value: y,
       gradFunc: (dy, saved) => {
-        const [xh, is, gm] = saved;
-        const d = dy as tf.Tensor;
+        const [xh, is, gm, ys] = saved;
+        const d = relu ? tf.mul(dy as tf.Tensor, tf.step(ys)) : dy as tf.Tensor;
         const dBeta = tf.sum(d, axes);
         const dGamma = tf.sum(tf.mul(d, xh), axes);
         const dx = tf.mul(tf.mul(gm, is),

@@ -6,13 +6,14 @@ import { convKernels } from "./wasm/conv.js";
 import { matMulKernels } from "./wasm/matmul.js";
 import { reduceKernels } from "./wasm/reduce.js";
 import { segmentKernels } from "./wasm/segment.js";
+import { batchNormKernels } from "./wasm/batchnorm.js";
 import { engineGradients } from "./gradients.js";
 
-type OurKernel = { name: string; kernelFunc: (a: KernelArgs) => tf.TensorInfo };
+type OurKernel = { name: string; kernelFunc: (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[] };
 
-/** The wasm kernels we register: overrides of slow stock kernels and the two missing ones. */
+/** The wasm kernels we register: overrides of slow stock kernels, the two missing ones, and fused batch norm. */
 export const ENGINE_WASM_KERNELS: readonly OurKernel[] = [
-  ...layoutKernels, ...convKernels, ...matMulKernels, ...reduceKernels, ...segmentKernels,
+  ...layoutKernels, ...convKernels, ...matMulKernels, ...reduceKernels, ...segmentKernels, ...batchNormKernels,
 ];
 
 const stockGradients = new Map<string, tf.GradConfig | undefined>();

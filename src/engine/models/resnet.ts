@@ -53,10 +53,10 @@ export function convBn(p: ConvBn, x: tf.Tensor4D, train: boolean, relu: boolean)
       const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
       p.runningMean.assign(tf.add(tf.mul(p.runningMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
       p.runningVar.assign(tf.add(tf.mul(p.runningVar, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
-    });
-  } else {
-    z = batchNormFrozen(y, p.gamma as tf.Tensor1D, p.beta as tf.Tensor1D, p.runningMean as tf.Tensor1D, p.runningVar as tf.Tensor1D);
+    }, { relu });                                             // ReLU fused into the BN kernels
+    return z as tf.Tensor4D;
   }
+  z = batchNormFrozen(y, p.gamma as tf.Tensor1D, p.beta as tf.Tensor1D, p.runningMean as tf.Tensor1D, p.runningVar as tf.Tensor1D);
   return (relu ? tf.relu(z) : z) as tf.Tensor4D;
 }
 

@@ -21,7 +21,7 @@ import { transposeHeap, transposeInto } from "./layout.js";
 
 export type GemmProviderName = "onnxruntime" | "xnnpack";
 
-interface OrtSession {
+export interface OrtSession {
   run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
   dispose(): void;
 }
@@ -78,14 +78,24 @@ function batchedModel(): Uint8Array {
 }
 
 function session(transA: boolean, transB: boolean, batched = false): OrtSession {
-  const key = batched ? "batched" : `${transA ? 1 : 0}${transB ? 1 : 0}`;
+  return ortSession(batched ? "batched" : `gemm${transA ? 1 : 0}${transB ? 1 : 0}`,
+    () => (batched ? batchedModel() : gemmModel(transA, transB)));
+}
+
+/**
+ * The onnxruntime session of a small model, made once per key (dropped when the provider changes).
+ * Other kernels use it for work MLAS does better than single-threaded wasm (batchnorm.ts).
+ */
+export function ortSession(key: string, model: () => Uint8Array): OrtSession {
+  if (provider !== "onnxruntime") throw new Error("onnxruntime sessions need the onnxruntime GEMM provider");
   let s = sessions.get(key);
   if (!s) {
-    const bytes = batched ? batchedModel() : gemmModel(transA, transB);
+    const bytes = model();
     const created = new ort!.binding.binding.InferenceSession();
     created.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
       intraOpNumThreads: ortThreads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all",
-      // No spinning between products: the JS thread does the elementwise work in between, and a
+      logSeverityLevel: 3,
+      // No spinning between runs: the JS thread does the elementwise work in between, and a
       // spinning MLAS worker takes the core it needs (measured: 20–35 % slower steps with spinning).
       extra: { session: { intra_op: { allow_spinning: "0" } } },
     });
@@ -93,6 +103,24 @@ function session(transA: boolean, transB: boolean, batched = false): OrtSession 
     s = created;
   }
   return s;
+}
+
+/**
+ * Runs a session on float32 heap tensors: inputs and preallocated outputs are views of the wasm
+ * heap (take no view before the outputs are allocated: allocation may grow the heap). `shapes`
+ * overrides the shape a tensor is presented with (same size).
+ */
+export function ortRun(b: WasmBackend, s: OrtSession, feeds: Record<string, tf.TensorInfo | [tf.TensorInfo, number[]]>,
+    fetches: Record<string, tf.TensorInfo | [tf.TensorInfo, number[]]>): void {
+  const T = ort!.Tensor;
+  const wrap = (v: tf.TensorInfo | [tf.TensorInfo, number[]]) => {
+    const [t, shape] = Array.isArray(v) ? v : [v, v.shape];
+    return new T("float32", view(b, t), shape);
+  };
+  const f: Record<string, unknown> = {}, o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(feeds)) f[k] = wrap(v);
+  for (const [k, v] of Object.entries(fetches)) o[k] = wrap(v);
+  s.run(f, o, {});
 }
 
 /**
