@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initEngine, engineInfo } from "../src/engine/index.js";
 import { MaskdistillError } from "../src/errors.js";
 import { seededRng, normalArray } from "../src/engine/models/params.js";
-import { batchNormTrain, layerNorm } from "../src/engine/ops.js";
+import { batchNormTrain, layerNorm, gelu } from "../src/engine/ops.js";
 import { gemmTuning } from "../src/engine/wasm/gemm.js";
 import { convGemmTuning } from "../src/engine/wasm/convGemm.js";
 
@@ -339,6 +339,16 @@ export function defineEngineKernelTests(gemm: GemmChoice): void {
         const e = Math.max(relErr(ln.wasm[i], lnRef.cpu[i]), relErr(ln.cpu[i], lnRef.cpu[i]));
         worst.layerNorm = Math.max(worst.layerNorm ?? 0, e);
         assert.ok(e <= TOL, `layerNorm grad ${i} [${shape}]: ${e.toExponential(2)}`);
+      }
+      // GELU (exact erf form) and its gradient against autodiff of x·Φ(x) on cpu.
+      const geluRef = (a: tf.Tensor) => tf.mul(tf.mul(a, 0.5), tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1));
+      const gx = x.map((v) => 3 * v);
+      const mineGelu = await onBoth(() => [gelu(tf.tensor(gx, shape)), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(gelu(a), tf.tensor(r, shape))))(tf.tensor(gx, shape))]);
+      const refGelu = await onBoth(() => [geluRef(tf.tensor(gx, shape)), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(geluRef(a), tf.tensor(r, shape))))(tf.tensor(gx, shape))]);
+      for (let i = 0; i < 2; i++) {
+        const e = relErr(mineGelu.wasm[i], refGelu.cpu[i]);
+        worst.gelu = Math.max(worst.gelu ?? 0, e);
+        assert.ok(e <= TOL, `gelu ${i ? "grad" : "value"} [${shape}]: ${e.toExponential(2)}`);
       }
     }
   });

@@ -1,6 +1,13 @@
 // Training ops with closed-form gradients (fewer, larger kernels than autodiff would record).
 import * as tf from "@tensorflow/tfjs";
 import { BN_TRAIN, BN_TRAIN_GRAD } from "./wasm/batchnorm.js";
+import { LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD } from "./wasm/layerNormGelu.js";
+import { gemmProvider } from "./wasm/gemm.js";
+
+/** Whether the fused onnxruntime kernels of layerNormGelu.ts can run (wasm with the onnxruntime provider). */
+function ortFused(name: string): boolean {
+  return tf.getBackend() === "wasm" && gemmProvider().provider === "onnxruntime" && tf.getKernel(name, "wasm") !== undefined;
+}
 
 /** Axes [0 … rank−2]: every axis but the channel axis of a channels-last tensor. */
 export function leadingAxes(rank: number): number[] {
@@ -94,6 +101,21 @@ export function batchNormFrozen(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tenso
  *   dx = r·(g − mean(g) − x̂·mean(g·x̂)),  g = dy·γ,  r = 1/√(σ²+ε), means over the last axis.
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-6): tf.Tensor {
+  if (ortFused(LAYER_NORM)) {
+    const fused = tf.customGrad((xIn, g, b, save) => {
+      const [y, mean, inv] = tf.engine().runKernel(LAYER_NORM, { x: xIn as tf.Tensor, gamma: g as tf.Tensor, beta: b as tf.Tensor },
+        { eps } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      (save as (saved: tf.Tensor[]) => void)([xIn as tf.Tensor, g as tf.Tensor, mean, inv]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [xs, gs, ms, is] = saved;
+          return tf.engine().runKernel(LAYER_NORM_GRAD, { dy: dy as tf.Tensor, x: xs, gamma: gs, mean: ms, inv: is }) as tf.Tensor[];
+        },
+      };
+    });
+    return fused(x, gamma, beta);
+  }
   const d = x.shape[x.rank - 1];
   const rows = x.size / d;
   const op = tf.customGrad((xIn, g, b, save) => {
@@ -121,6 +143,14 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
 
 /** GELU, the exact (erf) form used by PyTorch's nn.GELU: x·Φ(x). */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (ortFused(GELU)) {
+    const fused = tf.customGrad((xIn, save) => {
+      const y = tf.engine().runKernel(GELU, { x: xIn as tf.Tensor }) as tf.Tensor;
+      (save as (saved: tf.Tensor[]) => void)([xIn as tf.Tensor]);
+      return { value: y, gradFunc: (dy, saved) => tf.engine().runKernel(GELU_GRAD, { dy: dy as tf.Tensor, x: saved[0] }) as tf.Tensor };
+    });
+    return fused(x);
+  }
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 

@@ -7,13 +7,14 @@ import { matMulKernels } from "./wasm/matmul.js";
 import { reduceKernels } from "./wasm/reduce.js";
 import { segmentKernels } from "./wasm/segment.js";
 import { batchNormKernels } from "./wasm/batchnorm.js";
+import { layerNormGeluKernels } from "./wasm/layerNormGelu.js";
 import { engineGradients } from "./gradients.js";
 
 type OurKernel = { name: string; kernelFunc: (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[] };
 
-/** The wasm kernels we register: overrides of slow stock kernels, the two missing ones, and fused batch norm. */
+/** The wasm kernels we register: overrides of slow stock kernels, the two missing ones, fused batch norm, layer norm and GELU. */
 export const ENGINE_WASM_KERNELS: readonly OurKernel[] = [
-  ...layoutKernels, ...convKernels, ...matMulKernels, ...reduceKernels, ...segmentKernels, ...batchNormKernels,
+  ...layoutKernels, ...convKernels, ...matMulKernels, ...reduceKernels, ...segmentKernels, ...batchNormKernels, ...layerNormGeluKernels,
 ];
 
 const stockGradients = new Map<string, tf.GradConfig | undefined>();
