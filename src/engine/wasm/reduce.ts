@@ -4,9 +4,22 @@
 // first run the slow C++ Transpose. A reduction over leading axes of x viewed as [M, C] is a column
 // sum, done here in one streaming pass with float64 accumulators. (A matrix-vector product
 // ones[1, M]·x[M, C] through XNNPACK looks cheaper but makes it repack — transpose — x as weights.)
-// Any other reduction goes to the stock kernel.
+// With the onnxruntime provider the column sum is an onnxruntime ReduceSum/ReduceMean over a view of
+// the heap (vectorised, on MLAS's threads). Any other reduction goes to the stock kernel.
 import * as tf from "@tensorflow/tfjs";
 import { WasmBackend, KernelArgs, alloc, runStock, heapF32, elementIndex, size } from "./backend.js";
+import { createGraph, DataType } from "../../modeling/onnx/graph.js";
+import { gemmProvider, ortSession, ortRun } from "./gemm.js";
+
+/** X [m, c] → Y [c]: the sum or mean over rows. */
+function columnModel(name: "Sum" | "Mean"): Uint8Array {
+  const g = createGraph(`column_${name}`);
+  g.input("X", DataType.FLOAT, ["m", "c"]);
+  if (name === "Sum") g.node("ReduceSum", ["X", g.constInt64([0])], { keepdims: 0 }, ["Y"]);
+  else g.node("ReduceMean", ["X"], { axes: [0], keepdims: 0 }, ["Y"]);
+  g.output("Y", DataType.FLOAT, ["c"]);
+  return g.encode();
+}
 
 function leadingCount(axes: number[], rank: number): number {
   const sorted = [...new Set(axes)].sort((a, b) => a - b);
@@ -24,6 +37,10 @@ function channelReduction(name: "Sum" | "Mean") {
     const m = size(x.shape.slice(0, k)), rest = x.shape.slice(k), c = size(rest);
     if (m === 0 || c === 0) return runStock(b, name, inputs, attrs);
     const out = alloc(b, attrs!.keepDims ? [...x.shape.slice(0, k).map(() => 1), ...rest] : rest);
+    if (gemmProvider().provider === "onnxruntime") {
+      ortRun(b, ortSession(`column_${name}`, () => columnModel(name)), { X: [x, [m, c]] }, { Y: [out, [c]] });
+      return out;
+    }
     const heap = heapF32(b);
     const acc = new Float64Array(c);
     let src = elementIndex(b, x);
