@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initEngine, engineInfo, sgdStep, estimateStepMemory, assertFitsInHeap, WASM_HEAP_USABLE_BYTES } from "../src/engine/index.js";
+import { initEngine, engineInfo, sgdStep, estimateStepMemory, assertFitsInHeap, withHeapGuard, WASM_HEAP_USABLE_BYTES } from "../src/engine/index.js";
 import type { StepMemoryModel } from "../src/engine/index.js";
 import { MaskdistillError } from "../src/errors.js";
 import { seededRng, normalArray, collectVariables } from "../src/engine/models/params.js";
@@ -145,4 +145,12 @@ test("memory estimates against measured wasm heaps (DeepLab-v3 R50 OS8, ResNet l
   const est = estimateStepMemory(stagesMemoryModel("layer1+2", stages, 64), 1, [64, 64]).bytes / 1e9;
   tf.dispose(collectVariables(stages));
   assert.ok(est >= 0.54 && est < 0.54 * 1.3, `ResNet layer1+2 @64: estimate ${est.toFixed(2)} GB vs measured 0.54 (never below)`);
+});
+
+test("a step that runs out of wasm heap ends in a MaskdistillError saying what to do; other errors pass through", async () => {
+  await assert.rejects(withHeapGuard("a training step", async () => { throw Object.assign(new Error("memory access out of bounds"), { name: "RuntimeError" }); }),
+    (e: Error) => e instanceof MaskdistillError && /ran out of the wasm heap/.test(e.message) && /smaller batch/.test(e.message) && /start the process again/.test(e.message));
+  await assert.rejects(withHeapGuard("a training step", async () => { throw new Error("Aborted(Cannot enlarge memory arrays)"); }), MaskdistillError);
+  await assert.rejects(withHeapGuard("a training step", async () => { throw new TypeError("x is not a function"); }), TypeError);
+  assert.equal(await withHeapGuard("a training step", async () => 3), 3);
 });

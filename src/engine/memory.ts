@@ -15,6 +15,12 @@
 // Model builders supply the shape walk (see models/*.ts, `…MemoryModel`). Calibrated on DeepLab-v3
 // R50 OS8 (heap high-water, 1 thread): 64² 0.86 GB, 128² 1.06, 192² 1.48, 256² 2.13; 256² at batch 2
 // 3.49 GB (2 threads: 3.48). The estimate gives 0.77, 1.01, 1.45, 2.10 and 3.44 GB.
+// With the onnxruntime provider (the default) the heap holds less (no packed filter copies, no im2col
+// buffers inside XNNPACK, fused batch norm): DeepLab-v3 at 256², batch 1, 2 and 4: 1.68, 2.15 and 3.85 GB;
+// batch 6 runs out. The estimate stays the XNNPACK one, on the
+// safe side. A step that runs out anyway ends in a MaskdistillError (withHeapGuard) instead of the
+// module's bare RuntimeError.
+import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError } from "../errors.js";
 
 /** The wasm32 ceiling (65535 pages of 64 KiB). */
@@ -121,5 +127,33 @@ export function assertFitsInHeap(model: StepMemoryModel, batch: number, inputSiz
     `${(est.bytes / GIB).toFixed(2)} GiB, more than the ${(est.limitBytes / GIB).toFixed(2)} GiB the wasm heap ` +
     `can give (wasm32: 4 GiB at most; running out aborts the process, or hangs it with threads). ` +
     `What fits: ${options.join("; ")}. For larger steps use the tensorflow backend ` +
-    `(@tensorflow/tfjs-node or -gpu, see docs/training.md).`);
+    `(@tensorflow/tfjs-node or -gpu, see the README's "Training on CPU and GPU").`);
+}
+
+/** Whether an error is the wasm module running out of its heap (an out-of-bounds access or an abort). */
+export function isWasmHeapExhaustion(e: unknown): boolean {
+  const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return /memory access out of bounds|Cannot enlarge memory|Aborted\(|out of memory|Array buffer allocation failed/i.test(msg);
+}
+
+/**
+ * Runs one training step; if the wasm heap runs out during it, throws a MaskdistillError that says
+ * so and what to do instead of the module's bare RuntimeError. (The wasm module cannot be used after
+ * that: the process must start again.)
+ */
+export async function withHeapGuard<T>(what: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (!isWasmHeapExhaustion(e)) throw e;
+    throw new MaskdistillError(
+      `${what} ran out of the wasm heap (4 GiB at most; ${(heapInUse() / GIB).toFixed(2)} GiB reserved): ` +
+      `use a smaller batch or input size (estimate one with assertFitsInHeap), or the tensorflow backend. ` +
+      `The wasm backend is unusable after this error: start the process again. (${String(e).slice(0, 120)})`);
+  }
+}
+
+function heapInUse(): number {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8?.buffer.byteLength ?? 0;
 }

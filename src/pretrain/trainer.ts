@@ -16,6 +16,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { withHeapGuard } from "../engine/memory.js";
 import { seededRng } from "../engine/models/params.js";
 import { loadRgb, type RgbImage } from "../data/image.js";
 import { resizeImage, shortSideSize } from "../data/resize.js";
@@ -244,9 +245,9 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
   const params = networkParams(state.student, "student");
   const frozen = epoch < c.freezeLastLayer;
   const trained = params.filter((p) => !(frozen && p.key.endsWith("last_layer.weight_v")));
-  const { value, grads } = tf.variableGrads(
+  const { value, grads } = await withHeapGuard(`pretrain iteration ${it}`, async () => tf.variableGrads(
     () => dinoLoss(q, forward(state.student, crops, "all", patch), batch, c.studentTemp),
-    trained.map((p) => p.variable));
+    trained.map((p) => p.variable)));
   const loss = (await value.data())[0];
   if (!Number.isFinite(loss)) throw new MaskdistillError(`pretrain: loss is ${loss} at iteration ${it}; stopping (lower --lr?)`);
 
