@@ -22,7 +22,7 @@ import {
 } from "./backend.js";
 import { transposeHeap, transposeInto, sliceHeap } from "./layout.js";
 import { gemm, gemmProvider } from "./gemm.js";
-import { readingOutputs, usefulShare, convPerTap, convForwardGemm, convFilterGradGemm, convInputGradGemm } from "./convGemm.js";
+import { tapsOf, rectRows, usefulShare, convPerTap, convForwardGemm, convFilterGradGemm, convInputGradGemm } from "./convGemm.js";
 
 /** Largest im2col chunk, in floats (64 MB). */
 const COLS_BUDGET = 16 * 1024 * 1024;
@@ -78,7 +78,7 @@ function im2colRows(b: WasmBackend, x: tf.TensorInfo, info: tf.backend_util.Conv
 /** dW for x [N,H,W,Ci] and dy [N,oh,ow,Co]. */
 export function convFilterGrad(b: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top, pl = info.padInfo.left;
   checkShape(dy.shape, [n, oh, ow, co], "dy");
   const m = n * oh * ow;
@@ -114,51 +114,21 @@ export function convFilterGrad(b: WasmBackend, x: tf.TensorInfo, dy: tf.TensorIn
   }
   // One GEMM per tap over the output positions where the tap reads data (a rectangle): no products
   // with padding, which matters for dilated convs on small maps (ASPP).
-  for (let t = 0; t < taps; t++) {
-    const i = Math.floor(t / kw), j = t % kw;
-    const shiftY = i * dh - pt, shiftX = j * dw - pl;              // iy = oy·sh + shiftY, ix = ox·sw + shiftX
-    const [oy0, oy1] = readingOutputs(h, oh, sh, shiftY), [ox0, ox1] = readingOutputs(w, ow, sw, shiftX);
-    const rh = oy1 - oy0, rw = ox1 - ox0;
-    if (rh <= 0 || rw <= 0) {
-      const os = elementIndex(b, out) + t * ci * co;
+  for (const tap of tapsOf(info)) {
+    if (tap.count === 0) {
+      const os = elementIndex(b, out) + tap.t * ci * co;
       heapF32(b).fill(0, os, os + ci * co);
       continue;
     }
-    const mt = n * rh * rw;
-    const win = alloc(b, [mt, ci]);                                  // window_t(x) over the rectangle
+    const win = rectRows(b, x, tap, sh, sw, tap.shiftY, tap.shiftX);   // window_t(x) [Mt, Ci]
     let dyTt = dyT;
-    if (mt !== m) {
-      const dyCrop = alloc(b, [mt, co]);
-      const hv = heapF32(b), ys = elementIndex(b, dy), cs = elementIndex(b, dyCrop);
-      for (let in_ = 0, r = 0; in_ < n; in_++) {
-        for (let oy = oy0; oy < oy1; oy++, r++) {
-          const src = ys + ((in_ * oh + oy) * ow + ox0) * co;
-          hv.copyWithin(cs + r * rw * co, src, src + rw * co);
-        }
-      }
-      dyTt = transposeHeap(b, dyCrop, [1, 0]);                      // [Co, Mt]
+    if (tap.count !== m) {
+      const dyCrop = rectRows(b, dy, tap, 1, 1, 0, 0);                  // [Mt, Co]
+      dyTt = transposeHeap(b, dyCrop, [1, 0]);                        // [Co, Mt]
       release(b, dyCrop);
     }
-    const hv = heapF32(b);
-    const xs = elementIndex(b, x);
-    let dst = elementIndex(b, win);
-    for (let in_ = 0; in_ < n; in_++) {
-      for (let oy = oy0; oy < oy1; oy++) {
-        const srcRow = xs + ((in_ * h + oy * sh + shiftY) * w) * ci;
-        if (sw === 1) {
-          const src = srcRow + (ox0 + shiftX) * ci;
-          hv.copyWithin(dst, src, src + rw * ci);
-          dst += rw * ci;
-        } else {
-          for (let ox = ox0; ox < ox1; ox++, dst += ci) {
-            const src = srcRow + (ox * sw + shiftX) * ci;
-            hv.copyWithin(dst, src, src + ci);
-          }
-        }
-      }
-    }
-    const gT = gemm(b, dyTt, win);                               // [Co, Ci]
-    transposeInto(heapView(b, "float32"), elementIndex(b, gT), elementIndex(b, out) + t * ci * co, [co, ci], [1, 0]);
+    const gT = gemm(b, dyTt, win);                                     // [Co, Ci]
+    transposeInto(heapView(b, "float32"), elementIndex(b, gT), elementIndex(b, out) + tap.t * ci * co, [co, ci], [1, 0]);
     release(b, gT, win);
     if (dyTt !== dyT) release(b, dyTt);
   }
@@ -401,23 +371,20 @@ function conv2dKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const b = backend as WasmBackend;
   const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
   const a = attrs as unknown as ConvAttrs;
-  if (a.dataFormat !== "NCHW" && x.dtype === "float32" && gemmProvider().provider === "onnxruntime") {
-    return convForwardGemm(b, x, filter, convGeometry(x.shape, filter.shape, a));
+  if (a.dataFormat === "NCHW") return runStock(b, "Conv2D", inputs, attrs);
+  const info = convGeometry(x.shape, filter.shape, a);
+  if (x.dtype === "float32" && gemmProvider().provider === "onnxruntime") return convForwardGemm(b, x, filter, info);
+  const p = info.padInfo;
+  if (info.strideHeight === 1 && info.strideWidth === 1 && Math.min(p.top, p.bottom, p.left, p.right) >= 0) {
+    const y = convStride1(b, x, filter, info.dilationHeight, info.dilationWidth, p.top, p.bottom, p.left, p.right);
+    checkShape(y.shape, [info.batchSize, info.outHeight, info.outWidth, info.outChannels], "y");
+    return y;
   }
-  if (a.dataFormat !== "NCHW") {
-    const info = convGeometry(x.shape, filter.shape, a);
-    const p = info.padInfo;
-    if (info.strideHeight === 1 && info.strideWidth === 1 && Math.min(p.top, p.bottom, p.left, p.right) >= 0) {
-      const y = convStride1(b, x, filter, info.dilationHeight, info.dilationWidth, p.top, p.bottom, p.left, p.right);
-      checkShape(y.shape, [info.batchSize, info.outHeight, info.outWidth, info.outChannels], "y");
-      return y;
-    }
-  }
-  const crop = a.dataFormat === "NCHW" ? undefined : cropTaps(convGeometry(x.shape, filter.shape, a));
+  const crop = cropTaps(info);
   if (!crop) return runStock(b, "Conv2D", inputs, attrs);
   const f = cropFilter(b, filter, crop);
-  const p = crop.info.padInfo;
-  const y = runStock(b, "Conv2D", { x, filter: f }, { ...attrs, pad: [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]] } as unknown as tf.NamedAttrMap);
+  const cp = crop.info.padInfo;
+  const y = runStock(b, "Conv2D", { x, filter: f }, { ...attrs, pad: [[0, 0], [cp.top, cp.bottom], [cp.left, cp.right], [0, 0]] } as unknown as tf.NamedAttrMap);
   release(b, f);
   return y;
 }

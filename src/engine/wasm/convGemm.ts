@@ -28,9 +28,9 @@ export function readingOutputs(size: number, outSize: number, stride: number, sh
 }
 
 /** Tap (i, j) of a conv: the input offset it reads at and the output rectangle where that is data. */
-interface Tap { t: number; shiftY: number; shiftX: number; oy0: number; oy1: number; ox0: number; ox1: number; count: number }
+export interface Tap { t: number; shiftY: number; shiftX: number; oy0: number; oy1: number; ox0: number; ox1: number; count: number }
 
-function tapsOf(info: Info): Tap[] {
+export function tapsOf(info: Info): Tap[] {
   const { batchSize: n, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const taps: Tap[] = [];
@@ -53,7 +53,7 @@ const isPlainPointwise = (info: Info) =>
  * output order: a view when they are whole rows in one block, else a copy. `stride` and `shift`
  * map output to input positions (for dy itself: stride 1, shift 0).
  */
-function rectRows(b: WasmBackend, src: tf.TensorInfo, tap: Tap, sh: number, sw: number, shiftY: number, shiftX: number): tf.TensorInfo {
+export function rectRows(b: WasmBackend, src: tf.TensorInfo, tap: Tap, sh: number, sw: number, shiftY: number, shiftX: number): tf.TensorInfo {
   const [n, h, w, c] = src.shape;
   const rh = tap.oy1 - tap.oy0, rw = tap.ox1 - tap.ox0;
   if (sw === 1 && rw === w && (sh === 1 || rh === 1) && (n === 1 || rh === h)) {

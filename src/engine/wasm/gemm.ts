@@ -3,9 +3,10 @@
 //  - "onnxruntime": onnxruntime-node's MLAS SGEMM (native code: AVX2/AVX-512 on x86-64, NEON on arm64,
 //    its own thread pool), called synchronously through the package's native binding with
 //    Float32Array views of the wasm heap as inputs *and* as the preallocated output: no copies.
-//    Measured here (2 cores, [1024,2048]·[2048,512]): 7 ms against 33 ms for XNNPACK-wasm with 2
-//    threads. onnxruntime-node refuses views of a SharedArrayBuffer, so this needs the
-//    single-threaded wasm build (whose heap is a plain ArrayBuffer); MLAS brings the threads.
+//    Measured here (2 cores, [1024,2048]·[2048,512], tools/engine-probe.ts gemm): 271 against 67
+//    GFLOP/s for XNNPACK-wasm with 2 threads. onnxruntime-node refuses views of a SharedArrayBuffer,
+//    so this needs the single-threaded wasm build (whose heap is a plain ArrayBuffer); MLAS brings
+//    the threads.
 //  - "xnnpack": the stock wasm BatchMatMul (XNNPACK) on flag-free operands; transposed operands are
 //    transposed on the heap first.
 //
@@ -96,7 +97,7 @@ export function ortSession(key: string, model: () => Uint8Array): OrtSession {
       intraOpNumThreads: ortThreads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all",
       logSeverityLevel: 3,
       // No spinning between runs: the JS thread does the elementwise work in between, and a
-      // spinning MLAS worker takes the core it needs (measured: 20–35 % slower steps with spinning).
+      // spinning MLAS worker takes the core it needs (steps measured 20–35 % slower with spinning).
       extra: { session: { intra_op: { allow_spinning: "0" } } },
     });
     sessions.set(key, created);
@@ -173,20 +174,16 @@ export function gemm(b: WasmBackend, a: tf.TensorInfo, bm: tf.TensorInfo,
   const [ar, ac] = a.shape, [br, bc] = bm.shape;
   const m = transA ? ac : ar, k = transA ? ar : ac, k2 = transB ? bc : br, n = transB ? br : bc;
   if (k !== k2) throw new Error(`gemm: inner sizes ${k} and ${k2} differ ([${a.shape}]${transA ? "ᵀ" : ""} · [${bm.shape}]${transB ? "ᵀ" : ""})`);
-  const out = opts.out ?? alloc(b, [m, n]);
-  if (size(out.shape) !== m * n) throw new Error(`gemm: output has ${size(out.shape)} elements, expected ${m * n}`);
-  if (m === 0 || n === 0) return out;
-  if (k === 0) {
-    view(b, out).fill(0);
-    return out;
-  }
-  if (provider === "onnxruntime") {
+  if (opts.out && size(opts.out.shape) !== m * n) throw new Error(`gemm: output has ${size(opts.out.shape)} elements, expected ${m * n}`);
+  if (provider === "onnxruntime" || m === 0 || n === 0 || k === 0) {
+    const out = opts.out ?? alloc(b, [m, n]);
+    if (m === 0 || n === 0) return out;
+    if (k === 0) {
+      view(b, out).fill(0);
+      return out;
+    }
     if (transA || transB) return ortFlagFree(b, a, bm, transA, transB, m, k, n, out);
-    const T = ort!.Tensor;
-    // Views are taken after every allocation above (the heap may have grown).
-    session(false, false).run(
-      { A: new T("float32", view(b, a), a.shape), B: new T("float32", view(b, bm), bm.shape) },
-      { Y: new T("float32", view(b, out), [m, n]) }, {});
+    ortRun(b, session(false, false), { A: a, B: bm }, { Y: [out, [m, n]] });
     return out;
   }
   const temps: tf.TensorInfo[] = [];
@@ -197,14 +194,12 @@ export function gemm(b: WasmBackend, a: tf.TensorInfo, bm: tf.TensorInfo,
   const c = runStock(b, "BatchMatMul", { a: a3, b: b3 }, { transposeA: false, transposeB: false });
   release(b, a3, b3, ...temps);
   if (!opts.out) {
-    release(b, out);
     c.shape = [m, n];
     return c;
   }
-  const src = view(b, c);
-  view(b, out).set(src);
+  view(b, opts.out).set(view(b, c));
   release(b, c);
-  return out;
+  return opts.out;
 }
 
 /**
@@ -230,10 +225,7 @@ function ortFlagFree(b: WasmBackend, a: tf.TensorInfo, bm: tf.TensorInfo, transA
   const strategy = gemmTuning.flagStrategy !== "auto" ? gemmTuning.flagStrategy
     : Math.min(direct, viaCt) / TRANSPOSE_FLOATS_PER_MS >= saved ? "flags" : direct <= viaCt ? "transpose" : "transposeResult";
   if (strategy === "flags") {
-    const T = ort!.Tensor;
-    session(transA, transB).run(
-      { A: new T("float32", view(b, a), a.shape), B: new T("float32", view(b, bm), bm.shape) },
-      { Y: new T("float32", view(b, out), [m, n]) }, {});
+    ortRun(b, session(transA, transB), { A: a, B: bm }, { Y: [out, [m, n]] });
     return out;
   }
   if (strategy === "transpose") {
@@ -263,9 +255,6 @@ function ortFlagFree(b: WasmBackend, a: tf.TensorInfo, bm: tf.TensorInfo, transA
  */
 export function gemmBatched(b: WasmBackend, a: tf.TensorInfo, bm: tf.TensorInfo, out: tf.TensorInfo): tf.TensorInfo {
   if (provider !== "onnxruntime") throw new Error("gemmBatched needs the onnxruntime GEMM provider");
-  const T = ort!.Tensor;
-  session(false, false, true).run(
-    { A: new T("float32", view(b, a), a.shape), B: new T("float32", view(b, bm), bm.shape) },
-    { Y: new T("float32", view(b, out), out.shape) }, {});
+  ortRun(b, session(false, false, true), { A: a, B: bm }, { Y: out });
   return out;
 }
