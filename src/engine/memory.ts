@@ -16,8 +16,8 @@
 // R50 OS8 (heap high-water, 1 thread): 64² 0.86 GB, 128² 1.06, 192² 1.48, 256² 2.13; 256² at batch 2
 // 3.49 GB (2 threads: 3.48). The estimate gives 0.77, 1.01, 1.45, 2.10 and 3.44 GB.
 // With the onnxruntime provider (the default) the heap holds less (no packed filter copies, no im2col
-// buffers inside XNNPACK, fused batch norm): DeepLab-v3 at 256², batch 1, 2 and 4: 1.68, 2.15 and 3.85 GB;
-// batch 6 runs out. The estimate stays the XNNPACK one, on the
+// buffers inside XNNPACK, fused batch norm): DeepLab-v3 at 256², batch 1, 2 and 4: 1.27, 2.15 and 3.85 GB;
+// batch 6 runs out (tools/engine-probe.ts heap N). The estimate stays the XNNPACK one, on the
 // safe side. A step that runs out anyway ends in a MaskdistillError (withHeapGuard) instead of the
 // module's bare RuntimeError.
 import * as tf from "@tensorflow/tfjs";
