@@ -5,7 +5,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { cacheHome } from "../paths.js";
 import { MaskdistillError, inputError } from "../errors.js";
-import { progress } from "../cli/progress.js";
+import { progress } from "../runner/progress.js";
 import { readStateDict } from "./checkpoint/index.js";
 
 export type WeightsArch =
