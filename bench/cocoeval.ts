@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { sharedDir, projectPath } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { readCocoDataset, readCocoResults, type CocoResult } from "../src/data/coco.js";
 import { accumulate, defaultParams, evaluateImages, loadResults, summarize, type IouType } from "../src/evaluation/cocoeval.js";
 
@@ -25,9 +25,9 @@ function replicate(results: CocoResult[], copies: number): CocoResult[] {
 }
 
 export async function benchCocoeval(): Promise<object> {
-  const gtFile = sharedDir("data", "coco-mini", "instances.json");
+  const gtFile = projectPath("data", "coco-mini", "instances.json");
   const gt = readCocoDataset(gtFile);
-  const base = readCocoResults(sharedDir("fixtures", "pycocotools", "preds_noisy.json"), gt);
+  const base = readCocoResults(projectPath("test", "fixtures", "pycocotools", "preds_noisy.json"), gt);
   const results = replicate(base, COPIES);
   const report: Record<string, unknown> = {
     images: gt.images.length, gtObjects: gt.annotations.length, detections: results.length, repeats: REPEATS,

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { loadRgb } from "../src/data/image.js";
 import { preprocess } from "../src/data/preprocess.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
@@ -32,7 +32,7 @@ export async function benchDistill(): Promise<object> {
     writeSafetensors(ckpt, syntheticVitStateDict({ patch: 16, dim: 384, depth: 12, mlpHidden: 1536, posGrid: 14 }, 16));
     const tLoad = performance.now();
     const backbone = await loadBackbone(ckpt, { arch: "vit_small" });
-    const images = folderImages(sharedDir("data", "voc-mini", "JPEGImages"));
+    const images = folderImages(projectPath("data", "voc-mini", "JPEGImages"));
 
     const times: Record<Stage, number[]> = { decode: [], preprocess: [], backbone: [], mask: [], backProject: [], encodeRle: [], polygon: [] };
     let grid = "", exactColumns = 0, firstImageMs = 0;

@@ -3,7 +3,7 @@
 // and the mask back-projection (mode L, PIL bicubic from the resized size to the original size).
 // Medians over several runs after a warm-up.
 import * as fs from "node:fs";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { decodeRgb } from "../src/data/image.js";
 import { resizeImage, resizeU8 } from "../src/data/resize.js";
 import { preprocess } from "../src/data/preprocess.js";
@@ -37,7 +37,7 @@ function blobMask(w: number, h: number): Uint8Array {
 }
 
 export async function benchResize(): Promise<object> {
-  const file = sharedDir("data", "voc-mini", "JPEGImages", "2007_000039.jpg");
+  const file = projectPath("data", "voc-mini", "JPEGImages", "2007_000039.jpg");
   const jpeg = fs.readFileSync(file);
   const img = await decodeRgb(jpeg, file);
   const mask853 = blobMask(853, 640), mask864 = blobMask(864, 640);

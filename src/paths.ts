@@ -24,12 +24,6 @@ export function projectRoot(): string {
   }
 }
 
-/** The read-only shared material (data, fixtures) beside the checkout: `../shared`, or MASKDISTILL_SHARED. */
-export function sharedDir(...parts: string[]): string {
-  const base = process.env.MASKDISTILL_SHARED ?? path.resolve(projectRoot(), "..", "shared");
-  return path.join(base, ...parts);
-}
-
 /** A path inside the project. */
 export function projectPath(...parts: string[]): string {
   return path.join(projectRoot(), ...parts);

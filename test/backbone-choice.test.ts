@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { MaskdistillError } from "../src/errors.js";
 import { bundledBackbones, defaultBackbone, fixtureBackbonePath } from "../src/distill/backboneChoice.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
@@ -14,8 +14,8 @@ const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "maskdistill-backbone-choice-"
 process.env.MASKDISTILL_QUIET = "1";
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
-const FIX16 = sharedDir("fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
-const FIX8 = sharedDir("fixtures", "reference-vit", "vit_small8_depth2_seed1.pth");
+const FIX16 = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+const FIX8 = projectPath("test", "fixtures", "reference-vit", "vit_small8_depth2_seed1.pth");
 let caseNo = 0;
 
 /** A fresh weights cache (MASKDISTILL_HOME) and backbones folder; `dino` lists cache files to create. */

@@ -12,7 +12,7 @@ import {
 import { unpickle, type UnpickleHooks } from "../src/modeling/checkpoint/pickle.js";
 import { readTorchLegacy } from "../src/modeling/checkpoint/torch.js";
 import { MaskdistillError } from "../src/errors.js";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 
 const FIX = projectPath("test", "fixtures", "checkpoint");
 const fx = (name: string) => path.join(FIX, name);
@@ -78,7 +78,7 @@ async function assertRejects(file: string, pattern: RegExp): Promise<Maskdistill
 
 test("reference ViT fixtures load with the DINO backbone layout, exact shapes and values", async (t) => {
   for (const [name, patch] of [["vit_small16_depth2_seed0.pth", 16], ["vit_small8_depth2_seed1.pth", 8]] as const) {
-    const file = sharedDir("fixtures", "reference-vit", name);
+    const file = projectPath("test", "fixtures", "reference-vit", name);
     const t0 = performance.now();
     const { stateDict, layout, kind } = await readStateDict(file, "vit");
     const ms = performance.now() - t0;

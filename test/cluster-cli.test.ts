@@ -8,11 +8,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import command from "../src/cli/commands/cluster.js";
 import { runCommand, lastJson } from "./helpers.js";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { COCO_TO_VOC } from "../src/data/cocoToVoc.js";
 import { cocoGtBox, targetOf, type GtBox } from "../src/cluster/naming.js";
 
-const WEIGHTS = sharedDir("fixtures", "reference-vit", "vit_small8_depth2_seed1.pth");
+const WEIGHTS = projectPath("test", "fixtures", "reference-vit", "vit_small8_depth2_seed1.pth");
 const DEMO = projectPath("data", "demo");
 const GT_FILE = path.join(DEMO, "instances.json");
 const gt = JSON.parse(fs.readFileSync(GT_FILE, "utf8"));

@@ -6,14 +6,14 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { loadBackbone, type VitBackbone } from "../src/modeling/backbone.js";
 import { boxProblem, embedCrops, type CropItem } from "../src/cluster/embed.js";
 import { openFeatureCache, rowKey } from "../src/cluster/featureCache.js";
 
-const REF = sharedDir("fixtures", "reference-vit");
+const REF = projectPath("test", "fixtures", "reference-vit");
 const manifest = JSON.parse(fs.readFileSync(path.join(REF, "manifest.json"), "utf8"));
-const IMAGES = sharedDir("data", "coco-mini", "images");
+const IMAGES = projectPath("data", "coco-mini", "images");
 const cases: { image: string; bbox: number[]; crop_hw: [number, number]; cls: number[] }[] = manifest.cls;
 
 let vit: VitBackbone;

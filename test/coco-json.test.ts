@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { MaskdistillError } from "../src/errors.js";
 import { readCocoDataset, readCocoResults, writeCocoJson, type CocoDataset } from "../src/data/coco.js";
 
@@ -39,7 +39,7 @@ function rejects(fn: () => unknown, f: string, ...patterns: RegExp[]) {
 }
 
 test("reads coco-mini: 313 images, 2753 annotations (32 crowd RLEs), 80 categories", () => {
-  const ds = readCocoDataset(sharedDir("data", "coco-mini", "instances.json"));
+  const ds = readCocoDataset(projectPath("data", "coco-mini", "instances.json"));
   assert.equal(ds.images.length, 313);
   assert.equal(ds.annotations.length, 2753);
   assert.equal(ds.categories.length, 80);
@@ -48,8 +48,8 @@ test("reads coco-mini: 313 images, 2753 annotations (32 crowd RLEs), 80 categori
 });
 
 test("reads the pycocotools prediction fixtures against their GT", () => {
-  const gt = readCocoDataset(sharedDir("data", "coco-mini", "instances.json"));
-  const res = readCocoResults(sharedDir("fixtures", "pycocotools", "preds_noisy.json"), gt);
+  const gt = readCocoDataset(projectPath("data", "coco-mini", "instances.json"));
+  const res = readCocoResults(projectPath("test", "fixtures", "pycocotools", "preds_noisy.json"), gt);
   assert.equal(res.length, 2256);
   assert.equal(typeof res[0].score, "number");
 });

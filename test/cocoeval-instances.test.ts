@@ -6,20 +6,20 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { MaskdistillError } from "../src/errors.js";
 import { readCocoDataset, readCocoResults, type CocoDataset, type CocoResult } from "../src/data/coco.js";
 import { evaluateInstances, iouBoxFloat32, selectMostConfident } from "../src/evaluation/instances.js";
 import evalInstancesCommand from "../src/cli/commands/evalInstances.js";
 
-const gtFile = sharedDir("data", "coco-mini", "instances.json");
-const predFile = (name: string) => sharedDir("fixtures", "pycocotools", `preds_${name}.json`);
+const gtFile = projectPath("data", "coco-mini", "instances.json");
+const predFile = (name: string) => projectPath("test", "fixtures", "pycocotools", `preds_${name}.json`);
 const gt = readCocoDataset(gtFile);
 const selectionFx: {
   selection: Record<string, { image_id: number; pred_index: number; gt_id: number | null }[]>;
   iou_box: { b1: number[]; b2: number[][]; iou: number[] }[];
 } = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "cocoeval", "single_selection.json"), "utf8"));
-const evalFx = (name: string) => JSON.parse(fs.readFileSync(sharedDir("fixtures", "pycocotools", `eval_${name}.json`), "utf8"));
+const evalFx = (name: string) => JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "pycocotools", `eval_${name}.json`), "utf8"));
 
 test("float32 box IoU equals the reference torch iou_box bit for bit", () => {
   for (const [i, e] of selectionFx.iou_box.entries()) {

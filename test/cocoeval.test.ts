@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { readCocoDataset, readCocoResults, type CocoDataset, type CocoResult } from "../src/data/coco.js";
 import {
   defaultParams, evaluateResults, formatSummary, linspace, loadResults, pyFixed, type IouType,
@@ -11,14 +11,14 @@ import {
 import { rleArea, rleFromCoco, rleToBbox } from "../src/mask/rle.js";
 
 const TOL = 1e-9;
-const gt = readCocoDataset(sharedDir("data", "coco-mini", "instances.json"));
+const gt = readCocoDataset(projectPath("data", "coco-mini", "instances.json"));
 
 interface EvalFixture { stats: number[]; ap50_per_category: number[] }
 
 for (const name of ["good", "noisy", "agnostic"]) {
   test(`pycocotools parity: preds_${name} (segm/bbox x useCats 1/0)`, () => {
-    const results = readCocoResults(sharedDir("fixtures", "pycocotools", `preds_${name}.json`), gt);
-    const fx: Record<string, EvalFixture> = JSON.parse(fs.readFileSync(sharedDir("fixtures", "pycocotools", `eval_${name}.json`), "utf8"));
+    const results = readCocoResults(projectPath("test", "fixtures", "pycocotools", `preds_${name}.json`), gt);
+    const fx: Record<string, EvalFixture> = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "pycocotools", `eval_${name}.json`), "utf8"));
     for (const iouType of ["segm", "bbox"] as IouType[]) {
       for (const useCats of [true, false]) {
         const key = `${iouType}_usecats${useCats ? 1 : 0}`;
@@ -57,7 +57,7 @@ test("parameters: iouThrs and recThrs as numpy.linspace, maxDets and area ranges
 });
 
 test("loadRes semantics: the first result decides how area and box are derived", () => {
-  const results = readCocoResults(sharedDir("fixtures", "pycocotools", "preds_good.json"), gt).slice(0, 20);
+  const results = readCocoResults(projectPath("test", "fixtures", "pycocotools", "preds_good.json"), gt).slice(0, 20);
   // With boxes: area = w*h of the box, ids 1..n.
   const withBox = loadResults(gt, results);
   withBox.forEach((d, i) => {

@@ -12,10 +12,10 @@ import { writeLabelPng } from "../src/data/png.js";
 import { convertVoc, instancesFromLabelMaps, vocInstanceCategories } from "../src/data/vocInstances.js";
 import { evaluateInstances } from "../src/evaluation/instances.js";
 import { maskFromRle, rleArea, rleFromCoco, type CocoRle } from "../src/mask/rle.js";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { lastJson, runCommand } from "./helpers.js";
 
-const VOC_MINI = sharedDir("data", "voc-mini");
+const VOC_MINI = projectPath("data", "voc-mini");
 const FIXTURE = JSON.parse(fs.readFileSync(path.join("test", "fixtures", "convert-voc", "voc-mini.json"), "utf8"));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "convert-voc-"));
 process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));

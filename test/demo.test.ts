@@ -9,15 +9,15 @@ import demo from "../src/cli/commands/demo.js";
 import { runCommand, lastJson } from "./helpers.js";
 import { readCocoDataset } from "../src/data/coco.js";
 import { scoreDiscovery } from "../src/evaluation/discovery.js";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 
 test("demo: stage i + scoring + stage ii on 24 images, resumable", async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "md-demo-"));
   process.env.MASKDISTILL_QUIET = "1";
   // the test checkpoints, so the test does not depend on which weights this machine has
   const args = ["--limit", "24", "--resize", "256", "--out", out, "--json",
-    "--weights", sharedDir("fixtures", "reference-vit", "vit_small16_depth2_seed0.pth"),
-    "--cluster-weights", sharedDir("fixtures", "reference-vit", "vit_small8_depth2_seed1.pth")];
+    "--weights", projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth"),
+    "--cluster-weights", projectPath("test", "fixtures", "reference-vit", "vit_small8_depth2_seed1.pth")];
   const first = await runCommand(demo, args);
   assert.equal(first.code, 0);
   const summary = lastJson(first.stdout);

@@ -9,10 +9,10 @@ import { preprocess } from "../src/data/preprocess.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 import { maskFromAttention } from "../src/distill/maskFromAttention.js";
 import { backProject } from "../src/distill/backProject.js";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { rowRuns } from "./helpers.js";
 
-const REF = sharedDir("fixtures", "reference-vit");
+const REF = projectPath("test", "fixtures", "reference-vit");
 const manifest = JSON.parse(fs.readFileSync(`${REF}/manifest.json`, "utf8"));
 const runsOf = (v: unknown): number[][] => (typeof v === "string" ? JSON.parse(v) : v) as number[][];
 
@@ -23,7 +23,7 @@ test("all 20 reference cases: same seed, kept count, k, patch mask and full-size
   const mismatches: string[] = [];
   for (const [key, ref] of cases) {
     const [file, side] = key.split("@");
-    const img = await loadRgb(sharedDir("data", "coco-mini", "images", file));
+    const img = await loadRgb(projectPath("data", "coco-mini", "images", file));
     const pre = preprocess(img, { resize: Number(side), multiple: 16 });
     assert.deepEqual([pre.validHeight, pre.validWidth], ref.resized_hw, `${key}: resized size`);
     const qk = await backbone.lastSelfAttention(pre);

@@ -8,10 +8,10 @@ import { maskFromAttention } from "../src/distill/maskFromAttention.js";
 import { backProject } from "../src/distill/backProject.js";
 import { componentContaining, label4 } from "../src/distill/components.js";
 import { cascadeSum, innerSum, rowSum } from "../src/distill/torchFloat32.js";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { rowRuns, readF32 } from "./helpers.js";
 
-const REF = sharedDir("fixtures", "reference-vit");
+const REF = projectPath("test", "fixtures", "reference-vit");
 const manifest = JSON.parse(fs.readFileSync(`${REF}/manifest.json`, "utf8"));
 const intermediates = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "distill", "intermediates.json"), "utf8"));
 

@@ -11,11 +11,11 @@ import { folderImages, vocImages, cocoImages } from "../src/distill/imageList.js
 import { loadBackbone } from "../src/modeling/backbone.js";
 import { maskFromRle, rleFromString } from "../src/mask/rle.js";
 import { polygonsFromMask } from "../src/mask/polygon.js";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 
-const CKPT = sharedDir("fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
-const COCO = sharedDir("data", "coco-mini");
-const manifest = JSON.parse(fs.readFileSync(sharedDir("fixtures", "reference-vit", "manifest.json"), "utf8"));
+const CKPT = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+const COCO = projectPath("data", "coco-mini");
+const manifest = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "reference-vit", "manifest.json"), "utf8"));
 const PICK = ["000000000009.jpg", "000000000025.jpg", "000000000030.jpg", "000000000034.jpg"];
 
 let tmp = "";
@@ -143,11 +143,13 @@ test("CLI: gen-masks and merge-preds", () => {
   assert.match(bad.stderr, /--pred-json is required/);
   const badSegm = cli("gen-masks", "--images", imageDir, "--pred-json", out, "--segm", "mask");
   assert.match(badSegm.stderr, /--segm expects rle or polygon, got 'mask'/);
-  // COCO: instances file order by id, COCO ids kept; a shard of every 100th image
+  // COCO layout (the demo data: 313 images + instances.json): file order by id, COCO ids kept; a shard of every 100th image
+  const DEMO = projectPath("data", "demo");
   const coco = path.join(tmp, "coco-shard.json");
-  const c = cli("gen-masks", "--dataset", "coco", "--dataset-root", COCO, "--weights", CKPT, "--resize", "256", "--shard", "0/100", "--pred-json", coco, "--json");
+  const c = cli("gen-masks", "--dataset", "coco", "--dataset-root", DEMO, "--weights", CKPT, "--resize", "256", "--shard", "0/100", "--pred-json", coco, "--json");
   assert.equal(c.status, 0, c.stderr);
-  const ids = cocoImages(path.join(COCO, "instances.json"), path.join(COCO, "images")).map((i) => i.id);
+  const ids = cocoImages(path.join(DEMO, "instances.json"), path.join(DEMO, "images")).map((i) => i.id);
+  assert.equal(ids.length, 313);
   const got = JSON.parse(read(coco));
   assert.deepEqual(got.images.map((i: any) => i.id), [ids[0], ids[100], ids[200], ids[300]]);
   assert.deepEqual(got.annotations.map((a: any) => a.image_id), got.images.map((i: any) => i.id));

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import {
   bboxIou, maskFromRle, rleArea, rleFromBbox, rleFromCoco, rleFromMask, rleFromPolygon, rleFromPolygons,
   rleFromString, rleIou, rleMerge, rleToBbox, rleToCoco, rleToString, type Rle,
@@ -19,7 +19,7 @@ interface MaskApiFixture {
   }[];
   merge: { h: number; w: number; rles: string[]; union: string; intersection: string }[];
 }
-const fx: MaskApiFixture = JSON.parse(fs.readFileSync(sharedDir("fixtures", "pycocotools", "mask_api.json"), "utf8"));
+const fx: MaskApiFixture = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "pycocotools", "mask_api.json"), "utf8"));
 
 function maskFromRuns(h: number, w: number, runs: [number, number][]): Uint8Array {
   const m = new Uint8Array(h * w);

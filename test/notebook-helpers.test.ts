@@ -36,3 +36,27 @@ test("imageGrid lays cells out with gaps; heatmap spans the value range", () => 
   assert.deepEqual([...h.data.subarray(0, 3)], [0, 0, 0]);
   assert.equal(h.data[3 * 3], 255);
 });
+
+test("charts carry a non-blank PNG next to the vega-lite spec; the notebook chart check finds missing and blank ones", async () => {
+  const { chartBundle } = await import("../src/notebook/plot.js");
+  const { checkNotebookCharts, pngForegroundShare } = await import("../src/notebook/check.js");
+  const { encodePng } = await import("../src/data/image.js");
+  const { data, metadata } = await chartBundle({ data: { values: [{ a: 1, b: 2 }, { a: 2, b: 5 }, { a: 3, b: 1 }] }, mark: "line", encoding: { x: { field: "a", type: "quantitative" }, y: { field: "b", type: "quantitative" } } });
+  assert.deepEqual(Object.keys(data).sort(), ["application/vnd.vegalite.v5+json", "image/png", "text/plain"]);
+  const share = pngForegroundShare(data["image/png"] as string);
+  assert.ok(share > 0.02 && share < 0.5, `foreground share ${share}`);
+  assert.ok((metadata["image/png"] as { width: number }).width > 100);
+  const white = Buffer.from(await encodePng({ width: 20, height: 10, data: new Uint8Array(600).fill(255) })).toString("base64");
+  const chart = (extra: Record<string, unknown>) => ({ output_type: "display_data", data: { "application/vnd.vegalite.v5+json": {}, ...extra } });
+  const nb = { cells: [
+    { cell_type: "code", outputs: [{ output_type: "display_data", data }] },
+    { cell_type: "code", outputs: [chart({ "image/svg+xml": "<svg/>" })] },
+    { cell_type: "code", outputs: [chart({ "image/png": white })] },
+    { cell_type: "code", outputs: [{ output_type: "display_data", data: { "image/png": white } }] },   // a picture, not a chart
+  ] };
+  const { charts, problems } = checkNotebookCharts(nb);
+  assert.equal(charts, 3);
+  assert.equal(problems.length, 2);
+  assert.match(problems[0], /cell 1: chart output has no image\/png/);
+  assert.match(problems[1], /cell 2: image\/png is blank \(0\.00 %/);
+});

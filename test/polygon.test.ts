@@ -5,11 +5,11 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { polygonsFromMask, findContoursPadded, approximatePolygon, atan2CR, sinCR, cosCR } from "../src/mask/polygon.js";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 
 interface PolygonCase { name: string; h: number; w: number; runs?: number[][]; manifest_key?: string; contours: number; polygons: number[][] }
 const fixture = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "polygon", "polygons.json"), "utf8")) as { cases: PolygonCase[] };
-const manifest = JSON.parse(fs.readFileSync(sharedDir("fixtures", "reference-vit", "manifest.json"), "utf8"));
+const manifest = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "reference-vit", "manifest.json"), "utf8"));
 
 function maskFromRuns(h: number, w: number, runs: number[][]): Uint8Array {
   const m = new Uint8Array(h * w);

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { loadRgb } from "../src/data/image.js";
 import { cropNormalized, padSize, preprocess, roundHalfEven, IMAGENET_MEAN, IMAGENET_STD } from "../src/data/preprocess.js";
 import { readF32 } from "./helpers.js";
@@ -21,13 +21,13 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 }
 
 test("preprocess matches reference-vit `input` (000000000009.jpg, short side 256, pad 16) within 1e-5", async () => {
-  const manifest = JSON.parse(fs.readFileSync(sharedDir("fixtures", "reference-vit", "manifest.json"), "utf8"));
+  const manifest = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "reference-vit", "manifest.json"), "utf8"));
   const ref = manifest.input;
-  const img = await loadRgb(sharedDir("data", "coco-mini", "images", ref.image));
+  const img = await loadRgb(projectPath("data", "coco-mini", "images", ref.image));
   const p = preprocess(img, { resize: ref.resize, multiple: 16 });
   assert.deepEqual([3, p.height, p.width], ref.shape);
   assert.deepEqual([p.validWidth, p.validHeight, p.originalWidth, p.originalHeight], [341, 256, 640, 480]);
-  const expected = readF32(sharedDir("fixtures", "reference-vit", ref.file));
+  const expected = readF32(projectPath("test", "fixtures", "reference-vit", ref.file));
   const d = maxAbsDiff(p.data, expected);
   assert.ok(d <= 1e-5, `max |Δ| ${d}`);
   // padding columns 341..351 are exactly zero in every channel
@@ -55,7 +55,7 @@ test("preprocess without resize keeps the size; multiple 1 adds no padding; valu
 test("cropNormalized matches torchvision crops t[:, round(y):round(y+h), round(x):round(x+w)] padded", async () => {
   assert.ok(index.crops.length >= 4);
   for (const c of index.crops) {
-    const img = await loadRgb(sharedDir("data", c.image));
+    const img = await loadRgb(projectPath("data", c.image));
     const p = cropNormalized(img, c.box, c.multiple);
     assert.deepEqual([3, p.height, p.width], c.shape, c.file);
     assert.deepEqual([p.validHeight, p.validWidth], c.valid, c.file);

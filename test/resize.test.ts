@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as crypto from "node:crypto";
 import { decode } from "fast-png";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { resizeImage, resizeU8, shortSideSize, type Filter } from "../src/data/resize.js";
 import { loadRgb } from "../src/data/image.js";
 
@@ -62,7 +62,7 @@ test("resize: every PIL case (crops, L and RGB, up/down/1-pixel/one-axis) is bit
 test("resize: full COCO/VOC images at the pipeline's short sides (256, 640) and back, bit-identical", async () => {
   const images = new Map<string, Awaited<ReturnType<typeof loadRgb>>>();
   for (const c of index.full) {
-    if (!images.has(c.image)) images.set(c.image, await loadRgb(sharedDir("data", c.image)));
+    if (!images.has(c.image)) images.set(c.image, await loadRgb(projectPath("data", c.image)));
     const img = images.get(c.image)!;
     const [w, h] = shortSideSize(img.width, img.height, c.shortSide);
     let out;

@@ -8,7 +8,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { projectPath, sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { loadResNet50 } from "../src/modeling/backbone.js";
 import { RESNET_STAGES } from "../src/modeling/resnet.js";
 import { MaskdistillError } from "../src/errors.js";
@@ -61,7 +61,7 @@ test("dilated OS8 keeps layer3/layer4 at 1/8 of the input, plain halves them", a
 });
 
 test("a ViT checkpoint is refused by loadResNet50 with the file named", async () => {
-  const vit = sharedDir("fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+  const vit = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
   await assert.rejects(loadResNet50(vit, { dilated: false }), (e: unknown) => e instanceof MaskdistillError && e.message.includes(vit) && /ResNet/.test(e.message));
 });
 

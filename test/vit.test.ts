@@ -8,17 +8,17 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 import type { VitBackbone } from "../src/modeling/backbone.js";
 import { loadRgb } from "../src/data/image.js";
 import { cropNormalized, preprocess } from "../src/data/preprocess.js";
 import { relError, readF32 } from "./helpers.js";
 
-const ref = sharedDir("fixtures", "reference-vit");
+const ref = projectPath("test", "fixtures", "reference-vit");
 const manifest = JSON.parse(fs.readFileSync(path.join(ref, "manifest.json"), "utf8"));
 const f32 = (file: string): Float32Array => readF32(path.join(ref, file));
-const cocoImage = (name: string): string => sharedDir("data", "coco-mini", "images", name);
+const cocoImage = (name: string): string => projectPath("data", "coco-mini", "images", name);
 
 
 let home: string;

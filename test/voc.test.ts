@@ -5,12 +5,12 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { readVocSegmentationClass, readVocSegmentationObject, readVocAnnotation, readSplit, vocRoot, VOC_CLASSES } from "../src/data/voc.js";
 import { encode } from "fast-png";
 import { readLabelPng, vocColormap, writeLabelPng } from "../src/data/png.js";
 
-const voc = sharedDir("data", "voc-mini");
+const voc = projectPath("data", "voc-mini");
 const counts = (d: Uint8Array) => {
   const m: Record<number, number> = {};
   for (const v of d) m[v] = (m[v] ?? 0) + 1;

@@ -1,11 +1,12 @@
-// Builds data/demo/ from ../shared/data/coco-mini (real COCO images and their original annotations):
+// Builds data/demo/ from the full coco-mini material (313 real COCO images and their original
+// annotations; the repo's data/coco-mini keeps only the 53 images the tests read, see its PROVENANCE.md):
 // images downscaled to a longest side of 500 px (VOC-like), the instances JSON rescaled to match,
 // VOC-class semantic PNGs derived from the COCO annotations, and seeded train/val split lists.
-// Usage: node --import tsx tools/make-demo-data.ts   (deterministic; rerun gives the same files)
+// Usage: node --import tsx tools/make-demo-data.ts COCO_MINI_DIR   (deterministic; rerun gives the same files)
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { sharedDir, projectPath } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import { readCocoDataset, writeCocoJson, type CocoAnnotation, type CocoDataset } from "../src/data/coco.js";
 import { rleFromCoco, maskFromRle, rleFromMask, rleToCoco, rleArea } from "../src/mask/rle.js";
 import { resizeU8 } from "../src/data/resize.js";
@@ -18,7 +19,11 @@ const LONG_SIDE = 500;
 const VAL_FRACTION = 0.2;
 const SEED = 20261124;
 
-const src = sharedDir("data", "coco-mini");
+const src = process.argv[2] ?? "";
+if (!src || !fs.existsSync(path.join(src, "instances.json"))) {
+  console.error("usage: node --import tsx tools/make-demo-data.ts COCO_MINI_DIR   (a folder with instances.json and images/ of all 313 images)");
+  process.exit(2);
+}
 const out = projectPath("data", "demo");
 
 async function main() {

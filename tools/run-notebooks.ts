@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { projectRoot } from "../src/paths.js";
+import { checkNotebookChartsFile } from "../src/notebook/check.js";
 
 const root = projectRoot();
 const only = process.argv.slice(2);
@@ -27,4 +28,16 @@ const res = spawnSync(python, [path.join(root, "tools", "run_notebook.py"), outD
   stdio: "inherit",
   env: { ...process.env, JUPYTER_PATH: path.join(root, "kernel"), MASKDISTILL_ROOT: root, MASKDISTILL_QUIET: "1", PYTHONUNBUFFERED: "1" },
 });
-process.exit(res.status ?? 1);
+if (res.status !== 0) process.exit(res.status ?? 1);
+
+// Every chart of every executed notebook carries a non-blank PNG (GitHub, nbconvert HTML and the classic
+// Notebook show that; they render neither the vega-lite spec nor inline SVG).
+let passed = 0, failed = 0;
+for (const nb of notebooks) {
+  const { charts, problems } = checkNotebookChartsFile(path.join(outDir, path.basename(nb)));
+  for (const p of problems) console.error(`${nb}: ${p}`);
+  if (problems.length) failed++; else passed++;
+  console.log(`${nb}: ${charts} chart(s), ${charts - problems.length} with a non-blank PNG`);
+}
+console.log(`chart check: ${passed} of ${notebooks.length} notebooks have a non-blank PNG for every chart`);
+process.exit(failed ? 1 : 0);

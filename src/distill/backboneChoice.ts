@@ -4,7 +4,7 @@
 //   1. the real DINO weights, when downloaded into the weights cache (dino_vits16 for stage-i masks,
 //      dino_vits8 for stage-ii embeddings, as the reference);
 //   2. the bundled demo backbone: a `data/backbones/<name>.json` sidecar next to its checkpoint;
-//   3. the reference-vit test checkpoint of ../shared/fixtures: randomly initialised, depth 2 — it
+//   3. the reference-vit test checkpoint in test/fixtures/reference-vit: randomly initialised, depth 2 — it
 //      shows the pipeline runs, its masks are near chance.
 //
 // Sidecar format (`data/backbones/<name>.json`, all fields optional):
@@ -15,7 +15,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { inputError, MaskdistillError } from "../errors.js";
-import { projectPath, sharedDir } from "../paths.js";
+import { projectPath } from "../paths.js";
 import { resolveWeights } from "../modeling/weights.js";
 
 /** What the backbone is for: stage-i masks (the reference uses ViT-S/16) or stage-ii embeddings (ViT-S/8). */
@@ -64,7 +64,7 @@ const CHECKPOINT_EXTS = [".pth", ".safetensors", ".pt"];
 
 /** The random reference-vit test checkpoint for `use`. */
 export function fixtureBackbonePath(use: BackboneUse): string {
-  return sharedDir("fixtures", "reference-vit", FIXTURE_FILE[use]);
+  return projectPath("test", "fixtures", "reference-vit", FIXTURE_FILE[use]);
 }
 
 const randomNote = (file: string) =>
@@ -73,7 +73,7 @@ const randomNote = (file: string) =>
   `Run 'npx maskdistill weights get dino_vits16' (and dino_vits8) for the real method.`;
 
 function isFixture(file: string): boolean {
-  const dir = path.resolve(sharedDir("fixtures", "reference-vit"));
+  const dir = path.resolve(projectPath("test", "fixtures", "reference-vit"));
   return path.dirname(path.resolve(file)) === dir && /_seed\d+\.pth$/.test(file);
 }
 
