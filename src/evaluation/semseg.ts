@@ -146,10 +146,19 @@ export function evaluateSemsegDirs(
     accumulate(conf, p.data, g.data, ignore, pred);
     opts.onImage?.(stem);
   }
+  return { ...scoreMatched(conf, used, { match: mode, pinBackground: opts.pinBackground, ignore }), images: pairs.length };
+}
+
+/**
+ * Matches and scores a 256-row confusion of 8-bit predicted ids (what `evaluateSemsegDirs` does after
+ * reading the PNGs); `used[v]` = 1 for every predicted value that occurred.
+ */
+export function scoreMatched(conf: Confusion, used: Uint8Array, opts: { match?: MatchMode; pinBackground?: boolean; ignore?: number } = {}): SemsegScore {
+  const ignore = opts.ignore ?? 255;
   // a predicted `ignore` value is never right; ids that never occur are not matched
   const forMatching = { ...conf, counts: Float64Array.from(conf.counts) };
-  if (ignore < 256) forMatching.counts.fill(0, ignore * C, (ignore + 1) * C);
-  const mapping = matchPredictions(forMatching, mode, opts.pinBackground ?? false);
-  if (ignore < 256) mapping[ignore] = -1;
-  return { ...scoreConfusion(conf, mapping), mapping: [...mapping].slice(0, 1 + used.lastIndexOf(1)), images: pairs.length };
+  if (ignore < conf.numPred) forMatching.counts.fill(0, ignore * conf.numClasses, (ignore + 1) * conf.numClasses);
+  const mapping = matchPredictions(forMatching, opts.match ?? "none", opts.pinBackground ?? false);
+  if (ignore < conf.numPred) mapping[ignore] = -1;
+  return { ...scoreConfusion(conf, mapping), mapping: [...mapping].slice(0, 1 + used.lastIndexOf(1)) };
 }
