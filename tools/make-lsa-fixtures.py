@@ -3,7 +3,8 @@
 assignments, so that the test checks the choice among ties, not only the optimum.
 
   apt-get install -y --no-install-recommends python3-scipy
-  /usr/bin/python3 tools/make-lsa-fixtures.py      # writes test/fixtures/lsa/lsa_ties.json
+  /usr/bin/python3 tools/make-lsa-fixtures.py
+      # writes test/fixtures/lsa/lsa_ties.json and test/fixtures/lsa/cluster_naming.json
 
 Each case: {"name", "n", "m", "maximize", "cost" (row-major, n*m numbers), "row_ind", "col_ind"},
 where row_ind/col_ind are exactly what scipy.optimize.linear_sum_assignment(cost, maximize) returned.
@@ -18,6 +19,7 @@ built from random labels with empty clusters, as the reference sees them.
 """
 import json
 import os
+from collections import Counter
 
 import numpy as np
 import scipy
@@ -133,3 +135,75 @@ with open(OUT, "w") as f:
     json.dump({"scipy": scipy.__version__, "numpy": np.__version__, "cases": cases}, f, separators=(",", ":"))
     f.write("\n")
 print(f"{len(cases)} cases -> {OUT} ({os.path.getsize(OUT)} bytes)")
+
+
+# cluster_naming.json: the naming steps of the reference's utils/cluster.py on per-mask labels
+# (cluster id from K-means, target = class index), written out step by step here:
+#  - targets renumbered 0..U-1 over the classes that occur (np.unique order);
+#  - clusters == classes: counts[c1, c2] over num_k x num_k (num_k = number of clusters), then
+#    linear_sum_assignment(num_samples - counts); cluster out_c takes the class of renumbered id gt_c
+#    (a KeyError in the reference when gt_c >= U and the cluster has samples: "fails");
+#  - more clusters than classes: for each cluster that occurs, Counter(its targets).most_common()[0].
+# "names": for each cluster, its class, or null where the reference gives none (empty cluster,
+# or a cluster whose renumbered id has no class). "plain": what linear_sum_assignment(N - counts)
+# on the counts over all classes (no renumbering) would have given, to show the fixture tells
+# the two apart.
+def reference_names(clusters, targets, k, c):
+    uniq = np.unique(targets)
+    to_id = {int(v): i for i, v in enumerate(uniq)}
+    ids = np.array([to_id[int(x)] for x in targets])
+    names = [None] * k
+    fails = False
+    if k == c:
+        counts = np.zeros((k, k))
+        for c1 in range(k):
+            for c2 in range(k):
+                counts[c1, c2] = int(((clusters == c1) * (ids == c2)).sum())
+        rows, cols = linear_sum_assignment(len(targets) - counts)
+        for out_c, gt_c in zip(rows, cols):
+            if (clusters == out_c).any():
+                if gt_c < len(uniq):
+                    names[int(out_c)] = int(uniq[gt_c])
+                else:
+                    fails = True
+        full = np.zeros((k, c))
+        np.add.at(full, (clusters, targets), 1)
+        pr, pc = linear_sum_assignment(len(targets) - full)
+        plain = [None] * k
+        for out_c, gt_c in zip(pr, pc):
+            if (clusters == out_c).any():
+                plain[int(out_c)] = int(gt_c)
+    else:
+        for c1 in np.unique(clusters):
+            c2, _ = Counter(ids[clusters == c1]).most_common()[0]
+            names[int(c1)] = int(uniq[c2])
+        plain = [None] * k  # lowest class index among the most frequent
+        for c1 in np.unique(clusters):
+            row = np.bincount(targets[clusters == c1], minlength=c)
+            plain[int(c1)] = int(np.argmax(row))
+    return names, fails, plain
+
+
+naming = []
+for t in range(150):
+    c = [20, 20, 20, 80, 5, 8][t % 6]
+    over = 1 if t < 100 else int(rng.integers(2, 4))
+    k = c * over
+    samples = int(rng.integers(max(2, k // 2), 4 * c + 1))
+    present = rng.choice(c, size=int(rng.integers(1, c + 1)), replace=False)  # classes that occur
+    targets = rng.choice(present, size=samples)
+    # empty clusters; mostly no more non-empty clusters than occurring classes (else the reference fails)
+    most = k if over > 1 or t % 10 == 0 else len(present)
+    used = rng.choice(k, size=int(rng.integers(1, most + 1)), replace=False)
+    clusters = np.where(rng.random(samples) < 0.4, used[targets % len(used)], rng.choice(used, size=samples))
+    names, fails, plain = reference_names(clusters, targets, k, c)
+    naming.append({"name": f"naming-{t}", "clusters": clusters.tolist(), "targets": targets.tolist(),
+                   "n_clusters": k, "n_classes": c, "names": names, "fails": fails, "plain_differs": plain != names})
+
+OUT2 = os.path.join(os.path.dirname(OUT), "cluster_naming.json")
+with open(OUT2, "w") as f:
+    json.dump({"scipy": scipy.__version__, "numpy": np.__version__, "cases": naming}, f, separators=(",", ":"))
+    f.write("\n")
+print(f"{len(naming)} naming cases ({sum(x['fails'] for x in naming)} where the reference fails, "
+      f"{sum(x['plain_differs'] and not x['fails'] for x in naming)} others where matching without renumbering differs) -> {OUT2} "
+      f"({os.path.getsize(OUT2)} bytes)")

@@ -3,7 +3,9 @@
 // (first one on ties, and the first GT box when none overlaps, as the reference's argmax). Clusters
 // are then mapped to classes: one-to-one by Hungarian matching of the cluster × class counts when
 // there are as many clusters as classes (or fewer), many-to-one by majority when over-clustering.
-import { majorityAssignment, maximumAssignment } from "../evaluation/hungarian.js";
+// Where several mappings are equally good, the choice is the reference's (utils/cluster.py), see
+// `matchClusters`.
+import { maximumAssignment } from "../evaluation/hungarian.js";
 import { bboxIou } from "../mask/rle.js";
 import { roundHalfEven } from "../data/preprocess.js";
 import { accuracy, adjustedRandIndex, normalizedMutualInfo } from "./metrics.js";
@@ -68,17 +70,52 @@ export function clusterClassCounts(clusters: ArrayLike<number>, targets: ArrayLi
  * Maps clusters to classes from the co-occurrence counts: Hungarian (maximum total agreement,
  * one-to-one) when nClusters ≤ nClasses, majority (each cluster → its most frequent class) when
  * over-clustering. Clusters without any sample get −1 under majority.
+ *
+ * Ties are broken as the reference does, so that the pseudo-class names are the reference's:
+ * - Hungarian: the reference first renumbers the classes that occur among the targets 0..U−1 in
+ *   increasing order (`np.unique`), so the count matrix it matches has the occurring classes' columns
+ *   first and zero columns after them, and it takes SciPy's `linear_sum_assignment(N − counts)`
+ *   (`maximumAssignment` is exactly that). The same matrix is matched here; a cluster that lands on
+ *   one of the trailing zero columns gets the classes that do not occur, in increasing order (the
+ *   reference has no name for such a cluster: an empty cluster is never written, a non-empty one
+ *   makes it fail).
+ * - Majority: the reference takes `Counter(targets of the cluster).most_common()[0]`, so among equal
+ *   counts the class met first in sample order wins.
  */
 export function matchClusters(clusters: ArrayLike<number>, targets: ArrayLike<number>, nClusters: number, nClasses: number): ClusterMatch {
   const confusion = clusterClassCounts(clusters, targets, nClusters, nClasses);
   if (nClusters <= nClasses) {
-    return { method: "hungarian", clusterToClass: maximumAssignment(confusion, nClusters, nClasses), confusion };
+    const occurs = new Uint8Array(nClasses);
+    for (let c = 0; c < nClusters; c++) for (let j = 0; j < nClasses; j++) if (confusion[c * nClasses + j] > 0) occurs[j] = 1;
+    // column t of the renumbered matrix is class order[t]: occurring classes, then the others
+    const order: number[] = [];
+    for (let j = 0; j < nClasses; j++) if (occurs[j]) order.push(j);
+    for (let j = 0; j < nClasses; j++) if (!occurs[j]) order.push(j);
+    const renumbered = new Float64Array(nClusters * nClasses);
+    for (let c = 0; c < nClusters; c++) for (let t = 0; t < nClasses; t++) renumbered[c * nClasses + t] = confusion[c * nClasses + order[t]];
+    const byColumn = maximumAssignment(renumbered, nClusters, nClasses);
+    const clusterToClass = Int32Array.from(byColumn, (t) => (t < 0 ? -1 : order[t]));
+    return { method: "hungarian", clusterToClass, confusion };
   }
-  const clusterToClass = majorityAssignment(confusion, nClusters, nClasses);
+  // majority, ties to the class whose first sample in the cluster comes first
+  const first = new Int32Array(nClusters * nClasses).fill(-1);
+  for (let i = 0; i < clusters.length; i++) {
+    const t = targets[i];
+    if (t < 0) continue;
+    const at = clusters[i] * nClasses + t;
+    if (first[at] < 0) first[at] = i;
+  }
+  const clusterToClass = new Int32Array(nClusters).fill(-1);
   for (let c = 0; c < nClusters; c++) {
-    let any = false;
-    for (let j = 0; j < nClasses && !any; j++) any = confusion[c * nClasses + j] > 0;
-    if (!any) clusterToClass[c] = -1;
+    let best = -1;
+    for (let j = 0; j < nClasses; j++) {
+      const n = confusion[c * nClasses + j];
+      if (n === 0) continue;
+      if (best < 0) { best = j; continue; }
+      const nb = confusion[c * nClasses + best];
+      if (n > nb || (n === nb && first[c * nClasses + j] < first[c * nClasses + best])) best = j;
+    }
+    clusterToClass[c] = best;
   }
   return { method: "majority", clusterToClass, confusion };
 }
