@@ -179,6 +179,8 @@ export interface GenSegmentationOptions extends LabelOptions {
   resume?: boolean;
   quiet?: boolean;
   signal?: AbortSignal;
+  /** Called after each image computed in this run (index in this shard's list). */
+  onImage?: (index: number, imageId: number) => void;
   /** Warnings (unsorted results, ...); default: none are printed. */
   onWarning?: (message: string) => void;
 }
@@ -285,6 +287,7 @@ export async function genSegmentation(opts: GenSegmentationOptions): Promise<Gen
       };
     },
     summarize: (e) => e,
+    onItem: (index, item) => opts.onImage?.(index, item.id),
   });
 
   const entries = run.records.map((r) => r.info);
