@@ -1,0 +1,178 @@
+// RoIAlign (He et al. 2017) forward and gradient, as torchvision.ops.roi_align computes them, on
+// channels-last (NHWC) float32 maps — the layout of the tfjs engine. detectron2's ROIAlignV2 is the
+// same kernel with aligned = true and adaptive sampling (samplingRatio 0); torchvision's Mask R-CNN
+// uses aligned = false, samplingRatio 2.
+//
+// Per box, per output bin, the bin is sampled on a gridH × gridW lattice of points (adaptive:
+// ceil(box size / bins)); each point is a bilinear interpolation of the four surrounding cells, and the
+// bin's value is the mean over the points. Points more than one cell outside the map count as 0 (and
+// still count in the mean); points in the outer half cell clamp to the border. The sample geometry is
+// computed in float32 step by step, as torchvision's kernel does, so the integer cells chosen and the
+// border decisions are the same as PyTorch's; the channel sums run in float32.
+import { MaskdistillError } from "../errors.js";
+
+export interface RoiAlignParams {
+  /** Output bins [height, width] (7×7 for box heads, 14×14 for mask heads). */
+  outputSize: readonly [number, number];
+  /** Map cells per image pixel (1/stride of the feature level). */
+  spatialScale: number;
+  /** Sample points per bin side; 0 = adaptive, ceil(box side / bins). */
+  samplingRatio: number;
+  /** Shift boxes by −0.5 cell so that box corners fall on pixel corners (detectron2); false = torchvision v1. */
+  aligned: boolean;
+}
+
+/** A channels-last map batch [N, H, W, C]. */
+export type MapShape = readonly [number, number, number, number];
+
+const f = Math.fround;
+
+/** One axis of a box's sampling lattice: per (bin, sample) the two cells and their weights; valid = inside. */
+interface AxisSamples {
+  low: Int32Array;
+  high: Int32Array;
+  wLow: Float32Array;
+  wHigh: Float32Array;
+  valid: Uint8Array;
+  grid: number;
+}
+
+/**
+ * The sample positions of one box along one axis, as torchvision: start/size in float32, the point
+ * start + bin·binSize + (i + .5)·binSize/grid, dropped beyond [−1, size], clamped at 0 and at size − 1.
+ */
+function axisSamples(start: number, end: number, bins: number, size: number, p: RoiAlignParams): AxisSamples {
+  let extent = f(end - start);
+  if (!p.aligned) extent = Math.max(extent, 1);
+  const binSize = f(extent / bins);
+  const grid = p.samplingRatio > 0 ? p.samplingRatio : Math.ceil(f(extent / bins));
+  const n = bins * grid;
+  const s: AxisSamples = {
+    low: new Int32Array(n), high: new Int32Array(n), wLow: new Float32Array(n), wHigh: new Float32Array(n), valid: new Uint8Array(n), grid,
+  };
+  for (let b = 0; b < bins; b++) {
+    for (let i = 0; i < grid; i++) {
+      const k = b * grid + i;
+      let v = f(f(start + f(b * binSize)) + f(f(f(i + 0.5) * binSize) / grid));
+      if (v < -1 || v > size) continue;
+      if (v <= 0) v = 0;
+      let low = Math.trunc(v), high: number;
+      if (low >= size - 1) {
+        high = low = size - 1;
+        v = low;
+      } else high = low + 1;
+      const l = f(v - low);
+      s.low[k] = low;
+      s.high[k] = high;
+      s.wHigh[k] = l;
+      s.wLow[k] = f(1 - l);
+      s.valid[k] = 1;
+    }
+  }
+  return s;
+}
+
+/** Box k's lattice in map coordinates. Boxes are [x1, y1, x2, y2] in image pixels. */
+function boxSamples(boxes: ArrayLike<number>, k: number, H: number, W: number, p: RoiAlignParams): { ys: AxisSamples; xs: AxisSamples; count: number } {
+  const offset = p.aligned ? 0.5 : 0;
+  const scale = f(p.spatialScale);
+  const x1 = f(f(f(boxes[4 * k]) * scale) - offset), y1 = f(f(f(boxes[4 * k + 1]) * scale) - offset);
+  const x2 = f(f(f(boxes[4 * k + 2]) * scale) - offset), y2 = f(f(f(boxes[4 * k + 3]) * scale) - offset);
+  const ys = axisSamples(y1, y2, p.outputSize[0], H, p);
+  const xs = axisSamples(x1, x2, p.outputSize[1], W, p);
+  return { ys, xs, count: Math.max(ys.grid * xs.grid, 1) };
+}
+
+function checkArgs(shape: MapShape, boxes: ArrayLike<number>, boxIndex: ArrayLike<number>, p: RoiAlignParams): number {
+  const [N] = shape;
+  const K = boxIndex.length;
+  if (boxes.length !== 4 * K) throw new MaskdistillError(`roiAlign: ${boxes.length / 4} boxes but ${K} box indices`);
+  for (let k = 0; k < K; k++) {
+    const b = boxIndex[k];
+    if (!(Number.isInteger(b) && b >= 0 && b < N)) throw new MaskdistillError(`roiAlign: box ${k} refers to image ${b}; the batch has ${N}`);
+  }
+  const [ph, pw] = p.outputSize;
+  if (!(ph > 0 && pw > 0 && Number.isInteger(ph) && Number.isInteger(pw))) throw new MaskdistillError(`roiAlign: output size must be positive integers, got ${ph}×${pw}`);
+  if (!(p.samplingRatio >= 0 && Number.isInteger(p.samplingRatio))) throw new MaskdistillError(`roiAlign: sampling ratio must be an integer ≥ 0, got ${p.samplingRatio}`);
+  return K;
+}
+
+/**
+ * RoIAlign forward: `input` [N, H, W, C], `boxes` [K, 4] (x1, y1, x2, y2, image pixels), `boxIndex` [K]
+ * (which image of the batch) → [K, ph, pw, C].
+ */
+export function roiAlignForward(input: Float32Array, shape: MapShape, boxes: ArrayLike<number>, boxIndex: ArrayLike<number>, p: RoiAlignParams): Float32Array {
+  const [, H, W, C] = shape;
+  const K = checkArgs(shape, boxes, boxIndex, p);
+  const [ph, pw] = p.outputSize;
+  const out = new Float32Array(K * ph * pw * C);
+  const acc = new Float32Array(C);
+  for (let k = 0; k < K; k++) {
+    const { ys, xs, count } = boxSamples(boxes, k, H, W, p);
+    const base = boxIndex[k] * H * W;
+    for (let by = 0; by < ph; by++) {
+      for (let bx = 0; bx < pw; bx++) {
+        acc.fill(0);
+        for (let iy = 0; iy < ys.grid; iy++) {
+          const sy = by * ys.grid + iy;
+          if (!ys.valid[sy]) continue;
+          const rowLow = (base + ys.low[sy] * W) * C, rowHigh = (base + ys.high[sy] * W) * C;
+          const hy = ys.wLow[sy], ly = ys.wHigh[sy];
+          for (let ix = 0; ix < xs.grid; ix++) {
+            const sx = bx * xs.grid + ix;
+            if (!xs.valid[sx]) continue;
+            const hx = xs.wLow[sx], lx = xs.wHigh[sx];
+            const w1 = f(hy * hx), w2 = f(hy * lx), w3 = f(ly * hx), w4 = f(ly * lx);
+            const o1 = rowLow + xs.low[sx] * C, o2 = rowLow + xs.high[sx] * C, o3 = rowHigh + xs.low[sx] * C, o4 = rowHigh + xs.high[sx] * C;
+            for (let c = 0; c < C; c++) acc[c] += w1 * input[o1 + c] + w2 * input[o2 + c] + w3 * input[o3 + c] + w4 * input[o4 + c];
+          }
+        }
+        const o = ((k * ph + by) * pw + bx) * C;
+        for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Gradient of roiAlignForward with respect to `input`: `dy` [K, ph, pw, C] → [N, H, W, C]. (The boxes
+ * get no gradient, as in torchvision and detectron2: proposals are treated as constants.)
+ */
+export function roiAlignBackward(dy: Float32Array, shape: MapShape, boxes: ArrayLike<number>, boxIndex: ArrayLike<number>, p: RoiAlignParams): Float32Array {
+  const [N, H, W, C] = shape;
+  const K = checkArgs(shape, boxes, boxIndex, p);
+  const [ph, pw] = p.outputSize;
+  if (dy.length !== K * ph * pw * C) throw new MaskdistillError(`roiAlign gradient: dy has ${dy.length} values, expected ${K}×${ph}×${pw}×${C}`);
+  const dx = new Float32Array(N * H * W * C);
+  for (let k = 0; k < K; k++) {
+    const { ys, xs, count } = boxSamples(boxes, k, H, W, p);
+    const base = boxIndex[k] * H * W;
+    for (let by = 0; by < ph; by++) {
+      for (let bx = 0; bx < pw; bx++) {
+        const g = ((k * ph + by) * pw + bx) * C;
+        for (let iy = 0; iy < ys.grid; iy++) {
+          const sy = by * ys.grid + iy;
+          if (!ys.valid[sy]) continue;
+          const rowLow = (base + ys.low[sy] * W) * C, rowHigh = (base + ys.high[sy] * W) * C;
+          const hy = ys.wLow[sy], ly = ys.wHigh[sy];
+          for (let ix = 0; ix < xs.grid; ix++) {
+            const sx = bx * xs.grid + ix;
+            if (!xs.valid[sx]) continue;
+            const hx = xs.wLow[sx], lx = xs.wHigh[sx];
+            const w1 = f(hy * hx), w2 = f(hy * lx), w3 = f(ly * hx), w4 = f(ly * lx);
+            const o1 = rowLow + xs.low[sx] * C, o2 = rowLow + xs.high[sx] * C, o3 = rowHigh + xs.low[sx] * C, o4 = rowHigh + xs.high[sx] * C;
+            for (let c = 0; c < C; c++) {
+              const d = dy[g + c];
+              dx[o1 + c] += f(d * w1) / count;
+              dx[o2 + c] += f(d * w2) / count;
+              dx[o3 + c] += f(d * w3) / count;
+              dx[o4 + c] += f(d * w4) / count;
+            }
+          }
+        }
+      }
+    }
+  }
+  return dx;
+}
