@@ -1,5 +1,6 @@
 // `maskdistill demo` end to end on a few demo images: masks, clusters and a summary whose numbers are
-// the library's (recomputed here), and a rerun that resumes to the same files.
+// the library's (recomputed here), a rerun that resumes to the same files, and the overview picture and
+// the self-contained HTML report.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -10,6 +11,7 @@ import { runCommand, lastJson } from "./helpers.js";
 import { readCocoDataset } from "../src/data/coco.js";
 import { scoreDiscovery } from "../src/evaluation/discovery.js";
 import { projectPath } from "../src/paths.js";
+import { decodeRgb } from "../src/data/image.js";
 
 test("demo: stage i + scoring + stage ii on 24 images, resumable", async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "md-demo-"));
@@ -37,4 +39,28 @@ test("demo: stage i + scoring + stage ii on 24 images, resumable", async () => {
   assert.equal(second.code, 0);
   assert.equal(fs.readFileSync(path.join(out, "masks.json"), "utf8"), before);
   assert.deepEqual(lastJson(second.stdout).clustering, summary.clustering);
+
+  // the picture: 4 best + 4 worst cases (24 images), two rows of 160 px panels with a caption strip each
+  const printed = first.stdout.join("\n");
+  assert.match(printed, /picture: .*overview\.png/);
+  assert.match(printed, /report: +.*report\.html/);
+  assert.match(printed, /best 1 +\S+\.jpg +mask IoU \d\.\d\d/);
+  const overview = await decodeRgb(fs.readFileSync(path.join(out, "overview.png")), "overview.png");
+  assert.ok(overview.width >= 4 * 160 && overview.width <= 4 * 400, `overview width ${overview.width}`);
+  assert.ok(overview.height > 2 * 160 && overview.height < 2 * 260, `overview height ${overview.height}`);
+  let nonWhite = 0;
+  for (let i = 0; i < overview.data.length; i += 3) if (overview.data[i] + overview.data[i + 1] + overview.data[i + 2] < 700) nonWhite++;
+  assert.ok(nonWhite > overview.width * overview.height * 0.5, "overview is mostly pictures, not background");
+
+  // the page: self-contained, with the numbers of summary.json
+  const html = fs.readFileSync(path.join(out, "report.html"), "utf8");
+  const saved = JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8"));
+  const shown = (v: number) => String(Number(v.toFixed(1)));
+  for (const r of saved.results) {
+    assert.ok(html.includes(r.method), r.method);
+    for (const v of [r.corloc, r.meanBestIou, r.ap50Single, r.ap50Multi]) assert.ok(html.includes(`>${shown(v)}</td>`), `report shows ${shown(v)}`);
+  }
+  for (const v of [saved.clustering.acc, saved.clustering.nmi, saved.clustering.ari]) assert.ok(html.includes(`>${shown(v)}</td>`), `report shows ${shown(v)}`);
+  assert.ok((html.match(/src="data:image\/png;base64,/g) ?? []).length >= 4, "overview and three charts embedded");
+  assert.doesNotMatch(html, /<script|<link|src="http|href=/);
 });

@@ -7,6 +7,8 @@ import type { Command } from "../command.js";
 import { numberFlag, parseFlags, printJson } from "../command.js";
 import { projectPath } from "../../paths.js";
 import type { ClusteringScores } from "../../cluster/naming.js";
+import type { ClusterRun } from "../../cluster/run.js";
+import type { DemoSummary } from "../../notebook/demoReport.js";
 
 const usage = `usage: maskdistill demo [--split all|train|val] [--resize 640] [--weights NAME|PATH] [--cluster-weights NAME|PATH]
                         [--out DIR] [--limit N] [--json]
@@ -18,7 +20,9 @@ for scoring):
                 against a centred box covering 50 % of the image
   3. stage ii — the masks' CLS embeddings clustered into 20 pseudo classes (cluster), scored with ACC,
                 NMI and ARI against the VOC class of the best-overlapping GT box
-Results go to --out (default results/demo): masks.json, clusters.json (+ .matched.json), summary.json.
+Results go to --out (default results/demo): masks.json, clusters.json (+ .matched.json), summary.json,
+overview.png (the best and the worst masks by mask IoU, with the GT boxes) and report.html (tables and
+charts on one self-contained page).
 Rerunning resumes: finished images and cached embeddings are reused.
 
   --split S       demo split to run on (default all: no stage trains, labels only score)
@@ -94,6 +98,7 @@ const command: Command = {
       ? { path: values["cluster-weights"], label: values["cluster-weights"], random: false, note: "" }
       : defaultBackbone("cluster");
     let sc: ClusteringScores | null = null, nClusters = 0;
+    let clusterRun: ClusterRun | null = null;
     if (preds.length < 20) {
       console.log(`\nstage ii skipped: ${preds.length} masks are too few for 20 clusters (use more images)`);
     } else {
@@ -116,12 +121,13 @@ const command: Command = {
       });
       bar?.stop();
       await vit8.dispose();
+      clusterRun = clusters;
       sc = clusters.scores;
       nClusters = clusters.summary.clusters;
       if (sc) console.log(`clusters: ${clusters.summary.clusters}; scored on ${sc.evaluated} masks with a VOC-class GT box: ACC ${(100 * sc.acc).toFixed(1)}  NMI ${(100 * sc.nmi).toFixed(1)}  ARI ${(100 * sc.ari).toFixed(1)}`);
     }
 
-    const summary = {
+    const summary: DemoSummary = {
       split, images: images.length, backbone: choice.label, clusterBackbone: clusterChoice.label,
       randomWeights: choice.random || clusterChoice.random, resize,
       masks: run.masks, empty: run.empty, errors: run.errors, secondsPerImage: run.secondsPerImage, results: rows,
@@ -129,7 +135,16 @@ const command: Command = {
       command: `npx maskdistill demo --split ${split} --resize ${resize}${values.weights ? " --weights " + values.weights : ""}${values["cluster-weights"] ? " --cluster-weights " + values["cluster-weights"] : ""}`,
     };
     fs.writeFileSync(path.join(out, "summary.json"), JSON.stringify(summary, null, 1) + "\n");
-    console.log(`\nwrote ${path.relative(process.cwd(), predJson)} and ${path.relative(process.cwd(), path.join(out, "summary.json"))}`);
+    const { writeDemoReport } = await import("../../notebook/demoReport.js");
+    const report = await writeDemoReport({
+      outDir: out, summary, gt, predictions: preds, imageIds: valIds, imageDir: projectPath("data", "demo", "images"), discovery: ours, clusters: clusterRun,
+    });
+    console.log("\noverview.png, best and worst masks by mask IoU (left to right, top to bottom):");
+    for (const c of report.cases) console.log(`  ${c.rank.padEnd(8)} ${c.file}  mask IoU ${c.maskIou.toFixed(2)}  box IoU ${c.boxIou.toFixed(2)}`);
+    const rel = (f: string) => path.relative(process.cwd(), f);
+    console.log(`\nwrote ${rel(predJson)} and ${rel(path.join(out, "summary.json"))}`);
+    console.log(`picture: ${rel(report.overview)}`);
+    console.log(`report:  ${rel(report.report)}`);
     if (values.json) printJson(summary);
     return 0;
   },
