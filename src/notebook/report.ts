@@ -6,7 +6,7 @@ import type { CocoAnnotation, CocoDataset, CocoResult } from "../data/coco.js";
 import { loadRgb, type RgbImage } from "../data/image.js";
 import { maskFromRle, rleFromCoco } from "../mask/rle.js";
 import { imageGrid } from "./overlay.js";
-import { maskPanel, padImage, withCaption, type Rgb } from "./draw.js";
+import { maskPanel, padImage, withCaption, type Box, type Rgb } from "./draw.js";
 import type { VegaLiteSpec } from "./plot.js";
 import { tableHtml, type Row } from "./table.js";
 
@@ -97,6 +97,25 @@ export function bestAndWorst<T extends ScoredImage>(perImage: T[], n: number): {
   return { best, worst };
 }
 
+/**
+ * One discovery result at display height: the predicted mask (blue) and its box (yellow) over the
+ * image, with the boxes of the non-crowd GT objects (white, 1 px).
+ */
+export function discoveryPanel(
+  img: RgbImage, gtObjects: { bbox: readonly number[]; iscrowd?: number }[],
+  prediction: { mask?: Uint8Array; bbox?: readonly number[] }, height: number,
+): RgbImage {
+  const box = (b: readonly number[]): Box => [b[0], b[1], b[2], b[3]];
+  return maskPanel(img, {
+    height,
+    masks: prediction.mask ? [{ mask: prediction.mask, color: DISCOVERY_COLORS.mask }] : [],
+    boxes: [
+      ...gtObjects.filter((a) => !a.iscrowd).map((a) => ({ box: box(a.bbox), color: DISCOVERY_COLORS.gt, thickness: 1 })),
+      ...(prediction.bbox ? [{ box: box(prediction.bbox), color: DISCOVERY_COLORS.box, thickness: 2 }] : []),
+    ],
+  });
+}
+
 /** A panel to draw: an image, its caption lines. */
 export interface OverviewCase { image_id: number; caption: string[] }
 
@@ -116,14 +135,10 @@ export async function discoveryOverview(
     if (!im) throw new Error(`discoveryOverview: image ${c.image_id} is not in the ground truth`);
     const img = await loadRgb(path.join(imageDir, im.file_name));
     const p = top.get(c.image_id);
-    const panel = maskPanel(img, {
-      height: H,
-      masks: p?.segmentation ? [{ mask: maskFromRle(rleFromCoco(p.segmentation, im.height, im.width)), color: DISCOVERY_COLORS.mask }] : [],
-      boxes: [
-        ...gt.annotations.filter((a) => a.image_id === c.image_id && !a.iscrowd).map((a) => ({ box: a.bbox as [number, number, number, number], color: DISCOVERY_COLORS.gt, thickness: 1 })),
-        ...(p?.bbox ? [{ box: p.bbox as [number, number, number, number], color: DISCOVERY_COLORS.box, thickness: 2 }] : []),
-      ],
-    });
+    const panel = discoveryPanel(img, gt.annotations.filter((a) => a.image_id === c.image_id), {
+      mask: p?.segmentation ? maskFromRle(rleFromCoco(p.segmentation, im.height, im.width)) : undefined,
+      bbox: p?.bbox,
+    }, H);
     views.push(panel);
   }
   // every cell as wide as the widest image (captions of portrait images fit) and with as many caption
