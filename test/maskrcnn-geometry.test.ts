@@ -1,0 +1,180 @@
+// Mask R-CNN geometry (src/instance/{anchors,boxes,levels,transform,paste}.ts) against torchvision's
+// own functions (test/fixtures/maskrcnn-geometry/geometry.json, made by
+// tools/make-maskrcnn-geometry-fixtures.py with Debian's python3-torch 1.13 / python3-torchvision 0.14):
+// exact indices for sort/top-k/NMS/levels/small boxes, identical binary masks, ≤ 1e-6 relative error
+// for floats. detectron2-preset functions on hand-built cases (detectron2 is not installable),
+// and its grid-sample paste against torch's grid_sample.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { projectPath } from "../src/paths.js";
+import { cellAnchors, fpnAnchors, gridAnchors, levelAnchors, torchvisionStrides } from "../src/instance/anchors.js";
+import {
+  argsortDescending, batchedNms, batchedNmsLoop, batchedNmsOffset, BOX_HEAD_WEIGHTS, boxArea, boxIou, clipBoxes, decodeBoxes,
+  encodeBoxes, nms, nonEmptyBoxes, removeSmallBoxes, RPN_WEIGHTS, topK, type BoxWeights,
+} from "../src/instance/boxes.js";
+import { detectron2Levels, inferScale, torchvisionLevelMapper, torchvisionLevels } from "../src/instance/levels.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const fx: any = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "maskrcnn-geometry", "geometry.json"), "utf8"));
+
+function fromB64(s: string): Float32Array {
+  const buf = Buffer.from(s, "base64");
+  const out = new Float32Array(buf.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(4 * i);
+  return out;
+}
+
+/** Largest |a − b| / max(|b|, floor) over the arrays. */
+function maxRel(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1): number {
+  assert.equal(a.length, b.length, "length");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(b[i]) && Number.isNaN(a[i])) continue;
+    m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor));
+  }
+  return m;
+}
+
+/** maxRel with, per box of 4 coordinates, the box's largest |coordinate| as the floor. */
+function maxRelPerBox(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i += 4) {
+    const floor = Math.max(1, ...[0, 1, 2, 3].map((k) => Math.abs(b[i + k])));
+    for (let k = 0; k < 4; k++) m = Math.max(m, Math.abs(a[i + k] - b[i + k]) / floor);
+  }
+  return m;
+}
+
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "length");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+// ------------------------------------------------------------------------------------ anchors
+
+test("torchvision cell anchors: float32 then torch.round (half to even)", () => {
+  const cells = [32, 64, 128, 256, 512].map((s) => Array.from(cellAnchors("torchvision", [s])));
+  assert.deepEqual(cells, fx.anchors.cell);
+  // size 32, ratio 0.5: w = 45.25…, h = 22.62… → [−23, −11, 23, 11]
+  assert.deepEqual(cells[0].slice(0, 4), [-23, -11, 23, 11]);
+});
+
+test("torchvision anchors per image size and FPN feature sizes (stride = image // feature)", () => {
+  for (const c of fx.anchors.cases) {
+    const [ih, iw] = c.image;
+    const { anchors, perLevel } = fpnAnchors("torchvision", c.features.map(([featH, featW]: number[]) => ({ featH, featW })), ih, iw);
+    assert.deepEqual(perLevel, c.features.map(([h, w]: number[]) => h * w * 3));
+    assert.deepEqual(Array.from(anchors), c.anchors, `image ${ih}×${iw}`);
+  }
+  // 100×75 with p2 25×19: strides (4, 3) — 75 // 19 = 3
+  assert.deepEqual(torchvisionStrides(100, 75, 25, 19), [4, 3]);
+});
+
+test("detectron2 anchors: unrounded float32 cell anchors, fixed strides, offset 0, same order", () => {
+  const cell = cellAnchors("detectron2", [32]);
+  // anchor_generator.py generate_cell_anchors: w = sqrt(32²/0.5) = 45.2548…, h = 0.5·w
+  const w = Math.sqrt(2048);
+  assert.deepEqual(Array.from(cell), [-w / 2, -w / 4, w / 2, w / 4, -16, -16, 16, 16, -w / 4, -w / 2, w / 4, w / 2].map(Math.fround));
+  const p3 = levelAnchors("detectron2", 1, 2, 3, 999, 999); // stride 8 whatever the image size
+  assert.equal(p3.length, 2 * 3 * 3 * 4);
+  // location (row 1, col 2) is the 6th, shift (16, 8); its ratio-1 anchor is the 2nd of the 3
+  const a = (5 * 3 + 1) * 4;
+  assert.deepEqual(Array.from(p3.slice(a, a + 4)), [16 - 32, 8 - 32, 16 + 32, 8 + 32]);
+  const ratio05 = Array.from(p3.slice(0, 4));
+  const w64 = Math.sqrt(64 * 64 / 0.5);
+  assert.deepEqual(ratio05, [-w64 / 2, -w64 / 4, w64 / 2, w64 / 4].map(Math.fround));
+  // an offset of 0.5 moves every anchor by half a stride
+  const off = gridAnchors(cellAnchors("detectron2", [32]), 1, 1, 4, 4, 0.5);
+  assert.equal(off[4 + 0], -16 + 2);
+});
+
+// ------------------------------------------------------------------------------------ box coder
+
+test("decode (BoxCoder.decode_single, weights 1,1,1,1 and 10,10,5,5, dw/dh clamp) = torchvision", () => {
+  for (const c of fx.decode) {
+    const weights = c.weights as BoxWeights;
+    assert.deepEqual(weights, c.k === 1 ? RPN_WEIGHTS : BOX_HEAD_WEIGHTS);
+    const got = decodeBoxes(Float32Array.from(c.deltas), Float32Array.from(c.boxes), weights);
+    // exp in float32 is SLEEF's (≤ 1 ulp) in PyTorch: compare relative to each box's extent, as
+    // x1 = cx − w/2 cancels when the box is large and its corner near 0
+    const rel = maxRelPerBox(got, c.decoded);
+    assert.ok(rel <= 1e-6, `weights ${weights}: max rel ${rel}`);
+  }
+});
+
+test("encode (encode_boxes) = torchvision", () => {
+  for (const c of fx.encode) {
+    const got = encodeBoxes(Float32Array.from(c.gt), Float32Array.from(c.proposals), c.weights as BoxWeights);
+    const rel = maxRel(got, c.targets, 1e-3);
+    assert.ok(rel <= 1e-6, `weights ${c.weights}: max rel ${rel}`);
+  }
+});
+
+test("clip, remove_small_boxes (≥ float32 min size), area, IoU = torchvision", () => {
+  assert.deepEqual(Array.from(clipBoxes(fx.clip.boxes, fx.clip.size[0], fx.clip.size[1])), fx.clip.clipped);
+  assert.deepEqual(Array.from(removeSmallBoxes(fx.small.boxes, 1e-3)), fx.small["keep_1e-3"]);
+  assert.deepEqual(Array.from(removeSmallBoxes(fx.small.boxes, 1e-2)), fx.small["keep_1e-2"]);
+  assert.deepEqual(Array.from(boxArea(fx.iou.a)), fx.iou.area_a);
+  assert.ok(maxRel(boxIou(fx.iou.a, fx.iou.b), fx.iou.iou) <= 1e-6);
+});
+
+test("detectron2 nonempty (> threshold) and pairwise_iou (0 where disjoint)", () => {
+  const b = [0, 0, 0, 5, 0, 0, 1e-3, 1e-3, 1, 1, 2, 2, 5, 5, 4, 9];
+  assert.deepEqual(Array.from(nonEmptyBoxes(b)), [1, 2]); // structures/boxes.py: widths > 0 & heights > 0
+  assert.deepEqual(Array.from(nonEmptyBoxes(b, 1e-3)), [2]);
+  assert.deepEqual(Array.from(removeSmallBoxes(b, 1e-3)), [1, 2]); // torchvision keeps the 1e-3 box (≥)
+  const iou = boxIou([0, 0, 0, 0], [0, 0, 0, 0], true);
+  assert.deepEqual(Array.from(iou), [0]);
+  assert.ok(Number.isNaN(boxIou([0, 0, 0, 0], [0, 0, 0, 0])[0])); // torchvision: 0/0
+});
+
+// ------------------------------------------------------------------------------------ sort / top-k / NMS
+
+test("argsortDescending = Tensor.sort(descending=True) on the CPU, ties included (libstdc++ introsort)", () => {
+  for (const c of fx.sort) assert.deepEqual(Array.from(argsortDescending(c.values)), c.order, `n = ${c.values.length}`);
+});
+
+test("topK = torch.topk order, ties included (partial_sort / nth_element + sort)", () => {
+  for (const c of fx.topk) {
+    for (const [k, idx] of Object.entries(c.topk)) assert.deepEqual(Array.from(topK(c.values, Number(k))), idx, `n = ${c.values.length}, k = ${k}`);
+  }
+});
+
+test("nms = torchvision.ops.nms (exact indices, equal scores and duplicate boxes)", () => {
+  for (const c of fx.nms) assert.deepEqual(Array.from(nms(c.boxes, c.scores, c.threshold)), c.keep, c.name);
+});
+
+test("batched_nms = torchvision (coordinate trick ≤ 4000 coordinates, per-class loop above)", () => {
+  for (const c of fx.batched_nms) {
+    assert.deepEqual(Array.from(batchedNms(c.boxes, c.scores, c.groups, c.threshold)), c.keep, c.name);
+  }
+  const big = fx.batched_nms.find((c: { boxes: number[] }) => c.boxes.length > 4000);
+  const small = fx.batched_nms.find((c: { boxes: number[] }) => c.boxes.length <= 4000);
+  assert.ok(big && small);
+  // the two variants keep the same set here; the order of equal scores may differ
+  const sorted = (a: Int32Array) => Array.from(a).sort((x, y) => x - y);
+  assert.deepEqual(sorted(batchedNmsOffset(big.boxes, big.scores, big.groups, big.threshold)), sorted(batchedNmsLoop(big.boxes, big.scores, big.groups, big.threshold)));
+});
+
+// ------------------------------------------------------------------------------------ levels
+
+test("torchvision level mapper: scales inferred as 2^round(log2), k_min/k_max, levels = LevelMapper", () => {
+  for (const c of fx.levels.cases) {
+    const { scales, mapper } = torchvisionLevelMapper(c.features.map((f: number[]) => f[0]), c.image_sizes);
+    assert.deepEqual(scales, c.scales);
+    assert.equal(mapper.kMin, c.k_min);
+    assert.equal(mapper.kMax, c.k_max);
+    assert.deepEqual(Array.from(torchvisionLevels(fx.levels.boxes, mapper)), c.levels);
+  }
+  assert.equal(inferScale(25, 100), 0.25);
+});
+
+test("detectron2 assign_boxes_to_levels (eps 1e-8 inside the log2)", () => {
+  assert.deepEqual(Array.from(detectron2Levels(fx.levels.boxes)), fx.levels.detectron2);
+  // hand-built: sqrt(area) = 224 → p4 (index 2); 223.99 → p3; 112 → p3; 111.99 → p2; huge → p5
+  const sq = (s: number) => [0, 0, s, s];
+  assert.deepEqual(Array.from(detectron2Levels([...sq(224), ...sq(223.99), ...sq(112), ...sq(111.99), ...sq(5000), ...sq(1)])), [2, 1, 1, 0, 3, 0]);
+});
