@@ -15,7 +15,7 @@ import { thresholdCurve } from "../src/pseudolabels/curve.js";
 import { journalPath, errorsPath } from "../src/runner/perImage.js";
 import { readLabelPng, writeLabelPng } from "../src/data/png.js";
 import { readCocoDataset } from "../src/data/coco.js";
-import { rleFromMask, rleToCoco } from "../src/mask/rle.js";
+import { rleFromMask, rleToCoco, rleFromCoco, maskFromRle, rlePixels } from "../src/mask/rle.js";
 import { projectPath } from "../src/paths.js";
 
 const H = 6, W = 6;
@@ -299,4 +299,15 @@ test("CLI: gen-segmentation --json, warnings on stderr, flag errors", () => {
   assert.match(bad.stderr, /--overlap-rule expects intended or released, got 'numpy'/);
   const missing = cli("gen-segmentation", "--input-file", predFile, "--output-dir", out);
   assert.match(missing.stderr, /--gt-file is required/);
+});
+
+test("rlePixels lists the ones of maskFromRle (row-major indices) without an h*w pass", () => {
+  const preds = JSON.parse(fs.readFileSync(PREDS, "utf8")).slice(0, 40) as { segmentation: { size: [number, number]; counts: string } }[];
+  for (const p of preds) {
+    const rle = rleFromCoco(p.segmentation, p.segmentation.size[0], p.segmentation.size[1]);
+    const dense = maskFromRle(rle);
+    const expected: number[] = [];
+    dense.forEach((v, i) => { if (v) expected.push(i); });
+    assert.deepEqual(Array.from(rlePixels(rle)).sort((a, b) => a - b), expected);
+  }
 });

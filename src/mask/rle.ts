@@ -67,6 +67,28 @@ export function maskFromRle(rle: Rle): Uint8Array {
   return out;
 }
 
+/** The row-major indices (y*w + x) of the mask's ones, in the RLE's column-major order: O(area), no h*w pass. */
+export function rlePixels(rle: Rle): Int32Array {
+  const { h, w, counts } = rle;
+  let area = 0;
+  for (let j = 1; j < counts.length; j += 2) area += counts[j];
+  const out = new Int32Array(area);
+  let pos = 0, k = 0;
+  for (let j = 0; j < counts.length; j++) {
+    const n = counts[j];
+    if (pos + n > h * w) throw new MaskdistillError(`RLE counts sum past h*w = ${h * w} (malformed RLE)`);
+    if (j & 1) {
+      let x = Math.floor(pos / h), y = pos - x * h;
+      for (let i = 0; i < n; i++) {
+        out[k++] = y * w + x;
+        if (++y === h) { y = 0; x++; }
+      }
+    }
+    pos += n;
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compressed strings: LEB128-like, 6 bits per char (ASCII 48..111), counts after the second
 // stored as differences to the count two places back.

@@ -4,10 +4,12 @@ import type { CocoImage } from "../data/coco.js";
 import type { LabelMap } from "../data/png.js";
 import { MaskdistillError } from "../errors.js";
 import { newConfusion, accumulate, scoreMatched, type MatchMode } from "../evaluation/semseg.js";
-import { boxAp50, detectionMask, keptDetections, labelImage, type DetectionSet, type LabelOptions } from "./genSegmentation.js";
+import type { OverlapRule } from "./paint.js";
+import { boxAp50, detectionPixels, keptDetections, labelImage, type DetectionSet, type LabelOptions } from "./genSegmentation.js";
 
 export interface CurvePoint {
   threshold: number;
+  overlapRule: OverlapRule;
   /** mIoU over the 21 classes after matching pseudo-classes to classes (eval-semseg's definition). */
   miou: number;
   pixelAcc: number;
@@ -19,18 +21,22 @@ export interface CurvePoint {
 }
 
 /**
- * For each threshold: paint every image (each image's masks decoded once) and score the maps against
- * `gtMap(image)` (null: image not scored) with one 256 × 21 confusion per threshold.
+ * For each overlap rule and threshold: paint every image and score the maps against `gtMap(image)`
+ * (null: image not scored), one 256 × 21 confusion each. Each image's masks are decoded once, and only
+ * painted pixels are visited per setting: a map's confusion is that of an all-background map (computed
+ * once per image) plus the painted pixels' rows minus their background rows — all with `accumulate`.
  */
 export function thresholdCurve(
   set: DetectionSet,
   thresholds: number[],
   gtMap: (img: CocoImage) => LabelMap | null,
-  opts: Omit<LabelOptions, "threshold"> & { match?: MatchMode; pinBackground?: boolean; images?: CocoImage[] } = {},
+  opts: Omit<LabelOptions, "threshold" | "overlapRule"> & { overlapRules?: OverlapRule[]; match?: MatchMode; pinBackground?: boolean; images?: CocoImage[] } = {},
 ): CurvePoint[] {
-  const confs = thresholds.map(() => newConfusion(256, 21));
-  const used = thresholds.map(() => new Uint8Array(256));
-  const kept = thresholds.map(() => 0), painted = thresholds.map(() => 0);
+  const rules = opts.overlapRules ?? ["intended"];
+  const cells = rules.flatMap((overlapRule) => thresholds.map((threshold) => ({
+    overlapRule, threshold, painted: newConfusion(256, 21), paintedAsBackground: newConfusion(256, 21), used: new Uint8Array(256), kept: 0, nPainted: 0,
+  })));
+  const background = newConfusion(256, 21);
   const ids = new Set<number>();
   for (const img of opts.images ?? set.gt.images) {
     const gt = gtMap(img);
@@ -39,21 +45,36 @@ export function thresholdCurve(
       throw new MaskdistillError(`GT map is ${gt.width}×${gt.height}, the image ${img.width}×${img.height}`, img.file_name);
     }
     ids.add(img.id);
+    accumulate(background, new Uint8Array(gt.data.length), gt.data, 255, img.file_name);
     const dets = set.byImage.get(img.id) ?? [];
-    const masks = dets.map((d) => detectionMask(d, img));
-    thresholds.forEach((threshold, t) => {
-      const labels = labelImage(img, dets, { ...opts, threshold }, masks);
-      for (const d of labels.detections) {
-        if (d.kept) kept[t]++;
-        if (d.outcome === "painted") painted[t]++;
-      }
-      for (let i = 0; i < labels.map.length; i++) used[t][labels.map[i]] = 1;
-      accumulate(confs[t], labels.map, gt.data, 255, img.file_name);
+    const pixels = dets.map((d) => detectionPixels(d, img));
+    const stamp = new Int32Array(gt.data.length);
+    cells.forEach((c, ci) => {
+      const labels = labelImage(img, dets, { ...opts, overlapRule: c.overlapRule, threshold: c.threshold }, pixels);
+      // the painted pixels (union of the painted detections, each once) with their label and GT
+      let n = 0;
+      const idx: number[] = [];
+      labels.detections.forEach((d) => {
+        if (d.kept) c.kept++;
+        if (d.outcome !== "painted") return;
+        c.nPainted++;
+        c.used[1 + d.category_id] = 1;
+        const px = pixels[dets.findIndex((x) => x.id === d.id)];
+        for (let k = 0; k < px.length; k++) if (stamp[px[k]] !== ci + 1) { stamp[px[k]] = ci + 1; idx.push(px[k]); n++; }
+      });
+      const pred = new Uint8Array(n), g = new Uint8Array(n);
+      for (let k = 0; k < n; k++) { pred[k] = labels.map[idx[k]]; g[k] = gt.data[idx[k]]; }
+      accumulate(c.painted, pred, g, 255, img.file_name);
+      accumulate(c.paintedAsBackground, new Uint8Array(n), g, 255, img.file_name);
     });
   }
-  return thresholds.map((threshold, t) => {
-    const s = scoreMatched(confs[t], used[t], { match: opts.match ?? "hungarian", pinBackground: opts.pinBackground });
-    const ap = boxAp50(set.gt, keptDetections(set, threshold, ids), ids);
-    return { threshold, miou: s.miou, pixelAcc: s.pixel_acc, kept: kept[t], painted: painted[t], ...ap };
+  const apAt = new Map<number, { ap50: number | null; ap50Agnostic: number | null }>();
+  return cells.map((c) => {
+    const conf = newConfusion(256, 21);
+    for (let i = 0; i < conf.counts.length; i++) conf.counts[i] = background.counts[i] + c.painted.counts[i] - c.paintedAsBackground.counts[i];
+    c.used[0] = 1;
+    const s = scoreMatched(conf, c.used, { match: opts.match ?? "hungarian", pinBackground: opts.pinBackground });
+    if (!apAt.has(c.threshold)) apAt.set(c.threshold, boxAp50(set.gt, keptDetections(set, c.threshold, ids), ids));
+    return { threshold: c.threshold, overlapRule: c.overlapRule, miou: s.miou, pixelAcc: s.pixel_acc, kept: c.kept, painted: c.nPainted, ...apAt.get(c.threshold)! };
   });
 }

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { MaskdistillError } from "../errors.js";
 import { readCocoDataset, validateCocoResults, type CocoDataset, type CocoImage, type CocoResult } from "../data/coco.js";
 import { writeLabelPng } from "../data/png.js";
-import { maskFromRle, rleFromCoco } from "../mask/rle.js";
+import { maskFromRle, rleFromCoco, rlePixels } from "../mask/rle.js";
 import { loadResults, evaluateResults, type CocoDetection } from "../evaluation/cocoeval.js";
 import { evaluateSemsegDirs, type MatchMode, type SemsegScore } from "../evaluation/semseg.js";
 import { runPerImage, finishRun, writeFileAtomic, shardImages, errorsPath } from "../runner/perImage.js";
@@ -105,12 +105,17 @@ export function detectionMask(d: CocoDetection, img: CocoImage): Uint8Array {
   return maskFromRle(rleFromCoco(d.segmentation!, img.height, img.width));
 }
 
+/** The row-major indices of a detection's mask pixels (its annToMask ones). */
+export function detectionPixels(d: CocoDetection, img: CocoImage): Int32Array {
+  return rlePixels(rleFromCoco(d.segmentation!, img.height, img.width));
+}
+
 /**
  * Stage iv for one image: sort (stable, descending score), keep by the threshold rule, paint the kept
- * detections by the overlap rule. `masks` (decoded masks in the input order of `dets`) can be given to
- * reuse them across settings.
+ * detections by the overlap rule. `pixels` (per detection of `dets`, the row-major indices of its mask's
+ * ones, `rlePixels`) can be given to reuse decoded masks across settings.
  */
-export function labelImage(img: CocoImage, dets: CocoDetection[], opts: LabelOptions = {}, masks?: Uint8Array[]): ImageLabels {
+export function labelImage(img: CocoImage, dets: CocoDetection[], opts: LabelOptions = {}, pixels?: Int32Array[]): ImageLabels {
   const threshold = opts.threshold ?? DEFAULT_THRESHOLD;
   const { order } = scoreOrder(dets.map((d) => d.score));
   const sorted = order.map((i) => dets[i]);
@@ -118,7 +123,7 @@ export function labelImage(img: CocoImage, dets: CocoDetection[], opts: LabelOpt
   const top = sorted.length ? sorted[0].score : 0;
   const kept = order.filter((_, j) => keep[j]);
   const painted = paintDetections(
-    kept.map((i) => ({ score: dets[i].score, category_id: dets[i].category_id, bbox: dets[i].bbox, mask: masks ? masks[i] : detectionMask(dets[i], img) })),
+    kept.map((i) => ({ score: dets[i].score, category_id: dets[i].category_id, bbox: dets[i].bbox, pixels: pixels ? pixels[i] : detectionPixels(dets[i], img) })),
     img.height, img.width, opts,
   );
   let k = 0;

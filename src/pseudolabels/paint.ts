@@ -31,7 +31,18 @@ export interface PaintDetection {
   category_id: number;
   /** [x, y, w, h]; used by mask type "bbx". */
   bbox: ArrayLike<number>;
-  mask: Uint8Array;
+  /** The mask (h*w, 0/1) or the row-major indices of its ones (`pixels`, e.g. `rlePixels`); one of them is needed. */
+  mask?: Uint8Array;
+  pixels?: Int32Array;
+}
+
+/** Indices of the non-zero entries of a 0/1 mask. */
+export function maskPixels(mask: Uint8Array): Int32Array {
+  let n = 0;
+  for (let i = 0; i < mask.length; i++) if (mask[i]) n++;
+  const out = new Int32Array(n);
+  for (let i = 0, k = 0; i < mask.length; i++) if (mask[i]) out[k++] = i;
+  return out;
 }
 
 /**
@@ -81,22 +92,17 @@ export function boxMask(bbox: ArrayLike<number>, height: number, width: number):
   return out;
 }
 
-/** True where `region` (0/1) shares a pixel with the non-zero pixels of `painted`. */
-export function overlapsPainted(painted: Uint8Array, region: Uint8Array): boolean {
-  for (let i = 0; i < region.length; i++) if (region[i] && painted[i]) return true;
-  return false;
-}
-
 /**
  * The released code's test `painted[mask].any()` for a uint8 0/1 `mask`: NumPy takes each mask value as
  * a row index, so the result holds row 0 of `painted` (if the mask has a 0) and row 1 (if it has a 1).
+ * `ones` = the number of ones in the mask (given by callers that know it).
  */
-export function releasedOverlapHit(painted: Uint8Array, mask: Uint8Array, height: number, width: number): boolean {
-  let hasZero = false, hasOne = false;
-  for (let i = 0; i < mask.length && !(hasZero && hasOne); i++) {
-    if (mask[i]) hasOne = true;
-    else hasZero = true;
+export function releasedOverlapHit(painted: Uint8Array, mask: Uint8Array, height: number, width: number, ones?: number): boolean {
+  if (ones === undefined) {
+    ones = 0;
+    for (let i = 0; i < mask.length; i++) if (mask[i]) ones++;
   }
+  const hasOne = ones > 0, hasZero = ones < height * width;
   const rowHasLabel = (r: number): boolean => {
     if (r >= height) throw new MaskdistillError(`the released overlap rule indexes row ${r} of a ${height}-row image (NumPy IndexError)`);
     for (let x = 0; x < width; x++) if (painted[r * width + x]) return true;
@@ -122,17 +128,18 @@ export function paintDetections(dets: PaintDetection[], height: number, width: n
   const outcomes: Outcome[] = [];
   let paintedAny = false;
   for (const d of dets) {
-    if (d.mask.length !== height * width) throw new MaskdistillError(`a detection mask has ${d.mask.length} pixels, the image ${height}×${width}`);
+    if (!d.pixels && d.mask?.length !== height * width) throw new MaskdistillError(`a detection mask has ${d.mask?.length ?? 0} pixels, the image ${height}×${width}`);
     const label = 1 + d.category_id;
     if (!Number.isInteger(d.category_id) || label < 1 || label > 254) {
       throw new MaskdistillError(`category_id ${d.category_id} does not give a label 1 + category_id in 1..254`);
     }
-    const region = type === "bbx" ? boxMask(d.bbox, height, width) : d.mask;
+    const maskIdx = d.pixels ?? maskPixels(d.mask!);
+    const region = type === "bbx" ? maskPixels(boxMask(d.bbox, height, width)) : maskIdx;
     if (paintedAny) {
-      if (rule === "intended" && overlapsPainted(map, region)) { outcomes.push("overlap"); continue; }
-      if (rule === "released" && releasedOverlapHit(map, d.mask, height, width)) { outcomes.push("top-rows"); continue; }
+      if (rule === "intended" && region.some((i) => map[i] !== 0)) { outcomes.push("overlap"); continue; }
+      if (rule === "released" && releasedOverlapHit(map, d.mask ?? new Uint8Array(0), height, width, maskIdx.length)) { outcomes.push("top-rows"); continue; }
     }
-    for (let i = 0; i < region.length; i++) if (region[i]) map[i] = label;
+    for (let k = 0; k < region.length; k++) map[region[k]] = label;
     paintedAny = true;
     outcomes.push("painted");
   }

@@ -1,0 +1,77 @@
+// Drawing for notebook 04 (stage iv pseudo-labels): label maps in the VOC palette, an image's
+// detections coloured by what the threshold / overlap rules did to them, and the rows that explain it.
+import type { RgbImage } from "../data/image.js";
+import { vocColormap } from "../data/png.js";
+import type { Outcome } from "../pseudolabels/paint.js";
+import type { LabelledDetection } from "../pseudolabels/genSegmentation.js";
+import { overlayLabels } from "./overlay.js";
+
+const VOC = vocColormap();
+
+/** Colours of the outcomes: painted green, overlap-dropped red, top-rows-dropped magenta, threshold-dropped grey. */
+export const OUTCOME_COLORS: Record<Outcome, [number, number, number]> = {
+  painted: [40, 200, 60],
+  overlap: [230, 40, 40],
+  "top-rows": [220, 40, 220],
+  "below-threshold": [150, 150, 150],
+  "not-top": [110, 110, 110],
+};
+
+/** Why a detection was kept or dropped, in words. */
+export function outcomeText(o: Outcome): string {
+  switch (o) {
+    case "painted": return "kept, painted";
+    case "overlap": return "kept by the threshold, dropped: overlaps painted pixels (intended rule)";
+    case "top-rows": return "kept by the threshold, dropped: painted rows 0/1 hold a label (released rule)";
+    case "below-threshold": return "dropped: score below the threshold";
+    case "not-top": return "dropped: top score < threshold, only the top detection is kept";
+  }
+}
+
+/** A label map drawn in the VOC palette (0 black, 255 void cream). */
+export function renderLabels(map: Uint8Array, width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < map.length; i++) {
+    const c = VOC[map[i]];
+    data[3 * i] = c[0]; data[3 * i + 1] = c[1]; data[3 * i + 2] = c[2];
+  }
+  return { width, height, data };
+}
+
+/** Draws a rectangle outline ([x, y, w, h], clipped) `thickness` px wide, in place. */
+export function drawBox(img: RgbImage, bbox: ArrayLike<number>, color: [number, number, number], thickness = 2): void {
+  const { width: W, height: H, data } = img;
+  const x0 = Math.max(0, Math.round(bbox[0])), y0 = Math.max(0, Math.round(bbox[1]));
+  const x1 = Math.min(W - 1, Math.round(bbox[0] + bbox[2]) - 1), y1 = Math.min(H - 1, Math.round(bbox[1] + bbox[3]) - 1);
+  const put = (x: number, y: number) => { const o = 3 * (y * W + x); data[o] = color[0]; data[o + 1] = color[1]; data[o + 2] = color[2]; };
+  for (let t = 0; t < thickness; t++) {
+    for (let x = x0; x <= x1; x++) { if (y0 + t <= y1) put(x, y0 + t); if (y1 - t >= y0) put(x, y1 - t); }
+    for (let y = y0; y <= y1; y++) { if (x0 + t <= x1) put(x0 + t, y); if (x1 - t >= x0) put(x1 - t, y); }
+  }
+}
+
+/**
+ * The image with every detection: its mask tinted and its box outlined in the colour of its outcome
+ * (painted detections on top). `masks[k]` belongs to `dets[k]` (visiting order).
+ */
+export function detectionsOverlay(img: RgbImage, dets: LabelledDetection[], masks: Uint8Array[]): RgbImage {
+  const n = img.width * img.height;
+  const tint = new Uint8Array(n);
+  const codes: Outcome[] = ["not-top", "below-threshold", "top-rows", "overlap", "painted"];
+  // draw dropped ones first so painted detections stay visible
+  const order = dets.map((_, k) => k).sort((a, b) => codes.indexOf(dets[a].outcome) - codes.indexOf(dets[b].outcome));
+  for (const k of order) {
+    const code = 1 + codes.indexOf(dets[k].outcome), m = masks[k];
+    for (let i = 0; i < n; i++) if (m[i]) tint[i] = code;
+  }
+  const out = overlayLabels(img, tint, { alpha: 0.45, colors: (l) => OUTCOME_COLORS[codes[l - 1]] });
+  for (const k of order) drawBox(out, dets[k].bbox, OUTCOME_COLORS[dets[k].outcome], Math.max(1, Math.round(img.width / 250)));
+  return out;
+}
+
+/** Table rows: one per detection, in visiting order, with the reason it was kept or dropped. */
+export function outcomeRows(image: string, dets: LabelledDetection[], className: (categoryId: number) => string = String): Record<string, unknown>[] {
+  return dets.map((d, rank) => ({
+    image, rank: rank + 1, score: d.score, class: className(d.category_id), label: 1 + d.category_id, what: outcomeText(d.outcome),
+  }));
+}
