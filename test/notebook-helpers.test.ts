@@ -8,7 +8,7 @@ import { inNotebook } from "../src/notebook/display.js";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { drawBox, maskBox, cropImage, signedMap, MEAN_RGB, paddedInputView, markCell, maskPanel, padImage, withCaption } from "../src/notebook/draw.js";
+import { drawBox, maskBox, cropImage, signedMap, MEAN_RGB, paddedInputView, markCell, maskPanel, padImage, withCaption, captionedGrid } from "../src/notebook/draw.js";
 import { bestAndWorst, maskAreaShares, reportHtml, pngDataUri, discoveryOverview, maskAreaHistogramSpec } from "../src/notebook/report.js";
 import { encodePng, decodeRgb, type RgbImage } from "../src/data/image.js";
 import { rleFromMask, rleToCoco } from "../src/mask/rle.js";
@@ -214,4 +214,10 @@ test("discoveryOverview: mask, its box and the GT boxes on each image, cells of 
   await assert.rejects(discoveryOverview(gt, preds, [{ image_id: 9, caption: [] }], dir), /image 9 is not in the ground truth/);
   const decoded = await decodeRgb(await encodePng(g), "g");
   assert.equal(decoded.width, g.width);
+  // captionedGrid: the 3-wide panel is padded to 5 and the 1-line caption to 2 lines; 2 columns, gap 1
+  const cg = await captionedGrid([solid(5, 4, 0), solid(3, 2, 0)], [["a", "b"], ["c"]], { cols: 2, gap: 1 });
+  assert.deepEqual([cg.width, cg.height], [5 + 1 + 5, 4 + capH]);
+  assert.deepEqual(px(cg, 6, 0), [255, 255, 255]);   // padding left of the small panel
+  assert.deepEqual(px(cg, 7, 1), [0, 0, 0]);         // the small panel, centred
+  await assert.rejects(captionedGrid([solid(2, 2, 0)], []), /1 panels but 0 captions/);
 });

@@ -4,7 +4,7 @@
 import { decodeRgb, type RgbImage } from "../data/image.js";
 import { IMAGENET_MEAN } from "../data/preprocess.js";
 import { resizeImage, resizeU8, shortSideSize } from "../data/resize.js";
-import { overlayLabels } from "./overlay.js";
+import { imageGrid, overlayLabels } from "./overlay.js";
 import { svgToPng } from "./plot.js";
 
 export type Rgb = readonly [number, number, number];
@@ -150,4 +150,21 @@ export async function withCaption(img: RgbImage, lines: string[], opts: { fontSi
   data.set(img.data);
   data.set(strip.data.subarray(0, img.width * stripH * 3), img.width * img.height * 3);
   return { width: img.width, height: img.height + stripH, data };
+}
+
+/**
+ * Panels with caption strips in a grid (rows of `cols`, `gap` px apart): every cell is padded to the
+ * widest panel and gets as many caption lines as the longest caption, so all cells have one size and
+ * no caption is scaled or cut by a narrow (portrait) panel.
+ */
+export async function captionedGrid(panels: RgbImage[], captions: string[][], opts: { cols?: number; gap?: number; fontSize?: number } = {}): Promise<RgbImage> {
+  if (panels.length !== captions.length) throw new Error(`captionedGrid: ${panels.length} panels but ${captions.length} captions`);
+  const width = Math.max(1, ...panels.map((p) => p.width)), height = Math.max(1, ...panels.map((p) => p.height));
+  const lines = Math.max(1, ...captions.map((c) => c.length));
+  const cells: RgbImage[] = [];
+  for (let i = 0; i < panels.length; i++) {
+    const caption = [...captions[i], ...new Array<string>(lines - captions[i].length).fill("")];
+    cells.push(await withCaption(padImage(panels[i], width, height), caption, { fontSize: opts.fontSize }));
+  }
+  return imageGrid(cells, { cols: opts.cols ?? 4, cellHeight: cells[0]?.height ?? 1, gap: opts.gap ?? 6 });
 }

@@ -5,8 +5,7 @@ import * as path from "node:path";
 import type { CocoAnnotation, CocoDataset, CocoResult } from "../data/coco.js";
 import { loadRgb, type RgbImage } from "../data/image.js";
 import { maskFromRle, rleFromCoco } from "../mask/rle.js";
-import { imageGrid } from "./overlay.js";
-import { maskPanel, padImage, withCaption, type Box, type Rgb } from "./draw.js";
+import { captionedGrid, maskPanel, type Box, type Rgb } from "./draw.js";
 import type { VegaLiteSpec } from "./plot.js";
 import { tableHtml, type Row } from "./table.js";
 
@@ -128,7 +127,6 @@ export async function discoveryOverview(
   opts: { cols?: number; cellHeight?: number } = {},
 ): Promise<RgbImage> {
   const H = opts.cellHeight ?? 160, top = topPredictions(predictions), byId = new Map(gt.images.map((im) => [im.id, im]));
-  const lines = Math.max(1, ...cases.map((c) => c.caption.length));
   const views: RgbImage[] = [];
   for (const c of cases) {
     const im = byId.get(c.image_id);
@@ -141,15 +139,7 @@ export async function discoveryOverview(
     }, H);
     views.push(panel);
   }
-  // every cell as wide as the widest image (captions of portrait images fit) and with as many caption
-  // lines, so all cells have one height and imageGrid does not rescale the text
-  const cellWidth = Math.max(0, ...views.map((v) => v.width));
-  const panels: RgbImage[] = [];
-  for (let i = 0; i < views.length; i++) {
-    const caption = [...cases[i].caption, ...new Array(lines - cases[i].caption.length).fill("")];
-    panels.push(await withCaption(padImage(views[i], cellWidth), caption));
-  }
-  return imageGrid(panels, { cols: opts.cols ?? 4, cellHeight: panels[0]?.height ?? H, gap: 6 });
+  return captionedGrid(views, cases.map((c) => c.caption), { cols: opts.cols ?? 4 });
 }
 
 /** A data URI of PNG bytes, for self-contained HTML. */
