@@ -13,6 +13,8 @@ import {
   argsortDescending, batchedNms, batchedNmsLoop, batchedNmsOffset, BOX_HEAD_WEIGHTS, boxArea, boxIou, clipBoxes, decodeBoxes,
   encodeBoxes, nms, nonEmptyBoxes, removeSmallBoxes, RPN_WEIGHTS, topK, type BoxWeights,
 } from "../src/instance/boxes.js";
+import { batchImages, postprocessBoxes, rcnnTransform, resizedSize, TORCHVISION_TRANSFORM } from "../src/instance/transform.js";
+import type { RgbImage } from "../src/data/image.js";
 import { detectron2Levels, inferScale, torchvisionLevelMapper, torchvisionLevels } from "../src/instance/levels.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -177,4 +179,41 @@ test("detectron2 assign_boxes_to_levels (eps 1e-8 inside the log2)", () => {
   // hand-built: sqrt(area) = 224 → p4 (index 2); 223.99 → p3; 112 → p3; 111.99 → p2; huge → p5
   const sq = (s: number) => [0, 0, s, s];
   assert.deepEqual(Array.from(detectron2Levels([...sq(224), ...sq(223.99), ...sq(112), ...sq(111.99), ...sq(5000), ...sq(1)])), [2, 1, 1, 0, 3, 0]);
+});
+
+// ------------------------------------------------------------------------------------ transform
+
+test("resized sizes (min 800, max 1333) and padded batch sizes = GeneralizedRCNNTransform", () => {
+  for (const c of fx.transform.sizes_800_1333) {
+    const [h, w] = c.input;
+    const r = resizedSize(h, w, 800, 1333);
+    assert.deepEqual([r.height, r.width], c.resized, `${h}×${w}`);
+    const b = batchImages([{ channels: 1, height: r.height, width: r.width, data: new Float32Array(r.height * r.width) }], 32);
+    assert.deepEqual(b.shape.slice(2), c.batch, `${h}×${w} batch`);
+  }
+});
+
+const rgbOf = (width: number, height: number, px: number[]): RgbImage => ({ width, height, data: Uint8Array.from(px) });
+
+test("the transformed batch of a small real image (normalise, bilinear resize up and down) = torchvision, |Δ| ≤ 1e-6", () => {
+  const t = fx.transform;
+  const img = rgbOf(t.image.width, t.image.height, t.image.rgb);
+  for (const c of t.image_cases) {
+    const out = rcnnTransform([img], { ...TORCHVISION_TRANSFORM, minSize: c.min_size, maxSize: c.max_size });
+    assert.deepEqual(out.imageSizes, [c.resized]);
+    assert.deepEqual(out.shape, c.batch);
+    const d = maxAbs(out.data, fromB64(c.b64));
+    assert.ok(d <= 1e-6, `min ${c.min_size} max ${c.max_size}: max |Δ| ${d}`);
+  }
+  const p = t.pair;
+  const out = rcnnTransform([img, rgbOf(40, 52, p.rgb2)], { ...TORCHVISION_TRANSFORM, minSize: p.min_size, maxSize: p.max_size });
+  assert.deepEqual(out.imageSizes, p.sizes);
+  assert.deepEqual(out.shape, p.batch);
+  assert.ok(maxAbs(out.data, fromB64(p.b64)) <= 1e-6);
+});
+
+test("postprocess box rescale = resize_boxes (float32 ratios)", () => {
+  for (const c of fx.transform.postprocess) {
+    assert.ok(maxRel(postprocessBoxes(c.boxes, c.resized, c.original), c.out) <= 1e-7);
+  }
 });

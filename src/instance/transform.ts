@@ -1,0 +1,185 @@
+// torchvision 0.14's GeneralizedRCNNTransform in eval mode, on float32 CHW images:
+//   to_tensor (uint8 HWC → float32 CHW, v/255) → normalise ((v − mean)/std, ImageNet) → resize
+//   (scale = min(min_size / short side, max_size / long side) in float32 as reciprocal·size; F.interpolate(bilinear,
+//   scale_factor = scale, recompute_scale_factor = True, align_corners = False): output size
+//   floor(side · scale) in double, the kernel then samples with the ratio in/out) → zero-pad the
+//   batch to a multiple of 32; `postprocess` scales boxes back by float32 ratios original/resized.
+// The bilinear kernel is PyTorch's CPU kernel for NCHW-contiguous inputs (`upsample_generic_Nd`
+// with linear interpolation): ratio in/out in float32, source index max(ratio·(i + ½) − ½, 0) in
+// double, lower cell trunc(·), upper cell +1 unless at the border, λ1 = src − lower, λ0 = 1 − λ1
+// computed in double and stored as float32 (probed on PyTorch: row weights 0.89999938 / 0.10000065
+// for 48 → 60); rows are interpolated along x first, then the two rows along y, in float32. The
+// kernel's own summation order is not reproduced bit for bit: results agree within 1 ulp
+// (max |Δ| 7e-7 on normalised images, test/maskrcnn-geometry.test.ts).
+// (detectron2 resizes on the data side — ResizeShortestEdge on uint8 images — and is not this module.)
+import { MaskdistillError } from "../errors.js";
+import type { RgbImage } from "../data/image.js";
+
+const f = Math.fround;
+
+/** A float32 image, channels first: value (c, y, x) at data[(c*height + y)*width + x]. */
+export interface ChwImage {
+  channels: number;
+  height: number;
+  width: number;
+  data: Float32Array;
+}
+
+export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
+
+export interface RcnnTransformOptions {
+  /** Short side target (torchvision maskrcnn_resnet50_fpn: 800). */
+  minSize: number;
+  /** Long side limit (1333). */
+  maxSize: number;
+  mean: readonly number[];
+  std: readonly number[];
+  /** Batch padding multiple (32). */
+  sizeDivisible: number;
+}
+
+export const TORCHVISION_TRANSFORM: RcnnTransformOptions = { minSize: 800, maxSize: 1333, mean: IMAGENET_MEAN, std: IMAGENET_STD, sizeDivisible: 32 };
+
+/** torchvision `to_tensor` on an 8-bit RGB image: float32 CHW, v/255. */
+export function toTensor(img: RgbImage): ChwImage {
+  const { width, height, data } = img;
+  if (data.length !== width * height * 3) throw new MaskdistillError(`toTensor: ${data.length} bytes for a ${width}×${height} RGB image`);
+  const plane = width * height;
+  const out = new Float32Array(3 * plane);
+  for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) out[c * plane + p] = data[3 * p + c] / 255;
+  return { channels: 3, height, width, data: out };
+}
+
+/** (v − mean[c]) / std[c] in float32 (mean and std as float32 tensors). New image. */
+export function normalize(img: ChwImage, mean: readonly number[] = IMAGENET_MEAN, std: readonly number[] = IMAGENET_STD): ChwImage {
+  if (mean.length !== img.channels || std.length !== img.channels) throw new MaskdistillError(`normalize: ${img.channels} channels, ${mean.length} means, ${std.length} stds`);
+  const plane = img.width * img.height;
+  const out = new Float32Array(img.data.length);
+  for (let c = 0; c < img.channels; c++) {
+    const m = f(mean[c]), s = f(std[c]);
+    for (let p = c * plane; p < (c + 1) * plane; p++) out[p] = f(img.data[p] - m) / s;
+  }
+  return { ...img, data: out };
+}
+
+/** The resized size of an h×w image: the float32 scale, then floor(side·scale) (torchvision `_resize_image_and_masks`). */
+export function resizedSize(height: number, width: number, minSize = 800, maxSize = 1333): { height: number; width: number; scale: number } {
+  if (!(height >= 1 && width >= 1)) throw new MaskdistillError(`resize: empty image ${width}×${height}`);
+  // `self_min_size / min_size` with a float32 tensor on the right is Tensor.__rtruediv__:
+  // reciprocal() * other, i.e. f(f(1/side)·size) — not the correctly rounded quotient
+  // (800/480 gives 1.6666667461, not 1.6666666269, so 480 → 800 rather than 799)
+  const scale = Math.min(f(f(1 / Math.min(height, width)) * minSize), f(f(1 / Math.max(height, width)) * maxSize));
+  return { height: Math.floor(height * scale), width: Math.floor(width * scale), scale };
+}
+
+/** One axis of PyTorch's linear interpolation: per output index the two source indices and weights. */
+export interface LinearAxis {
+  i0: Int32Array;
+  i1: Int32Array;
+  l0: Float32Array;
+  l1: Float32Array;
+}
+
+/** PyTorch's `compute_source_index_and_lambda` (align_corners = false, no scale given: ratio in/out in float32). */
+export function linearAxis(inSize: number, outSize: number): LinearAxis {
+  const ax: LinearAxis = { i0: new Int32Array(outSize), i1: new Int32Array(outSize), l0: new Float32Array(outSize), l1: new Float32Array(outSize) };
+  const ratio = f(inSize / outSize);
+  for (let i = 0; i < outSize; i++) {
+    if (inSize === outSize) {
+      ax.i0[i] = ax.i1[i] = i;
+      ax.l0[i] = 1;
+      ax.l1[i] = 0;
+      continue;
+    }
+    // float32 ratio, the source index and λ in double (PyTorch 1.13's CPU accumulate type), λ stored as float32
+    let src = ratio * (i + 0.5) - 0.5;
+    if (src < 0) src = 0;
+    const i0 = Math.trunc(src);
+    ax.i0[i] = i0;
+    ax.i1[i] = i0 + (i0 < inSize - 1 ? 1 : 0);
+    ax.l1[i] = src - i0;
+    ax.l0[i] = 1 - (src - i0);
+  }
+  return ax;
+}
+
+/**
+ * F.interpolate(x[None], size = (outH, outW), mode = "bilinear", align_corners = False) on an
+ * NCHW-contiguous float32 image (the kernel `recompute_scale_factor = True` ends in).
+ */
+export function resizeBilinear(img: ChwImage, outH: number, outW: number): ChwImage {
+  if (!(outH >= 1 && outW >= 1)) throw new MaskdistillError(`resize: output size ${outW}×${outH} is empty`);
+  const { channels: C, height: H, width: W } = img;
+  const ay = linearAxis(H, outH), ax = linearAxis(W, outW);
+  const out = new Float32Array(C * outH * outW);
+  for (let c = 0; c < C; c++) {
+    const src = c * H * W;
+    for (let y = 0; y < outH; y++) {
+      const r0 = src + ay.i0[y] * W, r1 = src + ay.i1[y] * W, wy0 = ay.l0[y], wy1 = ay.l1[y];
+      const o = (c * outH + y) * outW;
+      for (let x = 0; x < outW; x++) {
+        const x0 = ax.i0[x], x1 = ax.i1[x], wx0 = ax.l0[x], wx1 = ax.l1[x];
+        const t0 = f(f(img.data[r0 + x0] * wx0) + f(img.data[r0 + x1] * wx1));
+        const t1 = f(f(img.data[r1 + x0] * wx0) + f(img.data[r1 + x1] * wx1));
+        out[o + x] = f(t0 * wy0) + f(t1 * wy1);
+      }
+    }
+  }
+  return { channels: C, height: outH, width: outW, data: out };
+}
+
+/** A zero-padded batch [N, C, H, W], H and W the largest sizes rounded up to sizeDivisible. */
+export interface ImageBatch {
+  data: Float32Array;
+  shape: [number, number, number, number];
+}
+
+/** torchvision `batch_images`: zero padding at the bottom/right up to a multiple of sizeDivisible. */
+export function batchImages(images: readonly ChwImage[], sizeDivisible = 32): ImageBatch {
+  if (images.length === 0) throw new MaskdistillError("batchImages: no images");
+  const C = Math.max(...images.map((i) => i.channels));
+  const H = Math.ceil(Math.max(...images.map((i) => i.height)) / sizeDivisible) * sizeDivisible;
+  const W = Math.ceil(Math.max(...images.map((i) => i.width)) / sizeDivisible) * sizeDivisible;
+  const data = new Float32Array(images.length * C * H * W);
+  images.forEach((img, n) => {
+    for (let c = 0; c < img.channels; c++) for (let y = 0; y < img.height; y++) {
+      const s = (c * img.height + y) * img.width;
+      data.set(img.data.subarray(s, s + img.width), ((n * C + c) * H + y) * W);
+    }
+  });
+  return { data, shape: [images.length, C, H, W] };
+}
+
+export interface TransformedBatch extends ImageBatch {
+  /** (height, width) of each image after resizing, before padding (`ImageList.image_sizes`). */
+  imageSizes: [number, number][];
+  /** (height, width) of each input image. */
+  originalSizes: [number, number][];
+}
+
+/** GeneralizedRCNNTransform.forward in eval mode (no targets) on 8-bit RGB images. */
+export function rcnnTransform(images: readonly RgbImage[], opts: RcnnTransformOptions = TORCHVISION_TRANSFORM): TransformedBatch {
+  const resized = images.map((img) => {
+    const x = normalize(toTensor(img), opts.mean, opts.std);
+    const size = resizedSize(x.height, x.width, opts.minSize, opts.maxSize);
+    return resizeBilinear(x, size.height, size.width);
+  });
+  return {
+    ...batchImages(resized, opts.sizeDivisible),
+    imageSizes: resized.map((r) => [r.height, r.width]),
+    originalSizes: images.map((i) => [i.height, i.width]),
+  };
+}
+
+/**
+ * torchvision `resize_boxes(boxes, resized, original)` as `postprocess` uses it: x·(W_orig/W_resized),
+ * y·(H_orig/H_resized), the ratios divided in float32. New array.
+ */
+export function postprocessBoxes(boxes: ArrayLike<number>, resized: readonly [number, number], original: readonly [number, number]): Float32Array {
+  if (boxes.length % 4 !== 0) throw new MaskdistillError(`postprocessBoxes: length ${boxes.length} is not a multiple of 4`);
+  const rh = f(f(original[0]) / f(resized[0])), rw = f(f(original[1]) / f(resized[1]));
+  const out = new Float32Array(boxes.length);
+  for (let i = 0; i < boxes.length; i++) out[i] = f(boxes[i]) * (i % 2 === 0 ? rw : rh);
+  return out;
+}
