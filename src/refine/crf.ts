@@ -2,7 +2,7 @@
 // typed arrays: logits [C, h, w] + the image → Q [N, C] and labels, with the reference's parameters
 // as defaults and every one of them an option.
 import type { RgbImage } from "../data/image.js";
-import { addPairwiseBilateral, addPairwiseGaussian, createDenseCrf, inference, labelsFromQ, setUnaryEnergy, type Normalization } from "./densecrf.js";
+import { addPairwiseBilateral, addPairwiseGaussian, createDenseCrf, inference, labelsFromQ, setUnaryEnergy, type CrfBackend, type Normalization } from "./densecrf.js";
 import { softmaxChannels, unaryFromSoftmax, upsampleBilinear } from "./unary.js";
 
 /** The reference's parameters (MAX_ITER, POS_XY_STD/POS_W, Bi_XY_STD/Bi_RGB_STD/Bi_W). */
@@ -35,6 +35,8 @@ export interface CrfOptions {
   onIteration?: (it: number, q: Float32Array) => void;
   /** Keep the upsampled softmax probabilities ([C, H, W]) in the result. */
   keepProbs?: boolean;
+  /** "auto" (wasm SIMD lattice where available) or "js" (TypeScript loops; the same float32 results). */
+  backend?: CrfBackend;
 }
 
 export interface CrfResult {
@@ -73,6 +75,6 @@ export function denseCrfFromLogits(logits: Float32Array, c: number, h: number, w
     }
     addPairwiseBilateral(crf, im, { ...MASKDISTILL_CRF.bilateral, ...o.bilateral, normalization });
   }
-  const q = inference(crf, o.iterations, o.onIteration);
+  const q = inference(crf, o.iterations, o.onIteration, o.backend ?? "auto");
   return { width: W, height: H, classes: c, q, labels: labelsFromQ(q, W * H, c), probs: opts.keepProbs ? probs : undefined };
 }

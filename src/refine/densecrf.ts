@@ -228,12 +228,15 @@ function planWasm(crf: DenseCrf): WasmPlan | null {
   };
 }
 
+/** How to run the lattice: "auto" (wasm SIMD where available, default) or "js" (the TypeScript loops; same bits). */
+export type CrfBackend = "auto" | "js";
+
 /** Q₀ = softmax(−U) (densecrf `startInference`). */
-export function startInference(crf: DenseCrf): CrfState {
+export function startInference(crf: DenseCrf, backend: CrfBackend = "auto"): CrfState {
   const { n, labels: c } = crf;
   const q = new Float32Array(n * c);
   expAndNormalize(q, crf.unary, n, c, true);
-  const wasm = planWasm(crf);
+  const wasm = backend === "auto" ? planWasm(crf) : null;
   if (wasm) {
     const qp = new Float32Array(wasm.k.memory.buffer, wasm.q, n * wasm.cp);
     for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) qp[i * wasm.cp + j] = q[i * c + j];
@@ -310,8 +313,8 @@ export function currentQ(crf: DenseCrf, st: CrfState): Float32Array {
  * Runs `iterations` mean-field steps and returns Q, pixel-major [N, C] (densecrf `inference`).
  * `onIteration(it, q)` sees Q after each step (it = 1..iterations; q is reused, copy it to keep it).
  */
-export function inference(crf: DenseCrf, iterations: number, onIteration?: (it: number, q: Float32Array) => void): Float32Array {
-  const st = startInference(crf);
+export function inference(crf: DenseCrf, iterations: number, onIteration?: (it: number, q: Float32Array) => void, backend: CrfBackend = "auto"): Float32Array {
+  const st = startInference(crf, backend);
   for (let it = 1; it <= iterations; it++) {
     stepInference(crf, st);
     if (onIteration) onIteration(it, currentQ(crf, st));
