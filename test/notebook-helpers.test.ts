@@ -8,7 +8,7 @@ import { inNotebook } from "../src/notebook/display.js";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { drawBox, maskBox, cropImage, signedMap, MEAN_RGB, paddedInputView, markCell, maskPanel, padImage, withCaption, captionedGrid } from "../src/notebook/draw.js";
+import { drawBox, cropImage, signedMap, MEAN_RGB, paddedInputView, markCell, maskPanel, padImage, withCaption, captionedGrid } from "../src/notebook/draw.js";
 import { bestAndWorst, maskAreaShares, reportHtml, pngDataUri, discoveryOverview, maskAreaHistogramSpec } from "../src/notebook/report.js";
 import { encodePng, decodeRgb, type RgbImage } from "../src/data/image.js";
 import { rleFromMask, rleToCoco } from "../src/mask/rle.js";
@@ -74,7 +74,7 @@ test("charts carry a non-blank PNG next to the vega-lite spec; the notebook char
 const solid = (w: number, h: number, v: number): RgbImage => ({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(v) });
 const px = (im: RgbImage, x: number, y: number) => [...im.data.subarray((y * im.width + x) * 3, (y * im.width + x) * 3 + 3)];
 
-test("drawBox outlines inside the box, clipped, on a copy; maskBox and cropImage", () => {
+test("drawBox outlines inside the box, clipped, on a copy; cropImage", () => {
   const img = solid(6, 5, 0);
   const out = drawBox(img, [1, 1, 4, 3], [255, 0, 0], 1);
   assert.deepEqual(px(out, 1, 1), [255, 0, 0]);
@@ -84,11 +84,6 @@ test("drawBox outlines inside the box, clipped, on a copy; maskBox and cropImage
   assert.deepEqual(px(img, 1, 1), [0, 0, 0]);     // input untouched
   assert.deepEqual(px(drawBox(img, [4, 3, 10, 10], [0, 255, 0], 1), 5, 4), [0, 0, 0]); // right/bottom edges clipped away
   assert.deepEqual(px(drawBox(img, [4, 3, 10, 10], [0, 255, 0], 1), 4, 4), [0, 255, 0]);
-
-  const mask = new Uint8Array(5 * 4);
-  mask[2 * 5 + 1] = 1; mask[1 * 5 + 3] = 1;
-  assert.deepEqual(maskBox(mask, 5, 4), [1, 1, 3, 2]);
-  assert.equal(maskBox(new Uint8Array(20), 5, 4), undefined);
 
   const ramp: RgbImage = { width: 4, height: 3, data: Uint8Array.from({ length: 36 }, (_, i) => Math.floor(i / 3)) };
   const c = cropImage(ramp, [1, 1, 2, 2]);

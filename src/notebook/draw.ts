@@ -23,21 +23,6 @@ export function drawBox(img: RgbImage, box: Box, color: Rgb, thickness = 2): Rgb
   return out;
 }
 
-/** The bounding box of the non-zero pixels of a row-major mask, or undefined for an empty mask. */
-export function maskBox(mask: ArrayLike<number>, width: number, height: number): Box | undefined {
-  let x0 = width, y0 = height, x1 = -1, y1 = -1;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (!mask[y * width + x]) continue;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
-    }
-  }
-  return x1 < 0 ? undefined : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
-}
-
 /** The part of `img` inside `box` (rounded to whole pixels, clipped to the image; at least 1×1). */
 export function cropImage(img: RgbImage, box: Box): RgbImage {
   const x0 = Math.min(img.width - 1, Math.max(0, Math.round(box[0]))), y0 = Math.min(img.height - 1, Math.max(0, Math.round(box[1])));
