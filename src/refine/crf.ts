@@ -61,7 +61,16 @@ export function unaryFromLogits(logits: Float32Array, c: number, h: number, w: n
 /** MaskDistill's `dense_crf(image, logits)`: the image's size sets the output size. */
 export function denseCrfFromLogits(logits: Float32Array, c: number, h: number, w: number, image: RgbImage, opts: CrfOptions = {}): CrfResult {
   const { width: W, height: H } = image;
-  const o = { ...MASKDISTILL_CRF, ...opts };
+  const o = {
+    iterations: opts.iterations ?? MASKDISTILL_CRF.iterations,
+    gaussian: opts.gaussian,
+    bilateral: opts.bilateral,
+    clip: opts.clip ?? MASKDISTILL_CRF.clip,
+    channelOrder: opts.channelOrder ?? MASKDISTILL_CRF.channelOrder,
+    normalization: opts.normalization ?? MASKDISTILL_CRF.normalization,
+    onIteration: opts.onIteration,
+    backend: opts.backend,
+  };
   const { probs, unary } = unaryFromLogits(logits, c, h, w, H, W, o.clip);
   const crf = createDenseCrf(W, H, c);
   setUnaryEnergy(crf, unary);
