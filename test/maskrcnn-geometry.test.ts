@@ -15,6 +15,7 @@ import {
 } from "../src/instance/boxes.js";
 import { batchImages, postprocessBoxes, rcnnTransform, resizedSize, TORCHVISION_TRANSFORM } from "../src/instance/transform.js";
 import type { RgbImage } from "../src/data/image.js";
+import { detectron2PasteRegion, expandBox, pasteMaskBinary, pasteMaskDetectron2, pasteMaskTorchvision } from "../src/instance/paste.js";
 import { detectron2Levels, inferScale, torchvisionLevelMapper, torchvisionLevels } from "../src/instance/levels.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -218,4 +219,54 @@ test("postprocess box rescale = resize_boxes (float32 ratios)", () => {
   for (const c of fx.transform.postprocess) {
     assert.ok(maxRel(postprocessBoxes(c.boxes, c.resized, c.original), c.out) <= 1e-7);
   }
+});
+
+// ------------------------------------------------------------------------------------ paste
+
+function pasteCase() {
+  const p = fx.paste;
+  const M = p.mask_size, n = p.boxes.length / 4;
+  const masks = Array.from({ length: n }, (_, k) => Float32Array.from(p.masks.slice(k * M * M, (k + 1) * M * M)));
+  const boxes = Array.from({ length: n }, (_, k) => p.boxes.slice(4 * k, 4 * k + 4) as number[]);
+  return { p, M, n, masks, boxes, H: p.height as number, W: p.width as number };
+}
+
+test("torchvision paste_masks_in_image (padding 1, boxes partly outside) = torchvision; binary > 0.5 identical", () => {
+  const { p, M, n, masks, boxes, H, W } = pasteCase();
+  const want = fromB64(p.torchvision_b64);
+  for (let k = 0; k < n; k++) {
+    const got = pasteMaskTorchvision(masks[k], M, boxes[k], H, W);
+    const ref = want.subarray(k * H * W, (k + 1) * H * W);
+    assert.ok(maxAbs(got, ref) <= 1e-6, `box ${k}: max |Δ| ${maxAbs(got, ref)}`);
+    const bin = pasteMaskBinary("torchvision", masks[k], M, boxes[k], H, W);
+    assert.deepEqual(bin, Uint8Array.from(ref, (v) => (v > 0.5 ? 1 : 0)), `box ${k} binary`);
+    assert.equal(bin.reduce((s, v) => s + v, 0), p.torchvision_binary[k]);
+  }
+});
+
+test("detectron2 paste (grid_sample on the box's region, ≥ 0.5) = torch's grid_sample; binary identical", () => {
+  const { p, M, n, masks, boxes, H, W } = pasteCase();
+  const want = fromB64(p.detectron2_b64);
+  for (let k = 0; k < n; k++) {
+    const got = pasteMaskDetectron2(masks[k], M, boxes[k], H, W);
+    const ref = want.subarray(k * H * W, (k + 1) * H * W);
+    assert.ok(maxAbs(got, ref) <= 1e-6, `box ${k}: max |Δ| ${maxAbs(got, ref)}`);
+    const bin = pasteMaskBinary("detectron2", masks[k], M, boxes[k], H, W);
+    assert.deepEqual(bin, Uint8Array.from(ref, (v) => (v >= 0.5 ? 1 : 0)), `box ${k} binary`);
+    assert.equal(bin.reduce((s, v) => s + v, 0), p.detectron2_binary_count[k]);
+  }
+});
+
+test("paste by hand: expand_boxes, a box wholly outside, detectron2's region bounds", () => {
+  // (28 + 2)/28 about the centre: [10, 10, 38, 38] → [9, 9, 39, 39]
+  assert.deepEqual(expandBox([10, 10, 38, 38], 30 / 28), [9, 9, 39, 39]);
+  const ones = new Float32Array(28 * 28).fill(1);
+  assert.equal(pasteMaskTorchvision(ones, 28, [100, 100, 120, 120], 20, 20).reduce((s, v) => s + v, 0), 0);
+  assert.equal(pasteMaskDetectron2(ones, 28, [100, 100, 120, 120], 20, 20).reduce((s, v) => s + v, 0), 0);
+  // mask_ops.py: x0_int = max(floor(x0) − 1, 0), x1_int = min(ceil(x1) + 1, W)
+  assert.deepEqual(detectron2PasteRegion([2.5, 0.2, 7.1, 9.9], 10, 8), [1, 0, 8, 10]);
+  // an all-ones mask pasted by detectron2 covers exactly the pixels whose centres are inside the box
+  const bin = pasteMaskBinary("detectron2", ones, 28, [2, 3, 6, 5], 8, 8);
+  const rows = Array.from({ length: 8 }, (_, y) => Array.from(bin.subarray(y * 8, y * 8 + 8)).join(""));
+  assert.deepEqual(rows, ["00000000", "00000000", "00000000", "00111100", "00111100", "00000000", "00000000", "00000000"]);
 });

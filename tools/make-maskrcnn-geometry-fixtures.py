@@ -211,17 +211,22 @@ tv = paste_masks_in_image(masks, pboxes, (H, W), padding=1)[:, 0]
 
 
 def d2_paste(masks, boxes, h, w):
-    """detectron2-style paste (see the docstring): whole image, one box at a time."""
-    res = []
-    for m, b in zip(masks, boxes):
+    """detectron2-style paste (see the docstring): one box at a time, only inside the box's region
+    [max(floor(x0) - 1, 0), min(ceil(x1) + 1, w)) x (same for y), zeros elsewhere."""
+    res = torch.zeros(len(masks), h, w)
+    for k, (m, b) in enumerate(zip(masks, boxes)):
         x0, y0, x1, y1 = [b[i:i + 1] for i in range(4)]
-        ys = (torch.arange(0, h, dtype=torch.float32) + 0.5)
-        xs = (torch.arange(0, w, dtype=torch.float32) + 0.5)
+        rx0, ry0 = [max(int(math.floor(float(v))) - 1, 0) for v in (b[0], b[1])]
+        rx1, ry1 = min(int(math.ceil(float(b[2]))) + 1, w), min(int(math.ceil(float(b[3]))) + 1, h)
+        if rx1 <= rx0 or ry1 <= ry0:
+            continue
+        ys = (torch.arange(ry0, ry1, dtype=torch.float32) + 0.5)
+        xs = (torch.arange(rx0, rx1, dtype=torch.float32) + 0.5)
         ys = (ys - y0) / (y1 - y0) * 2 - 1
         xs = (xs - x0) / (x1 - x0) * 2 - 1
-        grid = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w)], dim=2)[None]
-        res.append(F.grid_sample(m[None], grid, align_corners=False)[0, 0])
-    return torch.stack(res)
+        grid = torch.stack([xs[None, :].expand(len(ys), len(xs)), ys[:, None].expand(len(ys), len(xs))], dim=2)[None]
+        res[k, ry0:ry1, rx0:rx1] = F.grid_sample(m[None], grid, align_corners=False)[0, 0]
+    return res
 
 
 d2 = d2_paste(masks, pboxes, H, W)
