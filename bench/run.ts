@@ -13,6 +13,7 @@ const CASES: [name: string, file: string, fn: string][] = [
   ["distill", "distill.ts", "benchDistill"],
   ["cluster", "cluster.ts", "benchCluster"],
   ["engine", "engine.ts", "benchEngine"],
+  ["crf", "crf.ts", "benchCrf"],
 ];
 
 async function main() {
