@@ -8,6 +8,7 @@ import { encodePng } from "../data/image.js";
 import type { ClusterRun } from "../cluster/run.js";
 import type { DiscoveryScore } from "../evaluation/discovery.js";
 import { vegaLiteToPng } from "./plot.js";
+import { withCaption } from "./draw.js";
 import { bestAndWorst, discoveryOverview, iouHistogramSpec, maskAreaHistogramSpec, maskAreaShares, reportHtml, type ReportSection } from "./report.js";
 
 /** The numbers of a demo run, as `summary.json` holds them. */
@@ -56,7 +57,8 @@ export async function writeDemoReport(input: DemoReportInput): Promise<{ overvie
   const grid = await discoveryOverview(gt, input.predictions, cases.map((c) => ({
     image_id: c.id,
     caption: [`${c.rank} · ${path.parse(c.file).name}`, `mask IoU ${c.maskIou.toFixed(2)} · box IoU ${c.boxIou.toFixed(2)}${c.boxIou >= 0.5 ? " (hit)" : ""}`],
-  })), input.imageDir, { cols: Math.max(1, best.length), cellHeight: 160 });
+  })), input.imageDir, { cols: Math.max(1, best.length), cellHeight: 160 }).then((g) =>
+    withCaption(g, [`Stage i masks (blue), their boxes (yellow), GT boxes (white). Top: the ${best.length} best by mask IoU; bottom: the ${worst.length} worst.`]));
   const overviewPng = new Uint8Array(await encodePng(grid));
   const overview = path.join(input.outDir, "overview.png");
   fs.writeFileSync(overview, overviewPng);
