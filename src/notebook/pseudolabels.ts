@@ -1,6 +1,9 @@
 // Drawing for notebook 04 (stage iv pseudo-labels): label maps in the VOC palette, an image's
 // detections coloured by what the threshold / overlap rules did to them, and the rows that explain it.
-import type { RgbImage } from "../data/image.js";
+import * as fs from "node:fs";
+import { loadRgb, type RgbImage } from "../data/image.js";
+import { resizeImage } from "../data/resize.js";
+import { MaskdistillError } from "../errors.js";
 import { vocColormap } from "../data/png.js";
 import type { Outcome } from "../pseudolabels/paint.js";
 import type { LabelledDetection } from "../pseudolabels/genSegmentation.js";
@@ -52,21 +55,38 @@ export function drawBox(img: RgbImage, bbox: ArrayLike<number>, color: [number, 
 
 /**
  * The image with every detection: its mask tinted and its box outlined in the colour of its outcome
- * (painted detections on top). `masks[k]` belongs to `dets[k]` (visiting order).
+ * (painted detections on top). `pixels[k]` (row-major indices of its mask) belongs to `dets[k]`.
  */
-export function detectionsOverlay(img: RgbImage, dets: LabelledDetection[], masks: Uint8Array[]): RgbImage {
-  const n = img.width * img.height;
-  const tint = new Uint8Array(n);
+export function detectionsOverlay(img: RgbImage, dets: LabelledDetection[], pixels: Int32Array[]): RgbImage {
+  const tint = new Uint8Array(img.width * img.height);
   const codes: Outcome[] = ["not-top", "below-threshold", "top-rows", "overlap", "painted"];
   // draw dropped ones first so painted detections stay visible
   const order = dets.map((_, k) => k).sort((a, b) => codes.indexOf(dets[a].outcome) - codes.indexOf(dets[b].outcome));
   for (const k of order) {
-    const code = 1 + codes.indexOf(dets[k].outcome), m = masks[k];
-    for (let i = 0; i < n; i++) if (m[i]) tint[i] = code;
+    const code = 1 + codes.indexOf(dets[k].outcome), px = pixels[k];
+    for (let i = 0; i < px.length; i++) tint[px[i]] = code;
   }
   const out = overlayLabels(img, tint, { alpha: 0.45, colors: (l) => OUTCOME_COLORS[codes[l - 1]] });
   for (const k of order) drawBox(out, dets[k].bbox, OUTCOME_COLORS[dets[k].outcome], Math.max(1, Math.round(img.width / 250)));
   return out;
+}
+
+/** An image at a given size: the first of `files` that exists, resized (bilinear) when its size differs. */
+export async function loadImageAt(files: string[], width: number, height: number): Promise<RgbImage> {
+  const file = files.find((f) => fs.existsSync(f));
+  if (!file) throw new MaskdistillError(`none of ${files.join(", ")} exists`);
+  const img = await loadRgb(file);
+  return img.width === width && img.height === height ? img : resizeImage(img, width, height, "bilinear");
+}
+
+/**
+ * One row of panels for an image: its detections by outcome, each painted map (over the image) and the
+ * GT map (over the image); `maps` in the order given.
+ */
+export function labelPanels(img: RgbImage, dets: LabelledDetection[], pixels: Int32Array[], maps: Uint8Array[], gt?: Uint8Array): RgbImage[] {
+  const panels = [detectionsOverlay(img, dets, pixels), ...maps.map((m) => overlayLabels(img, m, { alpha: 0.7 }))];
+  if (gt) panels.push(overlayLabels(img, gt, { alpha: 0.7 }));
+  return panels;
 }
 
 /** Table rows: one per detection, in visiting order, with the reason it was kept or dropped. */
