@@ -12,6 +12,8 @@
 // y, is computed; each pixel centre (x + 0.5) is mapped to (x + 0.5 − x0)/(x1 − x0)·2 − 1 (float32)
 // and sampled by F.grid_sample(bilinear, zeros padding, align_corners=False) on the unpadded M×M
 // mask; the binary mask is value ≥ threshold (0.5).
+// Both soft masks equal PyTorch's CPU results bit for bit (the float32/double/fused steps of its
+// kernels are noted where they are reproduced), so the binary masks are identical too.
 import { MaskdistillError } from "../errors.js";
 import { fma32, linearAxis } from "./transform.js";
 
@@ -50,16 +52,18 @@ export function pasteMaskTorchvision(mask: ArrayLike<number>, maskSize: number, 
   const w = Math.max(bx2 - bx0 + 1, 1), h = Math.max(by2 - by0 + 1, 1);
   const x0 = Math.max(bx0, 0), x1 = Math.min(bx2 + 1, imW), y0 = Math.max(by0, 0), y1 = Math.min(by2 + 1, imH);
   if (x1 <= x0 || y1 <= y0) return res; // nothing of the box inside the image
+  // A [1, 1, h, w] view counts as channels-last contiguous, so PyTorch runs its channels-last
+  // bilinear kernel here: the same indices and λ as the NCHW kernel, the four corner weights
+  // float32(λy·λx), and the four products summed in double, rounded once (probed: exact on
+  // 30 → 37×23, 61×45, 12×80, 5×7).
   const ay = linearAxis(P, h), ax = linearAxis(P, w);
   for (let y = y0; y < y1; y++) {
     const ry = y - by0;
-    const r0 = ay.i0[ry] * P, r1 = ay.i1[ry] * P, wy0 = ay.l0[ry], wy1 = ay.l1[ry];
+    const r0 = ay.i0[ry] * P, r1 = ay.i1[ry] * P, hy0 = ay.l0[ry], hy1 = ay.l1[ry];
     for (let x = x0; x < x1; x++) {
       const rx = x - bx0;
       const c0 = ax.i0[rx], c1 = ax.i1[rx], wx0 = ax.l0[rx], wx1 = ax.l1[rx];
-      const t0 = fma32(padded[r0 + c0], wx0, f(padded[r0 + c1] * wx1));
-      const t1 = fma32(padded[r1 + c0], wx0, f(padded[r1 + c1] * wx1));
-      res[y * imW + x] = fma32(t0, wy0, f(t1 * wy1));
+      res[y * imW + x] = padded[r0 + c0] * f(hy0 * wx0) + padded[r0 + c1] * f(hy0 * wx1) + padded[r1 + c0] * f(hy1 * wx0) + padded[r1 + c1] * f(hy1 * wx1);
     }
   }
   return res;
@@ -80,9 +84,12 @@ function gridAxis(start: number, end: number, b0: number, b1: number): Float32Ar
   return g;
 }
 
-/** grid_sample's unnormalisation (align_corners=False): ((g + 1)·size − 1)/2 as PyTorch's CPU kernel computes it. */
+/**
+ * grid_sample's unnormalisation (align_corners=False): ((g + 1)·size − 1)/2, computed by PyTorch's
+ * vectorised CPU kernel as (g + 1)·(size/2) − 0.5 with a fused multiply-add (probed).
+ */
 function unnormalize(g: number, size: number): number {
-  return f(f(f(g + 1) * f(size / 2)) - 0.5);
+  return fma32(f(g + 1), f(size / 2), -0.5);
 }
 
 /**
@@ -107,7 +114,8 @@ export function pasteMaskDetectron2(mask: ArrayLike<number>, maskSize: number, b
       const xw = Math.floor(ix);
       const w = f(ix - xw), e = f(1 - w);
       const nw = f(s * e), ne = f(s * w), sw = f(n * e), se = f(n * w);
-      const v = f(f(f(f(at(yn, xw) * nw) + f(at(yn, xw + 1) * ne)) + f(at(yn + 1, xw) * sw)) + f(at(yn + 1, xw + 1) * se));
+      // nw·v_nw + ne·v_ne + sw·v_sw + se·v_se, left to right, contracted into fused multiply-adds (probed: exact)
+      const v = fma32(at(yn + 1, xw + 1), se, fma32(at(yn + 1, xw), sw, fma32(at(yn, xw + 1), ne, f(at(yn, xw) * nw))));
       res[y * imW + x] = v;
     }
   }
