@@ -13,7 +13,9 @@ import {
   argsortDescending, batchedNms, batchedNmsLoop, batchedNmsOffset, BOX_HEAD_WEIGHTS, boxArea, boxIou, clipBoxes, decodeBoxes,
   encodeBoxes, nms, nonEmptyBoxes, removeSmallBoxes, RPN_WEIGHTS, topK, type BoxWeights,
 } from "../src/instance/boxes.js";
-import { batchImages, postprocessBoxes, rcnnTransform, resizedSize, TORCHVISION_TRANSFORM } from "../src/instance/transform.js";
+import {
+  batchImages, detectron2PostprocessBoxes, detectron2ResizedSize, detectron2Transform, postprocessBoxes, rcnnTransform, resizedSize, TORCHVISION_TRANSFORM,
+} from "../src/instance/transform.js";
 import type { RgbImage } from "../src/data/image.js";
 import { detectron2PasteRegion, expandBox, pasteMaskBinary, pasteMaskDetectron2, pasteMaskTorchvision } from "../src/instance/paste.js";
 import { detectron2Levels, inferScale, torchvisionLevelMapper, torchvisionLevels } from "../src/instance/levels.js";
@@ -269,4 +271,31 @@ test("paste by hand: expand_boxes, a box wholly outside, detectron2's region bou
   const bin = pasteMaskBinary("detectron2", ones, 28, [2, 3, 6, 5], 8, 8);
   const rows = Array.from({ length: 8 }, (_, y) => Array.from(bin.subarray(y * 8, y * 8 + 8)).join(""));
   assert.deepEqual(rows, ["00000000", "00000000", "00000000", "00111100", "00111100", "00000000", "00000000", "00000000"]);
+});
+
+// ------------------------------------------------------------------------------------ detectron2 preprocessing
+
+test("detectron2 ResizeShortestEdge sizes (800, 1333; int(x + 0.5))", () => {
+  for (const c of fx.detectron2_transform.sizes_800_1333) assert.deepEqual(detectron2ResizedSize(c.input[0], c.input[1], 800, 1333), c.resized, `${c.input}`);
+  // by hand: 480×640 → 800×1066.67 → 800×1067 (torchvision floors to 1066)
+  assert.deepEqual(detectron2ResizedSize(480, 640), [800, 1067]);
+  assert.deepEqual(resizedSize(480, 640), { height: 800, width: 1066, scale: Math.fround(Math.fround(1 / 480) * 800) });
+});
+
+test("detectron2 preprocessing (PIL bilinear on uint8, BGR/RGB mean/std, pad to 32) = its PIL/torch re-expression, bit for bit", () => {
+  const t = fx.transform;
+  const img = rgbOf(t.image.width, t.image.height, t.image.rgb);
+  for (const c of fx.detectron2_transform.image_cases) {
+    const out = detectron2Transform([img], { shortEdge: c.short, maxSize: c.max_size, format: c.format, pixelMean: c.mean, pixelStd: c.std, sizeDivisible: 32 });
+    assert.deepEqual(out.imageSizes, [c.resized]);
+    assert.deepEqual(out.shape, c.batch);
+    assert.equal(maxAbs(out.data, fromB64(c.b64)), 0, c.format);
+  }
+});
+
+test("detectron2 detector_postprocess boxes: scale, clip, nonempty", () => {
+  const p = fx.detectron2_transform.postprocess;
+  const r = detectron2PostprocessBoxes(p.boxes, p.resized, p.output);
+  assert.deepEqual(Array.from(r.keep), p.keep);
+  assert.ok(maxRel(r.boxes, p.out) <= 1e-7);
 });

@@ -16,6 +16,9 @@ Writes test/fixtures/maskrcnn-geometry/geometry.json with, each computed by torc
   levels       MultiScaleRoIAlign's LevelMapper (via _setup_scales) on boxes of many sizes
   transform    GeneralizedRCNNTransform (eval): resized sizes for several image sizes, the batched
                (normalised, resized, padded) tensor of a small real image, postprocess box rescale
+  detectron2_transform  detectron2's preprocessing re-expressed with PIL/torch (detectron2 is not
+               installable): ResizeShortestEdge's size rule, PIL BILINEAR on the uint8 image, BGR or RGB
+               (x - mean) / std in float32, zero padding to 32; detector_postprocess box scaling + clip
   paste        paste_masks_in_image (roi_heads) for boxes incl. boxes partly outside the image; and
                detectron2's grid_sample paste, re-expressed here with torch.nn.functional.grid_sample
                (detectron2 itself is not installable): pixel centres (x + 0.5), normalised to the box
@@ -90,7 +93,7 @@ out["anchors"] = {"cell": [fl(c) for c in gen.cell_anchors], "cases": anchor_cas
 decode_cases = []
 for weights, k in [((1.0, 1.0, 1.0, 1.0), 1), ((10.0, 10.0, 5.0, 5.0), 3)]:
     coder = BoxCoder(weights)
-    n = 120
+    n = 100
     ref = random_boxes(n, 200, 150, 2, 120)
     deltas = torch.randn(n, 4 * k, generator=g) * (1.0 if k == 1 else 4.0)
     deltas[:10, 2::4] = 20.0 + rand(10, k) * 50  # huge dw: clamped at log(1000/16) (after /ww)
@@ -142,7 +145,7 @@ for name, n, q_box, q_score, thr in [("dyadic ties", 300, 4, 16, 0.5), ("float",
     nms_cases.append({"name": name, "threshold": thr, "boxes": fl(b), "scores": fl(s), "keep": box_ops.nms(b, s, thr).tolist()})
 out["nms"] = nms_cases
 bcases = []
-for name, n, classes, thr in [("offset trick", 900, 5, 0.5), ("per-class loop", 1300, 7, 0.5), ("offset trick, 1000 boxes = 4000 coords", 1000, 3, 0.6)]:
+for name, n, classes, thr in [("offset trick", 900, 5, 0.5), ("per-class loop", 1050, 7, 0.5), ("offset trick, 1000 boxes = 4000 coords", 1000, 3, 0.6)]:
     b = random_boxes(n, 120, 100, 4, 50, q=8)
     s = dyadic(rand(n), 32)
     idx = torch.randint(0, classes, (n,), generator=g)
@@ -199,6 +202,44 @@ for new, orig in [((100, 133), (48, 64)), ((800, 1066), (480, 640)), ((801, 1199
     post.append({"resized": list(new), "original": list(orig), "boxes": fl(pb), "out": fl(resize_boxes(pb, new, orig))})
 out["transform"] = {"mean": MEAN, "std": STD, "sizes_800_1333": sizes, "image": {"height": 48, "width": 64, "rgb": rgb.reshape(-1).tolist()},
                     "image_cases": image_cases, "pair": pair, "postprocess": post}
+
+# ---------------------------------------------------------------- detectron2 preprocessing (re-expressed)
+def d2_size(h, w, short, max_size):
+    """ResizeShortestEdge's rule: Python floats, short side -> short, cap the long side, int(x + 0.5)."""
+    scale = short * 1.0 / min(h, w)
+    newh, neww = (short, scale * w) if h < w else (scale * h, short)
+    if max(newh, neww) > max_size:
+        scale = max_size * 1.0 / max(newh, neww)
+        newh, neww = newh * scale, neww * scale
+    return int(newh + 0.5), int(neww + 0.5)
+
+
+d2_sizes = [{"input": [h, w], "resized": list(d2_size(h, w, 800, 1333))} for h, w in
+            [(480, 640), (427, 640), (640, 427), (500, 375), (333, 500), (1, 1), (100, 3000), (3000, 100), (612, 612), (599, 799), (17, 23)]]
+d2_cases = []
+for short, max_size, fmt, mean, std in [(24, 32, "BGR", [103.53, 116.28, 123.675], [1.0, 1.0, 1.0]),
+                                        (30, 50, "RGB", [123.675, 116.28, 103.53], [58.395, 57.12, 57.375])]:
+    nh, nw = d2_size(48, 64, short, max_size)
+    arr = np.asarray(pil.resize((nw, nh), Image.BILINEAR), dtype=np.uint8)
+    if fmt == "BGR":
+        arr = arr[:, :, ::-1]
+    t = torch.as_tensor(np.ascontiguousarray(arr).astype("float32").transpose(2, 0, 1))
+    t = (t - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+    H32, W32 = int(math.ceil(nh / 32) * 32), int(math.ceil(nw / 32) * 32)
+    batch = torch.zeros(1, 3, H32, W32)
+    batch[0, :, :nh, :nw] = t
+    d2_cases.append({"short": short, "max_size": max_size, "format": fmt, "mean": mean, "std": std, "resized": [nh, nw],
+                     "batch": list(batch.shape), "b64": b64(batch)})
+pp = random_boxes(30, 60, 45, 0.2, 40)
+pp[:3] = torch.tensor([[-3.0, -2.0, 10.0, 10.0], [59.0, 44.0, 70.0, 50.0], [20.0, 20.0, 20.0, 30.0]])
+sx, sy = 640 / 60, 480 / 45
+ob = pp.clone()
+ob[:, 0::2] *= sx
+ob[:, 1::2] *= sy
+ob = torch.stack([ob[:, 0].clamp(min=0, max=640), ob[:, 1].clamp(min=0, max=480), ob[:, 2].clamp(min=0, max=640), ob[:, 3].clamp(min=0, max=480)], 1)
+keep = ((ob[:, 2] - ob[:, 0] > 0) & (ob[:, 3] - ob[:, 1] > 0)).nonzero()[:, 0]
+out["detectron2_transform"] = {"sizes_800_1333": d2_sizes, "image_cases": d2_cases,
+                               "postprocess": {"resized": [45, 60], "output": [480, 640], "boxes": fl(pp), "out": fl(ob[keep]), "keep": keep.tolist()}}
 
 # ---------------------------------------------------------------- paste
 M = 28

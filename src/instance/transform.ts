@@ -12,9 +12,10 @@
 // fma(v0, λ0, v1·λ1) in float32 — the AVX2 build of the kernel contracts `t0*w0 + t1*w1` into a
 // fused multiply-add; this order reproduced PyTorch bit for bit on random 48×64 → 60×80 inputs,
 // where the unfused sum differed in 38 % of the values by 1 ulp.
-// (detectron2 resizes on the data side — ResizeShortestEdge on uint8 images — and is not this module.)
+// The detectron2 preset (resize of the uint8 image with PIL, normalisation in the model) is at the end.
 import { MaskdistillError } from "../errors.js";
 import type { RgbImage } from "../data/image.js";
+import { resizeImage } from "../data/resize.js";
 
 const f = Math.fround;
 
@@ -207,4 +208,97 @@ export function postprocessBoxes(boxes: ArrayLike<number>, resized: readonly [nu
   const out = new Float32Array(boxes.length);
   for (let i = 0; i < boxes.length; i++) out[i] = f(boxes[i]) * (i % 2 === 0 ? rw : rh);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// detectron2 preset: the resize happens on the 8-bit image (data side), the model normalises.
+//   ResizeShortestEdge(800, 1333) (data/transforms/augmentation_impl.py, get_output_shape): in
+//   Python floats, scale = short/min(h, w); the short side becomes `short`, the other side·scale;
+//   if the longer result exceeds max_size both are scaled by max_size/longer; each side
+//   int(x + 0.5). ResizeTransform.apply_image resizes the uint8 image with PIL BILINEAR (bit-exact
+//   in src/data/resize.ts). GeneralizedRCNN.preprocess_image: (x − pixel_mean)/pixel_std on the
+//   float32 CHW image in cfg.INPUT.FORMAT channel order (BGR by default, means 103.530, 116.280,
+//   123.675 and stds 1 of the MSRA R-50), then ImageList.from_tensors pads with 0 to a multiple of 32.
+
+export interface Detectron2TransformOptions {
+  shortEdge: number;
+  maxSize: number;
+  /** Channel order the model sees (cfg.INPUT.FORMAT). */
+  format: "BGR" | "RGB";
+  /** MODEL.PIXEL_MEAN / PIXEL_STD in `format` order, 0–255 scale. */
+  pixelMean: readonly number[];
+  pixelStd: readonly number[];
+  sizeDivisible: number;
+}
+
+/** detectron2's defaults (Base-RCNN-FPN with the MSRA R-50 weights). */
+export const DETECTRON2_TRANSFORM: Detectron2TransformOptions = {
+  shortEdge: 800, maxSize: 1333, format: "BGR", pixelMean: [103.53, 116.28, 123.675], pixelStd: [1, 1, 1], sizeDivisible: 32,
+};
+
+/** ResizeShortestEdge's output (height, width) for an h×w image. */
+export function detectron2ResizedSize(height: number, width: number, shortEdge = 800, maxSize = 1333): [number, number] {
+  if (!(height >= 1 && width >= 1)) throw new MaskdistillError(`resize: empty image ${width}×${height}`);
+  const size = shortEdge;
+  let scale = size / Math.min(height, width);
+  let newh: number, neww: number;
+  if (height < width) {
+    newh = size;
+    neww = scale * width;
+  } else {
+    newh = scale * height;
+    neww = size;
+  }
+  if (Math.max(newh, neww) > maxSize) {
+    scale = maxSize / Math.max(newh, neww);
+    newh = newh * scale;
+    neww = neww * scale;
+  }
+  return [Math.trunc(newh + 0.5), Math.trunc(neww + 0.5)];
+}
+
+/** The resize + normalise + pad of detectron2's inference on 8-bit RGB images. */
+export function detectron2Transform(images: readonly RgbImage[], opts: Detectron2TransformOptions = DETECTRON2_TRANSFORM): TransformedBatch {
+  const chw = images.map((img) => {
+    const [h, w] = detectron2ResizedSize(img.height, img.width, opts.shortEdge, opts.maxSize);
+    const r = h === img.height && w === img.width ? img : resizeImage(img, w, h, "bilinear");
+    const plane = w * h;
+    const data = new Float32Array(3 * plane);
+    for (let c = 0; c < 3; c++) {
+      const src = opts.format === "BGR" ? 2 - c : c;
+      const m = f(opts.pixelMean[c]), s = f(opts.pixelStd[c]);
+      for (let p = 0; p < plane; p++) data[c * plane + p] = f(r.data[3 * p + src] - m) / s;
+    }
+    return { channels: 3, height: h, width: w, data } as ChwImage;
+  });
+  return {
+    ...batchImages(chw, opts.sizeDivisible),
+    imageSizes: chw.map((r) => [r.height, r.width]),
+    originalSizes: images.map((i) => [i.height, i.width]),
+  };
+}
+
+/**
+ * detectron2 `detector_postprocess` for boxes: scale by output/input size (Python float ratios
+ * applied to float32 boxes), clip to the output size, keep the nonempty boxes (w > 0 and h > 0).
+ * Returns the kept boxes and their indices (the masks of those are pasted at the output size).
+ */
+export function detectron2PostprocessBoxes(boxes: ArrayLike<number>, resized: readonly [number, number], output: readonly [number, number]): { boxes: Float32Array; keep: Int32Array } {
+  if (boxes.length % 4 !== 0) throw new MaskdistillError(`detectron2PostprocessBoxes: length ${boxes.length} is not a multiple of 4`);
+  const sx = f(output[1] / resized[1]), sy = f(output[0] / resized[0]);
+  const n = boxes.length / 4;
+  const H = f(output[0]), W = f(output[1]);
+  const scaled = new Float32Array(boxes.length);
+  const keep: number[] = [];
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 4; c++) {
+      const lim = c % 2 === 0 ? W : H;
+      const v = f(f(boxes[4 * i + c]) * (c % 2 === 0 ? sx : sy));
+      scaled[4 * i + c] = v < 0 ? 0 : v > lim ? lim : v;
+    }
+    if (f(scaled[4 * i + 2] - scaled[4 * i]) > 0 && f(scaled[4 * i + 3] - scaled[4 * i + 1]) > 0) keep.push(i);
+  }
+  const out = new Float32Array(4 * keep.length);
+  keep.forEach((i, k) => out.set(scaled.subarray(4 * i, 4 * i + 4), 4 * k));
+  return { boxes: out, keep: Int32Array.from(keep) };
 }
