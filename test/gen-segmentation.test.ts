@@ -193,6 +193,13 @@ test("labelImage reports why each detection was kept or dropped; released rule a
   assert.deepEqual(keptDetections(set, 0.9).map((d) => d.id), [2, 3]);
   assert.deepEqual(keptDetections(set, 0.1).map((d) => d.id), [1, 2, 3, 4]);
   assert.deepEqual(boxAp50(gt, []), { ap50: 0, ap50Agnostic: 0 });
+  // pseudo-classes: ids named otherwise than the GT's (a stage-ii file's clusters) are not scored class-aware
+  const kept = keptDetections(set, 0.9);
+  const named = boxAp50(gt, kept, undefined, new Map([[1, "cluster 1"], [2, "two"]]));
+  assert.equal(named.ap50, null);
+  assert.match(named.ap50Note!, /category 1 is 'cluster 1' in the detections but 'one' in the GT/);
+  assert.equal(named.ap50Agnostic, boxAp50(gt, kept).ap50Agnostic);
+  assert.match(boxAp50(gt, kept.map((d) => ({ ...d, category_id: 7 }))).ap50Note!, /category 7 is not a GT category/);
 });
 
 test("bad input names the file", async () => {

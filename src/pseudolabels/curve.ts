@@ -74,7 +74,7 @@ export function thresholdCurve(
     for (let i = 0; i < conf.counts.length; i++) conf.counts[i] = background.counts[i] + c.painted.counts[i] - c.paintedAsBackground.counts[i];
     c.used[0] = 1;
     const s = scoreMatched(conf, c.used, { match: opts.match ?? "hungarian", pinBackground: opts.pinBackground });
-    if (!apAt.has(c.threshold)) apAt.set(c.threshold, boxAp50(set.gt, keptDetections(set, c.threshold, ids), ids));
+    if (!apAt.has(c.threshold)) apAt.set(c.threshold, boxAp50(set.gt, keptDetections(set, c.threshold, ids), ids, set.categoryNames));
     return { threshold: c.threshold, overlapRule: c.overlapRule, miou: s.miou, pixelAcc: s.pixel_acc, kept: c.kept, painted: c.nPainted, ...apAt.get(c.threshold)! };
   });
 }

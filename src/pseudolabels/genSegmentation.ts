@@ -29,6 +29,8 @@ export interface DetectionSet {
   detections: number;
   /** GT images whose detections were not in descending score order (they get sorted, stably). */
   unsortedImages: number[];
+  /** The input's own category names, when it is an {annotations, categories} file (e.g. cluster names). */
+  categoryNames?: Map<number, string>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -45,8 +47,12 @@ export function readDetections(inputFile: string, gt: CocoDataset): DetectionSet
   } catch (e) {
     throw new MaskdistillError(`cannot read the detections (${(e as Error).message})`, inputFile);
   }
+  let categoryNames: Map<number, string> | undefined;
   if (isObject(raw)) {
     if (!Array.isArray(raw.annotations)) throw new MaskdistillError("expected a COCO results list, or an object with an 'annotations' list", inputFile);
+    if (Array.isArray(raw.categories)) {
+      categoryNames = new Map(raw.categories.filter(isObject).map((c) => [c.id as number, String(c.name)]));
+    }
     raw = raw.annotations;
   }
   // validate against the GT images, with the results' own categories (pseudo-classes are allowed)
@@ -71,7 +77,7 @@ export function readDetections(inputFile: string, gt: CocoDataset): DetectionSet
   const unsortedImages: number[] = [];
   for (const [id, list] of byImage) if (!scoreOrder(list.map((d) => d.score)).sorted) unsortedImages.push(id);
   unsortedImages.sort((a, b) => a - b);
-  return { gt, byImage, detections: dets.length, unsortedImages };
+  return { gt, byImage, detections: dets.length, unsortedImages, categoryNames };
 }
 
 /** One detection of an image after stage iv: its place in the input list, and what happened to it. */
@@ -147,23 +153,33 @@ export function keptDetections(set: DetectionSet, threshold = DEFAULT_THRESHOLD,
 }
 
 /**
- * Box AP50 (COCOeval bbox, stats[1]) of detections against the GT annotations of `imageIds`: class-aware
- * when every category is a GT category (else null), and class-agnostic. null where there is no GT object.
+ * Box AP50 (COCOeval bbox, stats[1]) of detections against the GT annotations of `imageIds`, class-agnostic
+ * and class-aware. Class-aware only where the detections' categories are GT categories: every id is a GT
+ * category id and, when the detections name their categories (`names`, e.g. a stage-ii file's clusters),
+ * the names are the GT's; else `ap50` is null and `ap50Note` says why. null where there is no GT object.
  */
-export function boxAp50(gt: CocoDataset, dets: CocoDetection[], imageIds?: Set<number>): { ap50: number | null; ap50Agnostic: number | null } {
+export function boxAp50(
+  gt: CocoDataset, dets: CocoDetection[], imageIds?: Set<number>, names?: Map<number, string>,
+): { ap50: number | null; ap50Agnostic: number | null; ap50Note?: string } {
   const sub: CocoDataset = imageIds
     ? { ...gt, images: gt.images.filter((im) => imageIds.has(im.id)), annotations: gt.annotations.filter((a) => imageIds.has(a.image_id)) }
     : gt;
-  if (sub.annotations.length === 0 || sub.images.length === 0) return { ap50: null, ap50Agnostic: null };
+  if (sub.annotations.length === 0 || sub.images.length === 0) return { ap50: null, ap50Agnostic: null, ap50Note: "no GT objects" };
   const results = dets.map((d) => ({ image_id: d.image_id, category_id: d.category_id, score: d.score, bbox: Array.from(d.bbox) as [number, number, number, number] }));
-  const gtCats = new Set(gt.categories.map((c) => c.id));
-  const classAware = results.every((r) => gtCats.has(r.category_id));
+  const gtNames = new Map(gt.categories.map((c) => [c.id, c.name]));
+  const foreign = results.find((r) => !gtNames.has(r.category_id) || (names?.has(r.category_id) && names.get(r.category_id) !== gtNames.get(r.category_id)));
   const score = (useCats: boolean): number | null => {
     if (results.length === 0) return 0;
     const s = evaluateResults(sub, results, { iouType: "bbox", useCats }).stats[1];
     return s < 0 ? null : s;
   };
-  return { ap50: classAware ? score(true) : null, ap50Agnostic: score(false) };
+  if (foreign) {
+    const why = gtNames.has(foreign.category_id)
+      ? `category ${foreign.category_id} is '${names!.get(foreign.category_id)}' in the detections but '${gtNames.get(foreign.category_id)}' in the GT`
+      : `category ${foreign.category_id} is not a GT category`;
+    return { ap50: null, ap50Agnostic: score(false), ap50Note: `class-aware AP50 not scored: ${why} (pseudo-classes?)` };
+  }
+  return { ap50: score(true), ap50Agnostic: score(false) };
 }
 
 /** File stem of an image's pseudo-label PNG. */
@@ -216,6 +232,8 @@ export interface GenSegmentationSummary {
   /** Box AP50 of the kept detections (class-aware when their categories are GT categories, else null). */
   ap50: number | null;
   ap50Agnostic: number | null;
+  /** Why `ap50` is null, when it is. */
+  ap50Note: string | null;
   /** mIoU of the pseudo-labels against --gt-dir (unsharded runs). */
   semseg: (Omit<SemsegScore, "confusion"> & { images: number; match: MatchMode; pinBackground: boolean }) | null;
   warnings: string[];
@@ -300,7 +318,7 @@ export async function genSegmentation(opts: GenSegmentationOptions): Promise<Gen
   const ok = entries.filter((e) => !e.problem);
   const empty = ok.filter((e) => e.detections === 0).map((e) => ({ image_id: e.image_id, stem: e.stem! }));
   const shardIds = new Set(run.items.map((i) => i.id));
-  const { ap50, ap50Agnostic } = boxAp50(gt, keptDetections(set, threshold, shardIds), shardIds);
+  const { ap50, ap50Agnostic, ap50Note } = boxAp50(gt, keptDetections(set, threshold, shardIds), shardIds, set.categoryNames);
   let semseg: GenSegmentationSummary["semseg"] = null;
   const match = opts.match ?? "hungarian", pinBackground = opts.pinBackground ?? false;
   if (opts.gtDir) {
@@ -323,7 +341,7 @@ export async function genSegmentation(opts: GenSegmentationOptions): Promise<Gen
     emptyImages: { count: empty.length, images: empty },
     backgroundOnly: ok.filter((e) => !e.foreground).length,
     errors,
-    ap50, ap50Agnostic, semseg, warnings,
+    ap50, ap50Agnostic, ap50Note: ap50Note ?? null, semseg, warnings,
   };
   writeFileAtomic(out, JSON.stringify(summary, null, 1) + "\n");
   return { ...summary, secondsPerImage: run.computed ? run.seconds / run.computed : 0, resumed: run.resumed };

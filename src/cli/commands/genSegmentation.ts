@@ -91,7 +91,7 @@ const command: Command = {
         ` and ${s.thresholdRule.droppedNotTop} as not the top detection of a low-confidence image`,
       `  overlap rule (${s.overlapRule}): painted ${s.overlapRuleCounts.painted}, dropped ${s.overlapRuleCounts.droppedOverlap} overlapping` +
         ` and ${s.overlapRuleCounts.droppedTopRows} by the top-rows test`,
-      `  box AP50 of the kept detections: ${pct(s.ap50)} class-aware, ${pct(s.ap50Agnostic)} class-agnostic`,
+      `  box AP50 of the kept detections: ${pct(s.ap50)} class-aware, ${pct(s.ap50Agnostic)} class-agnostic` + (s.ap50Note ? ` (${s.ap50Note})` : ""),
     ];
     if (s.semseg) lines.push(`  pseudo-label mIoU vs ${values["gt-dir"]}: ${pct(s.semseg.miou)} (match ${s.semseg.match}${s.semseg.pinBackground ? ", background pinned" : ""}, ${s.semseg.images} images), pixel acc ${pct(s.semseg.pixel_acc)}`);
     if (s.errors) lines.push(`  ${s.errors} image(s) failed: see ${values["output-dir"]}/summary.json.errors.jsonl`);
