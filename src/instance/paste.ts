@@ -105,6 +105,7 @@ export function pasteMaskDetectron2(mask: ArrayLike<number>, maskSize: number, b
   const gx = gridAxis(rx0, rx1, box[0], box[2]), gy = gridAxis(ry0, ry1, box[1], box[3]);
   const M = maskSize;
   const at = (yy: number, xx: number): number => (yy >= 0 && yy < M && xx >= 0 && xx < M ? mask[yy * M + xx] : 0);
+  if (rx1 <= rx0 || ry1 <= ry0) return res; // the box's region misses the image
   const nx = rx1 - rx0;
   const xws = new Int32Array(nx), ws = new Float32Array(nx), es = new Float32Array(nx);
   for (let k = 0; k < nx; k++) {
