@@ -8,6 +8,7 @@ import { vocColormap } from "../data/png.js";
 import type { Outcome } from "../pseudolabels/paint.js";
 import type { LabelledDetection } from "../pseudolabels/genSegmentation.js";
 import { overlayLabels } from "./overlay.js";
+import { drawBox } from "./draw.js";
 
 const VOC = vocColormap();
 
@@ -41,18 +42,6 @@ export function renderLabels(map: Uint8Array, width: number, height: number): Rg
   return { width, height, data };
 }
 
-/** Draws a rectangle outline ([x, y, w, h], clipped) `thickness` px wide, in place. */
-export function drawBox(img: RgbImage, bbox: ArrayLike<number>, color: [number, number, number], thickness = 2): void {
-  const { width: W, height: H, data } = img;
-  const x0 = Math.max(0, Math.round(bbox[0])), y0 = Math.max(0, Math.round(bbox[1]));
-  const x1 = Math.min(W - 1, Math.round(bbox[0] + bbox[2]) - 1), y1 = Math.min(H - 1, Math.round(bbox[1] + bbox[3]) - 1);
-  const put = (x: number, y: number) => { const o = 3 * (y * W + x); data[o] = color[0]; data[o + 1] = color[1]; data[o + 2] = color[2]; };
-  for (let t = 0; t < thickness; t++) {
-    for (let x = x0; x <= x1; x++) { if (y0 + t <= y1) put(x, y0 + t); if (y1 - t >= y0) put(x, y1 - t); }
-    for (let y = y0; y <= y1; y++) { if (x0 + t <= x1) put(x0 + t, y); if (x1 - t >= x0) put(x1 - t, y); }
-  }
-}
-
 /**
  * The image with every detection: its mask tinted and its box outlined in the colour of its outcome
  * (painted detections on top). `pixels[k]` (row-major indices of its mask) belongs to `dets[k]`.
@@ -67,8 +56,12 @@ export function detectionsOverlay(img: RgbImage, dets: LabelledDetection[], pixe
     for (let i = 0; i < px.length; i++) tint[px[i]] = code;
   }
   const out = overlayLabels(img, tint, { alpha: 0.45, colors: (l) => OUTCOME_COLORS[codes[l - 1]] });
-  for (const k of order) drawBox(out, dets[k].bbox, OUTCOME_COLORS[dets[k].outcome], Math.max(1, Math.round(img.width / 250)));
-  return out;
+  let boxed = out;
+  for (const k of order) {
+    const b = dets[k].bbox;
+    boxed = drawBox(boxed, [b[0], b[1], b[2], b[3]], OUTCOME_COLORS[dets[k].outcome], Math.max(1, Math.round(img.width / 250)));
+  }
+  return boxed;
 }
 
 /** An image at a given size: the first of `files` that exists, resized (bilinear) when its size differs. */
@@ -80,13 +73,14 @@ export async function loadImageAt(files: string[], width: number, height: number
 }
 
 /**
- * One row of panels for an image: its detections by outcome, each painted map (over the image) and the
- * GT map (over the image); `maps` in the order given.
+ * One row of panels for an image, each `height` px high: its detections by outcome, each painted map
+ * over the image (`maps` in the order given) and the GT map over the image.
  */
-export function labelPanels(img: RgbImage, dets: LabelledDetection[], pixels: Int32Array[], maps: Uint8Array[], gt?: Uint8Array): RgbImage[] {
+export function labelPanels(img: RgbImage, dets: LabelledDetection[], pixels: Int32Array[], maps: Uint8Array[], gt?: Uint8Array, height = 200): RgbImage[] {
   const panels = [detectionsOverlay(img, dets, pixels), ...maps.map((m) => overlayLabels(img, m, { alpha: 0.7 }))];
   if (gt) panels.push(overlayLabels(img, gt, { alpha: 0.7 }));
-  return panels;
+  const W = Math.max(1, Math.round((img.width * height) / img.height));
+  return panels.map((p) => (p.height === height ? p : resizeImage(p, W, height, "bilinear")));
 }
 
 /** Table rows: one per detection, in visiting order, with the reason it was kept or dropped. */
