@@ -2,13 +2,15 @@
 // differs): the R-CNN box coder (decode/encode), clipping, small-box removal, area, pairwise IoU,
 // NMS, batched NMS and top-k. Boxes are flat Float32Array [N*4] (x1, y1, x2, y2).
 //
-// Every arithmetic step that torchvision does on float32 tensors is rounded to float32 here
+// decodeBoxes equals torchvision bit for bit (float32 steps, SLEEF's expf); encodeBoxes to 1 ulp
+// (torch.log's SLEEF logf is not reproduced). Every arithmetic step that torchvision does on float32 tensors is rounded to float32 here
 // (Math.fround) so that discrete outcomes (which box survives NMS, which box is "small") are the
 // same as PyTorch's. Orders of equal scores follow the C++ algorithms PyTorch runs on the CPU:
 // `Tensor.sort` (used by the NMS kernel and by batched NMS) is libstdc++'s unstable std::sort
 // (introsort), and `torch.topk` is std::partial_sort or std::nth_element + std::sort; both are
 // emulated step by step below, so ties come out in the same order as in PyTorch.
 import { MaskdistillError } from "../errors.js";
+import { fma32 } from "./transform.js";
 
 const f = Math.fround;
 
@@ -20,6 +22,37 @@ export const RPN_WEIGHTS: BoxWeights = [1, 1, 1, 1];
 export const BOX_HEAD_WEIGHTS: BoxWeights = [10, 10, 5, 5];
 /** Largest dw/dh before exp: a 16 px box may grow to 1000 px (both libraries). */
 export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
+
+// torch.exp on float32 CPU tensors (PyTorch 1.13 without MKL, AVX2 kernels) is SLEEF's
+// Sleef_expf8_u10 for every element (vec::map, partial loads for the tail): a Cody–Waite range
+// reduction by q = rint(x/ln 2) and a degree-6 polynomial, with fused multiply-adds, then ·2^q.
+// Reproduced step by step so that decoded boxes equal torchvision's bit for bit.
+const R_LN2F = f(1.442695040888963407359924681001892137426645954152985934135449406931);
+const L2UF = f(0.693145751953125);
+const L2LF = f(1.428606765330187045e-6);
+const EXP_POLY = [0.000198527617612853646278381, 0.00139304355252534151077271, 0.00833336077630519866943359, 0.0416664853692054748535156, 0.166666671633720397949219, 0.5].map(f);
+
+/** Round to nearest, ties to even (cvtps2dq). */
+function rintEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** float32 exp as PyTorch computes it on the CPU (SLEEF expf, 1 ulp). */
+export function expf32(x: number): number {
+  const d = f(x);
+  if (d !== d) return NaN;
+  if (d < -104) return 0;
+  if (d > 100) return Infinity;
+  const q = rintEven(f(d * R_LN2F));
+  let s = fma32(q, -L2UF, d);
+  s = fma32(q, -L2LF, s);
+  let u = EXP_POLY[0];
+  for (let i = 1; i < EXP_POLY.length; i++) u = fma32(u, s, EXP_POLY[i]);
+  u = f(1 + fma32(f(s * s), u, s));
+  const h = q >> 1;
+  return f(f(u * 2 ** h) * 2 ** (q - h)); // vldexp2: two exact power-of-two steps
+}
 
 function checkBoxes(boxes: ArrayLike<number>, what: string): number {
   if (boxes.length % 4 !== 0) throw new MaskdistillError(`${what}: length ${boxes.length} is not a multiple of 4 (x1, y1, x2, y2 per box)`);
@@ -54,7 +87,7 @@ export function decodeBoxes(deltas: ArrayLike<number>, boxes: ArrayLike<number>,
       if (dw > c) dw = c;
       if (dh > c) dh = c;
       const pcx = f(f(dx * w) + cx), pcy = f(f(dy * h) + cy);
-      const pw = f(f(Math.exp(dw)) * w), ph = f(f(Math.exp(dh)) * h);
+      const pw = f(expf32(dw) * w), ph = f(expf32(dh) * h);
       const hw = f(0.5 * pw), hh = f(0.5 * ph);
       out[o] = pcx - hw;
       out[o + 1] = pcy - hh;
