@@ -2,13 +2,15 @@
 // differs): the R-CNN box coder (decode/encode), clipping, small-box removal, area, pairwise IoU,
 // NMS, batched NMS and top-k. Boxes are flat Float32Array [N*4] (x1, y1, x2, y2).
 //
-// decodeBoxes equals torchvision bit for bit (float32 steps, SLEEF's expf); encodeBoxes to 1 ulp
-// (torch.log's SLEEF logf is not reproduced). Every arithmetic step that torchvision does on float32 tensors is rounded to float32 here
+// Every arithmetic step that torchvision does on float32 tensors is rounded to float32 here
 // (Math.fround) so that discrete outcomes (which box survives NMS, which box is "small") are the
-// same as PyTorch's. Orders of equal scores follow the C++ algorithms PyTorch runs on the CPU:
-// `Tensor.sort` (used by the NMS kernel and by batched NMS) is libstdc++'s unstable std::sort
-// (introsort), and `torch.topk` is std::partial_sort or std::nth_element + std::sort; both are
-// emulated step by step below, so ties come out in the same order as in PyTorch.
+// same as PyTorch's; decodeBoxes equals torchvision bit for bit (with SLEEF's expf, as torch.exp),
+// encodeBoxes to 1 ulp (torch.log's SLEEF logf is not reproduced).
+// Orders of equal scores follow what PyTorch runs on the CPU: `Tensor.sort(descending=True)` (used
+// by batched NMS's per-class variant) is libstdc++'s unstable std::sort (introsort), `torch.topk` is
+// std::partial_sort or std::nth_element + std::sort — both emulated step by step below — and the
+// NMS kernel of the installed torchvision 0.14 visits equal scores in index order (a stable sort;
+// established on the fixtures, where the unstable order fails).
 import { MaskdistillError } from "../errors.js";
 import { fma32 } from "./transform.js";
 
