@@ -318,3 +318,20 @@ test("rlePixels lists the ones of maskFromRle (row-major indices) without an h*w
     assert.deepEqual(Array.from(rlePixels(rle)).sort((a, b) => a - b), expected);
   }
 });
+
+test("notebook drawing: label maps in the VOC palette, detections coloured by outcome, rows that say why", async () => {
+  const { renderLabels, detectionsOverlay, outcomeRows, OUTCOME_COLORS } = await import("../src/notebook/pseudolabels.js");
+  assert.deepEqual(Array.from(renderLabels(new Uint8Array([0, 1, 15, 255]), 4, 1).data), [0, 0, 0, 128, 0, 0, 192, 128, 128, 224, 224, 192]);
+  const img = { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(100) };
+  const dets = [
+    { id: 1, score: 0.95, category_id: 3, bbox: [0, 0, 4, 4], kept: true, outcome: "painted" as const },
+    { id: 2, score: 0.2, category_id: 5, bbox: [4, 4, 4, 4], kept: false, outcome: "below-threshold" as const },
+  ];
+  const out = detectionsOverlay(img, dets, [Int32Array.from([0, 1, 8, 9]), Int32Array.from([63])]);
+  const px = (x: number, y: number) => Array.from(out.data.subarray(3 * (y * 8 + x), 3 * (y * 8 + x) + 3));
+  assert.deepEqual(px(0, 0), [...OUTCOME_COLORS.painted]); // box outline drawn last
+  assert.deepEqual(px(7, 7), [...OUTCOME_COLORS["below-threshold"]]);
+  assert.deepEqual(px(2, 2), [100, 100, 100]); // inside the box, outside every mask and outline
+  const rows = outcomeRows("a", dets, (c) => `cluster ${c}`);
+  assert.deepEqual(rows.map((r) => [r.rank, r.class, r.label, r.what]), [[1, "cluster 3", 4, "kept, painted"], [2, "cluster 5", 6, "dropped: score below the threshold"]]);
+});
