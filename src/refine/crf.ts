@@ -2,8 +2,8 @@
 // typed arrays: logits [C, h, w] + the image → Q [N, C] and labels, with the reference's parameters
 // as defaults and every one of them an option.
 import type { RgbImage } from "../data/image.js";
-import { addPairwiseBilateral, addPairwiseGaussian, createDenseCrf, inference, labelsFromQ, setUnaryEnergy, type CrfBackend, type Normalization } from "./densecrf.js";
-import { softmaxChannels, unaryFromSoftmax, upsampleBilinear } from "./unary.js";
+import { addPairwiseBilateral, addPairwiseGaussian, createDenseCrf, inference, labelsFromQ, type CrfBackend, type Normalization } from "./densecrf.js";
+import { softmaxUnary, upsampleBilinear } from "./unary.js";
 
 /** The reference's parameters (MAX_ITER, POS_XY_STD/POS_W, Bi_XY_STD/Bi_RGB_STD/Bi_W). */
 export const MASKDISTILL_CRF = {
@@ -51,11 +51,12 @@ export interface CrfResult {
   probs?: Float32Array;
 }
 
-/** Unary energies [C, H·W] from logits [C, h, w]: bilinear upsampling, softmax, −log(clip(p)). */
+/**
+ * Unary energies from logits [C, h, w]: bilinear upsampling to H×W, softmax, −log(clip(p)).
+ * Returns the probabilities [C, H·W] and U pixel-major [H·W, C] (see softmaxUnary).
+ */
 export function unaryFromLogits(logits: Float32Array, c: number, h: number, w: number, H: number, W: number, clip = 1e-5): { probs: Float32Array; unary: Float32Array } {
-  const up = upsampleBilinear(logits, c, h, w, H, W);
-  const probs = softmaxChannels(up, c, H * W);
-  return { probs, unary: unaryFromSoftmax(probs, clip) };
+  return softmaxUnary(upsampleBilinear(logits, c, h, w, H, W), c, H * W, clip);
 }
 
 /** MaskDistill's `dense_crf(image, logits)`: the image's size sets the output size. */
@@ -73,7 +74,7 @@ export function denseCrfFromLogits(logits: Float32Array, c: number, h: number, w
   };
   const { probs, unary } = unaryFromLogits(logits, c, h, w, H, W, o.clip);
   const crf = createDenseCrf(W, H, c);
-  setUnaryEnergy(crf, unary);
+  crf.unary = unary; // already pixel-major
   const normalization = o.normalization;
   if (o.gaussian !== null) addPairwiseGaussian(crf, { ...MASKDISTILL_CRF.gaussian, ...o.gaussian, normalization });
   if (o.bilateral !== null) {

@@ -235,13 +235,12 @@ export type CrfBackend = "auto" | "js";
 export function startInference(crf: DenseCrf, backend: CrfBackend = "auto"): CrfState {
   const { n, labels: c } = crf;
   const q = new Float32Array(n * c);
-  expAndNormalize(q, crf.unary, n, c, true);
   const wasm = backend === "auto" ? planWasm(crf) : null;
   if (wasm) {
-    const qp = new Float32Array(wasm.k.memory.buffer, wasm.q, n * wasm.cp);
-    for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) qp[i * wasm.cp + j] = q[i * c + j];
+    wasm.k.softmax(wasm.negU, wasm.q, n, wasm.rowBytes, wasm.mask);
     return { q, acc: wasm.accView, pre: wasm.preView, scratch: { channels: c, a: new Float32Array(0), b: new Float32Array(0) }, wasm };
   }
+  expAndNormalize(q, crf.unary, n, c, true);
   const maxM = Math.max(0, ...crf.kernels.map((k) => k.lattice.m));
   return {
     q,

@@ -118,7 +118,6 @@ function findKey(t: KeyTable, k: Int16Array, ko: number, create: boolean): numbe
 export function buildLattice(features: Float32Array, n: number, d: number): Lattice {
   if (features.length < n * d) throw new Error(`buildLattice: ${features.length} feature values for ${n}×${d}`);
   const dp1 = d + 1;
-  const invDp1 = fr(1 / dp1);
   const invStd = fr(Math.sqrt(2 / 3) * dp1);
   const scale = new Float64Array(d);
   for (let i = 0; i < d; i++) scale[i] = fr((1 / Math.sqrt((i + 2) * (i + 1))) * invStd);
@@ -129,6 +128,19 @@ export function buildLattice(features: Float32Array, n: number, d: number): Latt
   const table = newTable(d, n);
   const offset = new Int32Array(n * dp1);
   const weight = new Float32Array(n * dp1);
+  locatePixels(features, n, d, scale, canonical, table, offset, weight);
+  // blur neighbours along each of the d+1 lattice directions
+  const neighbors = findNeighbors(table);
+  return { d, n, m: table.size, offset, weight, neighbors };
+}
+
+/** Per pixel: its simplex's d+1 lattice points (created in the table) and barycentric weights. */
+function locatePixels(
+  features: Float32Array, n: number, d: number, scale: Float64Array, canonical: Int32Array,
+  table: KeyTable, offset: Int32Array, weight: Float32Array,
+): void {
+  const dp1 = d + 1;
+  const invDp1 = fr(1 / dp1);
   const elev = new Float64Array(dp1), rem0 = new Float64Array(dp1), bary = new Float64Array(d + 2);
   const rank = new Int32Array(dp1);
   const key = new Int16Array(dp1);
@@ -187,8 +199,11 @@ export function buildLattice(features: Float32Array, n: number, d: number): Latt
       }
     }
   }
+}
 
-  // blur neighbours along each of the d+1 lattice directions
+/** For each lattice direction j and point i: the ids + 1 of key ∓ (1, …, −d at j, …, 1) (0 = absent). */
+function findNeighbors(table: KeyTable): Int32Array {
+  const d = table.d, dp1 = d + 1;
   const m = table.size;
   const neighbors = new Int32Array(2 * dp1 * m);
   const n1 = new Int16Array(dp1), n2 = new Int16Array(dp1);
@@ -203,7 +218,7 @@ export function buildLattice(features: Float32Array, n: number, d: number): Latt
       neighbors[o + 1] = findKey(table, n2, 0, false) + 1;
     }
   }
-  return { d, n, m, offset, weight, neighbors };
+  return neighbors;
 }
 
 /** Scratch buffers for filtering `channels` values per pixel: two lattice value arrays. */
