@@ -3,14 +3,15 @@
 // cell, 2 on background elsewhere, + Gaussian noise (std 1.5, seeded), as the fixtures make them.
 // pydensecrf (C++/SSE) on the same kind of machine (test/fixtures/densecrf/README.md, median of 5):
 // inference(10) 1.84 s, CRF setup + inference(10) 2.42 s, whole dense_crf 2.40 s. Medians of RUNS
-// after a warm-up; memory = the typed arrays the CRF holds, and the process's peak RSS.
+// after a warm-up; memory = the typed arrays and wasm memory a CRF and its inference state hold (the
+// 21-class float32 image is W·H·21·4 bytes), and the process's peak RSS (after all runs).
 import * as path from "node:path";
 import { projectPath } from "../src/paths.js";
 import { loadRgb } from "../src/data/image.js";
 import { readLabelPng } from "../src/data/png.js";
 import { mulberry32 } from "../src/random.js";
 import { denseCrfFromLogits, unaryFromLogits, MASKDISTILL_CRF } from "../src/refine/crf.js";
-import { addPairwiseBilateral, addPairwiseGaussian, createDenseCrf, inference, type DenseCrf } from "../src/refine/densecrf.js";
+import { addPairwiseBilateral, addPairwiseGaussian, createDenseCrf, crfMemoryBytes, inference, startInference } from "../src/refine/densecrf.js";
 
 const RUNS = 3;
 const PYDENSECRF = { inference10S: 1.84, setupAndInference10S: 2.42, wholeS: 2.4 };
@@ -38,15 +39,6 @@ function logitsFromGt(gt: Uint8Array, W: number, H: number, seed: number): { dat
     }
   }
   return { data, h, w };
-}
-
-function crfBytes(crf: DenseCrf): number {
-  let b = crf.unary.byteLength;
-  for (const k of crf.kernels) b += k.norm.byteLength + k.lattice.offset.byteLength + k.lattice.weight.byteLength + k.lattice.neighbors.byteLength;
-  const maxM = Math.max(...crf.kernels.map((k) => k.lattice.m));
-  b += 3 * crf.n * crf.labels * 4; // Q, message sum, normalised Q
-  b += 2 * (maxM + 1) * crf.labels * 4; // lattice value buffers
-  return b;
 }
 
 /** The bench input: VOC 2007_000039 (500×375), its BGR pixels and synthetic 21-class logits. */
@@ -84,7 +76,11 @@ export async function benchCrf(): Promise<object> {
     t0 = performance.now();
     denseCrfFromLogits(lg.data, C, lg.h, lg.w, img);
     const tWhole = performance.now() - t0;
-    if (r === 0) { bytes = crfBytes(crf); lattice = { gaussianPoints: g.lattice.m, bilateralPoints: b.lattice.m }; continue; } // warm-up
+    if (r === 0) { // warm-up; memory of a CRF with its inference state
+      bytes = crfMemoryBytes(crf, startInference(crf));
+      lattice = { gaussianPoints: g.lattice.m, bilateralPoints: b.lattice.m };
+      continue;
+    }
     t.unary.push(tUnary); t.setup.push(tSetup); t.inference.push(tInf); t.whole.push(tWhole);
   }
   const s = (xs: number[]) => Math.round(median(xs)) / 1000;
@@ -103,7 +99,7 @@ export async function benchCrf(): Promise<object> {
     ratioWhole: Math.round((whole / PYDENSECRF.wholeS) * 100) / 100,
     target: "≤ 1.0× pydensecrf",
     lattice,
-    crfBytes: bytes,
+    crfMB: Math.round(bytes / 2 ** 20),
     crfBytesPerPixelClass: Math.round((bytes / (W * H * C)) * 10) / 10,
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
   };

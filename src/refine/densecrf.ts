@@ -16,6 +16,7 @@
 // and one shared pair of lattice value buffers ((M+1)·C float32 each, M = lattice points).
 import { buildLattice, latticeFilter, latticeFilterAccumulate, latticeScratch, type Lattice, type LatticeScratch } from "./permutohedral.js";
 import { latticeKernels, wasmAvailable, type LatticeKernels } from "./latticeWasm.js";
+import { expF } from "./unary.js";
 
 const fr = Math.fround;
 
@@ -144,7 +145,7 @@ export function expAndNormalize(out: Float32Array, input: Float32Array, n: numbe
     for (let k = 0; k < c; k++) { const v = sgn * input[ib + k]; if (v > mx) mx = v; }
     let sum = 0;
     for (let k = 0; k < c; k++) {
-      const e = fr(Math.exp(fr(sgn * input[ib + k] - mx)));
+      const e = fr(expF(fr(sgn * input[ib + k] - mx)));
       out[b + k] = e;
       sum = fr(sum + e);
     }
@@ -345,3 +346,11 @@ export function qToPlanes(q: Float32Array, n: number, c: number): Float32Array {
 }
 
 export { latticeScratch };
+
+/** Bytes held by a CRF and its inference state (typed arrays and the wasm memory). */
+export function crfMemoryBytes(crf: DenseCrf, st: CrfState): number {
+  let b = crf.unary.byteLength + st.q.byteLength;
+  if (st.wasm) return b + st.wasm.k.memory.buffer.byteLength; // lattices, −U, Q, buffers live there
+  for (const k of crf.kernels) b += k.norm.byteLength + k.lattice.offset.byteLength + k.lattice.weight.byteLength + k.lattice.neighbors.byteLength;
+  return b + st.acc.byteLength + st.pre.byteLength + st.scratch.a.byteLength + st.scratch.b.byteLength;
+}

@@ -206,16 +206,20 @@ function findNeighbors(table: KeyTable): Int32Array {
   const d = table.d, dp1 = d + 1;
   const m = table.size;
   const neighbors = new Int32Array(2 * dp1 * m);
-  const n1 = new Int16Array(dp1), n2 = new Int16Array(dp1);
+  const n1 = new Int16Array(dp1);
   const keys = table.keys;
+  // n2 is the inverse step of n1 (also modulo 2^16), so n1(i) = a  <=>  n2(a) = i: one lookup per pair
   for (let j = 0; j <= d; j++) {
+    const base = 2 * j * m;
     for (let i = 0; i < m; i++) {
       const ko = i * d;
-      for (let k = 0; k < d; k++) { n1[k] = keys[ko + k] - 1; n2[k] = keys[ko + k] + 1; }
-      if (j < d) { n1[j] = keys[ko + j] + d; n2[j] = keys[ko + j] - d; }
-      const o = 2 * (j * m + i);
-      neighbors[o] = findKey(table, n1, 0, false) + 1;
-      neighbors[o + 1] = findKey(table, n2, 0, false) + 1;
+      for (let k = 0; k < d; k++) n1[k] = keys[ko + k] - 1;
+      if (j < d) n1[j] = keys[ko + j] + d;
+      const a = findKey(table, n1, 0, false);
+      if (a >= 0) {
+        neighbors[base + 2 * i] = a + 1;
+        neighbors[base + 2 * a + 1] = i + 1;
+      }
     }
   }
   return neighbors;

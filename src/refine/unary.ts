@@ -5,6 +5,23 @@
 
 const fr = Math.fround;
 
+// 2^k for k = −160..160, for expF.
+const POW2 = new Float64Array(321);
+for (let k = -160; k <= 160; k++) POW2[k + 160] = 2 ** k;
+
+/**
+ * e^x for the float32 softmaxes (Math.exp is a call into C in V8): x = k·ln2 + r, |r| <= ln2/2, and
+ * e^r by its Taylor series to r^8 in double (relative error < 3e-10, i.e. the float32 result is the
+ * correctly rounded one except on near-ties). Valid for x <= 88 (float32 range); e^x < 2^-150 gives 0.
+ */
+export function expF(x: number): number {
+  if (x < -104) return 0;
+  const k = Math.round(x * 1.4426950408889634);
+  const r = x - k * 0.6931471805599453;
+  const p = 1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (1 / 5040 + r * (1 / 40320))))))));
+  return p * POW2[k + 160];
+}
+
 /** Source indices and weights along one axis, torch `align_corners=False` (no antialias). */
 function axisWeights(inSize: number, outSize: number): { i0: Int32Array; i1: Int32Array; l0: Float32Array; l1: Float32Array } {
   const i0 = new Int32Array(outSize), i1 = new Int32Array(outSize);
@@ -62,7 +79,7 @@ export function softmaxChannels(x: Float32Array, c: number, n: number): Float32A
   for (let k = 0; k < c; k++) {
     const b = k * n;
     for (let i = 0; i < n; i++) {
-      const e = fr(Math.exp(fr(x[b + i] - max[i])));
+      const e = fr(expF(fr(x[b + i] - max[i])));
       out[b + i] = e;
       sum[i] += e;
     }
@@ -97,29 +114,19 @@ export function softmaxUnary(x: Float32Array, c: number, n: number, clip = 1e-5)
   if (x.length !== c * n) throw new Error(`softmaxUnary: ${x.length} values for [${c}, ${n}]`);
   const probs = new Float32Array(c * n);
   const unary = new Float32Array(n * c);
-  const max = new Float32Array(n).fill(-Infinity);
-  const sum = new Float32Array(n);
-  for (let k = 0; k < c; k++) {
-    const b = k * n;
-    for (let i = 0; i < n; i++) if (x[b + i] > max[i]) max[i] = x[b + i];
-  }
-  for (let k = 0; k < c; k++) {
-    const b = k * n;
-    for (let i = 0; i < n; i++) {
-      const e = fr(Math.exp(fr(x[b + i] - max[i])));
-      probs[b + i] = e;
-      sum[i] += e;
-    }
-  }
-  const inv = new Float32Array(n), logSum = new Float64Array(n);
-  for (let i = 0; i < n; i++) { inv[i] = 1 / sum[i]; logSum[i] = Math.log(sum[i]); }
+  const e = new Float32Array(c);
   const lo = fr(clip), uLo = fr(-Math.log(lo));
-  for (let k = 0; k < c; k++) {
-    const b = k * n;
-    for (let i = 0; i < n; i++) {
-      const p = fr(probs[b + i] * inv[i]);
-      probs[b + i] = p;
-      unary[i * c + k] = p < lo ? uLo : logSum[i] - fr(x[b + i] - max[i]);
+  // pixel by pixel (U is written sequentially; the c planes are read as c sequential streams)
+  for (let i = 0; i < n; i++) {
+    let mx = -Infinity;
+    for (let k = 0; k < c; k++) { const v = x[k * n + i]; if (v > mx) mx = v; }
+    let sum = 0;
+    for (let k = 0; k < c; k++) { const v = fr(expF(fr(x[k * n + i] - mx))); e[k] = v; sum = fr(sum + v); }
+    const inv = fr(1 / sum), logSum = Math.log(sum), ub = i * c;
+    for (let k = 0; k < c; k++) {
+      const p = fr(e[k] * inv);
+      probs[k * n + i] = p;
+      unary[ub + k] = p < lo ? uLo : logSum - fr(x[k * n + i] - mx);
     }
   }
   return { probs, unary };
