@@ -156,7 +156,7 @@ export function expAndNormalize(out: Float32Array, input: Float32Array, n: numbe
 /** Where one kernel's lattice lives in the wasm memory (byte offsets). */
 interface WasmKernel { off: number; w: number; wa: number; nb: number; norm: number }
 
-/** The wasm SIMD path: lattices, normalised Q (`pre`), message sum (`acc`) and two value buffers. */
+/** The wasm SIMD path: lattices, a one-row scratch (`pre`), message sum (`acc`), −U, Q and two value buffers. */
 interface WasmPlan {
   k: LatticeKernels;
   cp: number;
@@ -201,7 +201,7 @@ function planWasm(crf: DenseCrf): WasmPlan | null {
     return { off: take(4 * e), w: take(4 * e), wa: take(4 * e), nb: take(4 * kern.lattice.neighbors.length), norm: take(4 * n) };
   });
   const maxM = Math.max(...crf.kernels.map((k) => k.lattice.m));
-  const pre = take(n * rowBytes), acc = take(n * rowBytes), negU = take(n * rowBytes), q = take(n * rowBytes), mask = take(16);
+  const pre = take(rowBytes), acc = take(n * rowBytes), negU = take(n * rowBytes), q = take(n * rowBytes), mask = take(16);
   const valA = take((maxM + 1) * rowBytes), valB = take((maxM + 1) * rowBytes);
   const k = latticeKernels(bytes);
   if (!k) return null;
@@ -223,7 +223,7 @@ function planWasm(crf: DenseCrf): WasmPlan | null {
   for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) nu[i * cp + j] = -crf.unary[i * c + j];
   return {
     k, cp, rowBytes, pre, acc, negU, q, mask, valA, valB, kernels,
-    preView: new Float32Array(buf, pre, n * cp),
+    preView: new Float32Array(buf, pre, cp),
     accView: new Float32Array(buf, acc, n * cp),
     heap: new Float32Array(buf),
   };
@@ -285,10 +285,10 @@ function stepWasm(crf: DenseCrf, w: WasmPlan): void {
     const kern = crf.kernels[ki], p = w.kernels[ki], lat = kern.lattice;
     const pre1 = kern.normalization === "symmetric" || kern.normalization === "before" ? 1 : 0;
     const post = kern.normalization === "symmetric" || kern.normalization === "after" ? 1 : 0;
-    k.prep(w.q, p.norm, w.pre, n, rowBytes, pre1);
     heap.fill(0, w.valA >> 2, (w.valA >> 2) + (lat.m + 1) * cp);
     heap.fill(0, w.valB >> 2, (w.valB >> 2) + cp);
-    k.splat(p.off, p.w, w.pre, w.valA, n, lat.d + 1, rowBytes);
+    if (pre1) k.splatNorm(p.off, p.w, w.q, w.valA, n, lat.d + 1, rowBytes, p.norm, w.pre);
+    else k.splat(p.off, p.w, w.q, w.valA, n, lat.d + 1, rowBytes);
     let cur = w.valA, nxt = w.valB;
     for (let j = 0; j <= lat.d; j++) {
       k.blur(p.nb + 8 * j * lat.m, cur, nxt, lat.m, rowBytes);

@@ -11,7 +11,8 @@
 //   blur(nb, val, next, m, rowBytes)                  next[i] = val[i] + 0.5·(val[nb1] + val[nb2])
 //   slice(off, wa, val, norm, acc, n, dp1, rowBytes, wc, useNorm)
 //        acc[i] += wc · (useNorm ? (Σ_j wa[e]·val[off[e]])·norm[i] : Σ_j wa[e]·val[off[e]])
-//   prep(q, norm, pre, n, rowBytes, useNorm)           pre[i] = q[i]·norm[i] (or q[i])
+//   splatNorm(off, w, q, val, n, dp1, rowBytes, norm, scratch)
+//        splat of q[i]·norm[i] (the product formed once per pixel in a one-row scratch)
 //   softmax(in, out, n, rowBytes, mask)                out[i] = exp(in[i] − max)/Σ, the lanes past C
 //        (mask = 4 int32 lane flags of the last vector) excluded and written as 0. exp is the Cephes
 //        float polynomial (the one Eigen's SSE `pexp` uses), max relative error ≈ 1 float32 ulp; the
@@ -30,8 +31,8 @@ export interface LatticeKernels {
   splat(off: number, w: number, inp: number, val: number, n: number, dp1: number, rowBytes: number): void;
   blur(nb: number, val: number, next: number, m: number, rowBytes: number): void;
   slice(off: number, wa: number, val: number, norm: number, acc: number, n: number, dp1: number, rowBytes: number, wc: number, useNorm: number): void;
-  prep(q: number, norm: number, pre: number, n: number, rowBytes: number, useNorm: number): void;
   softmax(inp: number, out: number, n: number, rowBytes: number, mask: number): void;
+  splatNorm(off: number, w: number, q: number, val: number, n: number, dp1: number, rowBytes: number, norm: number, scratch: number): void;
 }
 
 // --- a minimal assembler -------------------------------------------------------------------------
@@ -136,6 +137,35 @@ function moduleBytes(): Uint8Array {
       ...incr(2, 6),
     ])),
   ]);
+  // splatNorm(off0, w1, q2, val3, n4, dp1 5, rowBytes6, norm7, scratch8): splat of q[i]·norm[i], the
+  // product formed once per pixel in a one-row scratch (the same float32 products as the C++: in·norm, then w·that)
+  // locals: i9 j10 v11 eb12 o13 | wv14 s15 (v128)
+  const splatNorm = func([[5, I32], [2, V128]], [
+    ...i32c(0), ...set(9), ...i32c(0), ...set(12),
+    ...guard(4, doWhile(9, 1, 4, [
+      ...get(7), ...loadF32(), ...f4splat, ...set(15),
+      ...i32c(0), ...set(11),
+      ...doWhile(11, 16, 6, [
+        ...get(8), ...get(11), ...add,
+        ...get(2), ...get(11), ...add, ...v128load, ...get(15), ...f4mul, ...v128store,
+      ]),
+      ...i32c(0), ...set(10),
+      ...doWhile(10, 1, 5, [
+        ...get(3), ...get(0), ...get(12), ...add, ...loadI32(), ...get(6), ...mul, ...add, ...set(13),
+        ...get(1), ...get(12), ...add, ...loadF32(), ...f4splat, ...set(14),
+        ...i32c(0), ...set(11),
+        ...doWhile(11, 16, 6, [
+          ...get(13), ...get(11), ...add,
+          ...get(13), ...get(11), ...add, ...v128load,
+          ...get(14), ...get(8), ...get(11), ...add, ...v128load, ...f4mul,
+          ...f4add, ...v128store,
+        ]),
+        ...get(12), ...i32c(4), ...add, ...set(12),
+      ]),
+      ...incr(2, 6),
+      ...get(7), ...i32c(4), ...add, ...set(7),
+    ])),
+  ]);
   // blur(nb0, val1, next2, m3, rowBytes4); locals: i5 o6 a7 b8 v9 half10(v128)
   const blur = func([[5, I32], [1, V128]], [
     ...i32c(0), ...set(5), ...get(4), ...set(6),
@@ -183,21 +213,6 @@ function moduleBytes(): Uint8Array {
       ...incr(4, 7),
     ])),
   ]);
-  // prep(q0, norm1, pre2, n3, rowBytes4, useNorm5); locals: i6 v7 s8(v128)
-  const prep = func([[2, I32], [1, V128]], [
-    ...i32c(0), ...set(6),
-    ...guard(3, doWhile(6, 1, 3, [
-      ...f4const(1), ...set(8),
-      ...ifNonZero(5, [...get(1), ...loadF32(), ...f4splat, ...set(8)]),
-      ...i32c(0), ...set(7),
-      ...doWhile(7, 16, 4, [
-        ...get(2), ...get(7), ...add,
-        ...get(0), ...get(7), ...add, ...v128load, ...get(8), ...f4mul, ...v128store,
-      ]),
-      ...incr(0, 4), ...incr(2, 4),
-      ...get(1), ...i32c(4), ...add, ...set(1),
-    ])),
-  ]);
   // softmax(in0, out1, n2, rowBytes3, mask4); locals: i5 v6 last7 | mx8 sum9 maskv10 ninf11 x0 12 x13 fx14 z15 e16 (v128)
   const IN = 0, OUT = 1, N = 2, RB = 3, MASK = 4, I = 5, V = 6, LAST = 7, MX = 8, SUM = 9, MV = 10, NINF = 11, E = 16;
   const ex = expF4(12, 13, 14, 15);
@@ -240,16 +255,16 @@ function moduleBytes(): Uint8Array {
     [0x60, ...vec([I32, I32, I32, I32, I32, I32, I32].map((t) => [t])), 0], // splat
     [0x60, ...vec([I32, I32, I32, I32, I32].map((t) => [t])), 0], // blur
     [0x60, ...vec([I32, I32, I32, I32, I32, I32, I32, I32, F32, I32].map((t) => [t])), 0], // slice
-    [0x60, ...vec([I32, I32, I32, I32, I32, I32].map((t) => [t])), 0], // prep
     [0x60, ...vec([I32, I32, I32, I32, I32].map((t) => [t])), 0], // softmax
+    [0x60, ...vec([I32, I32, I32, I32, I32, I32, I32, I32, I32].map((t) => [t])), 0], // splatNorm
   ];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(types)),
     ...section(2, vec([[...str("env"), ...str("mem"), 0x02, 0x00, 0x01]])), // memory, min 1 page
     ...section(3, vec([[0], [1], [2], [3], [4]])),
-    ...section(7, vec([[...str("splat"), 0, 0], [...str("blur"), 0, 1], [...str("slice"), 0, 2], [...str("prep"), 0, 3], [...str("softmax"), 0, 4]])),
-    ...section(10, vec([splat, blur, slice, prep, softmax])),
+    ...section(7, vec([[...str("splat"), 0, 0], [...str("blur"), 0, 1], [...str("slice"), 0, 2], [...str("softmax"), 0, 3], [...str("splatNorm"), 0, 4]])),
+    ...section(10, vec([splat, blur, slice, softmax, splatNorm])),
   ];
   return new Uint8Array(bytes);
 }
@@ -284,5 +299,5 @@ export function latticeKernels(bytes: number): LatticeKernels | null {
   const memory = new W.Memory({ initial: pages });
   const inst = new W.Instance(mod, { env: { mem: memory } });
   const e = inst.exports as any;
-  return { memory, splat: e.splat, blur: e.blur, slice: e.slice, prep: e.prep, softmax: e.softmax };
+  return { memory, splat: e.splat, blur: e.blur, slice: e.slice, softmax: e.softmax, splatNorm: e.splatNorm };
 }
