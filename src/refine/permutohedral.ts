@@ -141,10 +141,12 @@ function locatePixels(
 ): void {
   const dp1 = d + 1;
   const invDp1 = fr(1 / dp1);
-  const elev = new Float64Array(dp1), rem0 = new Float64Array(dp1), bary = new Float64Array(d + 2);
+  const elev = new Float64Array(dp1), rem0 = new Float64Array(dp1), diff = new Float64Array(dp1), bary = new Float64Array(d + 2);
   const rank = new Int32Array(dp1);
   const key = new Int16Array(dp1);
   const zero = new Float32Array(d);
+  // the previous pixel's simplex (rem0 and rank of the first d coordinates decide all its points)
+  const prevRem0 = new Float64Array(d), prevRank = new Int32Array(d), prevIds = new Int32Array(dp1);
   // The SSE build runs pixels in blocks of 4; the padding of the last block has zero features and
   // its lattice points are created too.
   const nPadded = (n + 3) & ~3;
@@ -163,41 +165,50 @@ function locatePixels(
     for (let i = 0; i <= d; i++) {
       const v = roundHalfEven(fr(invDp1 * elev[i]));
       rem0[i] = fr(v * dp1);
+      diff[i] = fr(elev[i] - rem0[i]);
+      rank[i] = 0;
       sum += v;
     }
     // rank of each coordinate's remainder
-    for (let i = 0; i <= d; i++) rank[i] = 0;
     for (let i = 0; i < d; i++) {
-      const di = fr(elev[i] - rem0[i]);
+      const di = diff[i];
       for (let j = i + 1; j <= d; j++) {
-        if (di < fr(elev[j] - rem0[j])) rank[i]++;
+        if (di < diff[j]) rank[i]++;
         else rank[j]++;
       }
     }
     // bring the point back onto the plane
     for (let i = 0; i <= d; i++) {
       rank[i] += sum;
-      if (rank[i] < 0) { rank[i] += dp1; rem0[i] += dp1; }
-      else if (rank[i] >= dp1) { rank[i] -= dp1; rem0[i] -= dp1; }
+      if (rank[i] < 0) { rank[i] += dp1; rem0[i] += dp1; diff[i] = fr(elev[i] - rem0[i]); }
+      else if (rank[i] >= dp1) { rank[i] -= dp1; rem0[i] -= dp1; diff[i] = fr(elev[i] - rem0[i]); }
     }
     // barycentric coordinates
     for (let i = 0; i <= d + 1; i++) bary[i] = 0;
     for (let i = 0; i <= d; i++) {
-      const v = fr(fr(elev[i] - rem0[i]) * invDp1);
+      const v = fr(diff[i] * invDp1);
       const q = d - rank[i];
       bary[q] = fr(bary[q] + v);
       bary[q + 1] = fr(bary[q + 1] - v);
     }
     bary[0] = fr(bary[0] + fr(1 + bary[d + 1]));
-    // the d+1 vertices
+    // the d+1 vertices; neighbouring pixels often share the simplex: then reuse its points
+    let same = p > 0;
+    for (let i = 0; i < d && same; i++) if (rem0[i] !== prevRem0[i] || rank[i] !== prevRank[i]) same = false;
     for (let r = 0; r <= d; r++) {
-      for (let i = 0; i < d; i++) key[i] = rem0[i] + canonical[r * dp1 + rank[i]];
-      const id = findKey(table, key, 0, true);
+      let id: number;
+      if (same) id = prevIds[r];
+      else {
+        for (let i = 0; i < d; i++) key[i] = rem0[i] + canonical[r * dp1 + rank[i]];
+        id = findKey(table, key, 0, true);
+        prevIds[r] = id;
+      }
       if (p < n) {
         offset[p * dp1 + r] = id + 1;
         weight[p * dp1 + r] = bary[r];
       }
     }
+    for (let i = 0; i < d; i++) { prevRem0[i] = rem0[i]; prevRank[i] = rank[i]; }
   }
 }
 
