@@ -11,9 +11,16 @@
 //
 // Layout: everything inside is pixel-major (`[N, C]`, value (i, c) at i*C + c) like densecrf's
 // column-major `MatrixXf(C, N)`; setUnaryEnergy takes pydensecrf's `[C, N]` and `qToPlanes` turns Q
-// back into `[C, H, W]` planes. Memory: U, Q, the message sum and the normalised Q (4 × N·C float32),
-// plus per kernel the lattice (≈ (d+1)·N offsets and weights, 2(d+1) neighbours per lattice point)
-// and one shared pair of lattice value buffers ((M+1)·C float32 each, M = lattice points).
+// back into `[C, H, W]` planes.
+//
+// Two backends with the same float32 lattice arithmetic: TypeScript loops (permutohedral.ts) and, for
+// C > 2 where WebAssembly SIMD exists (Node 16.4+), the wasm kernels of latticeWasm.ts, which process
+// rows of Cp = C rounded up to 4 floats like densecrf's SSE code. Memory of the wasm path: −U, Q and
+// the message sum (3 × N·Cp float32), two lattice value buffers ((M+1)·Cp float32 each, M = lattice
+// points of the larger lattice), per kernel the lattice (3 × (d+1)·N offsets/weights, 2(d+1)·M
+// neighbour ids, N norms), plus U and the returned Q in JS (2 × N·C). 500×375, 21 classes: 152 MB,
+// ≈ 10 float32 per pixel and class (pydensecrf holds U, Q, two temporaries and its lattice buffers,
+// about as much).
 import { buildLattice, latticeFilter, latticeFilterAccumulate, latticeScratch, type Lattice, type LatticeScratch } from "./permutohedral.js";
 import { latticeKernels, wasmAvailable, type LatticeKernels } from "./latticeWasm.js";
 import { expF } from "./unary.js";
