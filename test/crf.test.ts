@@ -137,6 +137,16 @@ test("lattice: barycentric weights sum to 1, neighbours are symmetric, the filte
   assert.ok(ka[40] > ka[45], "the self term is the largest");
 });
 
+test("lattice: like densecrf's SSE build, a pixel count not divisible by 4 adds the origin's simplex", () => {
+  // 9 pixels far from the origin; the 9th repeats the 8th, so it adds no lattice point of its own
+  const f = new Float32Array(18);
+  for (let i = 0; i < 9; i++) { f[2 * i] = 50 + Math.min(i, 7); f[2 * i + 1] = 80 + 2 * Math.min(i, 7); }
+  const eight = buildLattice(f, 8, 2), nine = buildLattice(f, 9, 2);
+  // the SSE loop pads the last block of 4 with zero features and inserts their d+1 = 3 points
+  assert.equal(nine.m, eight.m + 3);
+  assert.deepEqual(Array.from(nine.offset.subarray(0, 24)), Array.from(eight.offset));
+});
+
 test("wasm SIMD lattice and TypeScript loops agree (same lattice sums; exp differs by ~1 ulp)", { skip: !wasmAvailable() && "no WebAssembly SIMD" }, async () => {
   const id = "000000415748";
   const lg = readNpy(path.join(DIR, `${id}.logits.npy`));
