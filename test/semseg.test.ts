@@ -8,7 +8,7 @@ import { maximumAssignment, majorityAssignment } from "../src/evaluation/hungari
 import { accumulate, newConfusion, matchPredictions, scoreConfusion, evaluateSemsegDirs } from "../src/evaluation/semseg.js";
 import { readVocSegmentationClass } from "../src/data/voc.js";
 import { writeLabelPng } from "../src/data/png.js";
-import { sharedDir } from "../src/paths.js";
+import { projectPath } from "../src/paths.js";
 import evalSemseg from "../src/cli/commands/evalSemseg.js";
 import { runCommand, lastJson } from "./helpers.js";
 import { mulberry32 as rng } from "../src/random.js";
@@ -56,7 +56,7 @@ test("confusion → IoU by hand; empty classes count 0 in mIoU and null per clas
 });
 
 test("eval-semseg: GT vs itself is perfect; permuted ids are recovered by Hungarian; errors name files", async () => {
-  const voc = sharedDir("data", "voc-mini", "SegmentationClass");
+  const voc = projectPath("data", "voc-mini", "SegmentationClass");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "md-sem-"));
   const gtDir = path.join(dir, "gt"), same = path.join(dir, "same"), perm = path.join(dir, "perm");
   for (const d of [gtDir, same, perm]) fs.mkdirSync(d);
