@@ -99,7 +99,8 @@ function findKey(t: KeyTable, k: Int16Array, ko: number, create: boolean): numbe
         t.keys = bigger;
       }
       const id = t.size++;
-      t.keys.set(k.subarray(ko, ko + d), id * d);
+      const dst = t.keys, o = id * d;
+      for (let i = 0; i < d; i++) dst[o + i] = k[ko + i];
       table[h] = id;
       return id;
     }
