@@ -53,10 +53,10 @@ export interface CrfResult {
 
 /**
  * Unary energies from logits [C, h, w]: bilinear upsampling to H×W, softmax, −log(clip(p)).
- * Returns the probabilities [C, H·W] and U pixel-major [H·W, C] (see softmaxUnary).
+ * Returns the probabilities [C, H·W] (unless keepProbs is false) and U pixel-major [H·W, C] (see softmaxUnary).
  */
-export function unaryFromLogits(logits: Float32Array, c: number, h: number, w: number, H: number, W: number, clip = 1e-5): { probs: Float32Array; unary: Float32Array } {
-  return softmaxUnary(upsampleBilinear(logits, c, h, w, H, W), c, H * W, clip);
+export function unaryFromLogits(logits: Float32Array, c: number, h: number, w: number, H: number, W: number, clip = 1e-5, keepProbs = true): { probs: Float32Array | null; unary: Float32Array } {
+  return softmaxUnary(upsampleBilinear(logits, c, h, w, H, W), c, H * W, clip, keepProbs);
 }
 
 /** MaskDistill's `dense_crf(image, logits)`: the image's size sets the output size. */
@@ -72,7 +72,7 @@ export function denseCrfFromLogits(logits: Float32Array, c: number, h: number, w
     onIteration: opts.onIteration,
     backend: opts.backend,
   };
-  const { probs, unary } = unaryFromLogits(logits, c, h, w, H, W, o.clip);
+  const { probs, unary } = unaryFromLogits(logits, c, h, w, H, W, o.clip, !!opts.keepProbs);
   const crf = createDenseCrf(W, H, c);
   crf.unary = unary; // already pixel-major
   const normalization = o.normalization;
@@ -86,5 +86,5 @@ export function denseCrfFromLogits(logits: Float32Array, c: number, h: number, w
     addPairwiseBilateral(crf, im, { ...MASKDISTILL_CRF.bilateral, ...o.bilateral, normalization });
   }
   const q = inference(crf, o.iterations, o.onIteration, o.backend ?? "auto");
-  return { width: W, height: H, classes: c, q, labels: labelsFromQ(q, W * H, c), probs: opts.keepProbs ? probs : undefined };
+  return { width: W, height: H, classes: c, q, labels: labelsFromQ(q, W * H, c), probs: probs ?? undefined };
 }

@@ -108,11 +108,11 @@ export function unaryFromSoftmax(p: Float32Array, clip = 1e-5): Float32Array {
  * U = −log p is taken as log Σ − (x − max) (p = e^(x−max)/Σ), which differs from numpy's
  * −log(float32 p) by about one float32 ulp — below the fixtures' noise floor (U ± 1 ulp moves Q by
  * ≤ 1.3e-5 and no label). Entries with p < clip get −log(clip) exactly as the reference. Returns the
- * probabilities `[c, n]` and U pixel-major `[n, c]` (the CRF's layout).
+ * probabilities `[c, n]` (null unless keepProbs) and U pixel-major `[n, c]` (the CRF's layout).
  */
-export function softmaxUnary(x: Float32Array, c: number, n: number, clip = 1e-5): { probs: Float32Array; unary: Float32Array } {
+export function softmaxUnary(x: Float32Array, c: number, n: number, clip = 1e-5, keepProbs = true): { probs: Float32Array | null; unary: Float32Array } {
   if (x.length !== c * n) throw new Error(`softmaxUnary: ${x.length} values for [${c}, ${n}]`);
-  const probs = new Float32Array(c * n);
+  const probs = keepProbs ? new Float32Array(c * n) : null;
   const unary = new Float32Array(n * c);
   const e = new Float32Array(c);
   const lo = fr(clip), uLo = fr(-Math.log(lo));
@@ -125,7 +125,7 @@ export function softmaxUnary(x: Float32Array, c: number, n: number, clip = 1e-5)
     const inv = fr(1 / sum), logSum = Math.log(sum), ub = i * c;
     for (let k = 0; k < c; k++) {
       const p = fr(e[k] * inv);
-      probs[k * n + i] = p;
+      if (probs) probs[k * n + i] = p;
       unary[ub + k] = p < lo ? uLo : logSum - fr(x[k * n + i] - mx);
     }
   }
