@@ -1,0 +1,294 @@
+// Mask R-CNN R50-FPN as tfjs computations (NHWC): the ResNet-50 body with frozen batch norm, the FPN
+// (P2–P5 + max-pooled P6), the RPN head, the two-FC box head with its predictor, and the 4-conv mask
+// head with its deconvolution and per-class 1×1 predictor. One definition for training and inference;
+// the forward-only geometry (anchors, box coding, NMS, pasting) is plain TypeScript in src/instance/.
+//
+// Weights load from torchvision's maskrcnn_resnet50_fpn state dicts (torch layouts converted here:
+// conv [O, I, kh, kw] → [kh, kw, I, O], linear [out, in] → [in, out], fc6's input reordered from
+// torch's C×7×7 flattening to our 7×7×C). Widths are read from the tensors, so narrow test models load too.
+import * as tf from "@tensorflow/tfjs";
+import { MaskdistillError } from "../../errors.js";
+import { toFloat32, type StateDict, type TensorData } from "../../modeling/checkpoint/index.js";
+import { roiAlign } from "../roiAlign.js";
+import type { ConvBn, Bottleneck, ResNet50 } from "./resnet.js";
+import { stage, stem } from "./resnet.js";
+
+/** A convolution with bias (FPN, RPN and mask head layers). */
+export interface Conv {
+  kernel: tf.Variable;   // [k, k, Cin, Cout]
+  bias: tf.Variable;     // [Cout]
+  stride: number;
+  padding: number;
+}
+
+export interface Linear {
+  w: tf.Variable;        // [in, out]
+  b: tf.Variable;        // [out]
+}
+
+export interface MaskRcnnNet {
+  body: ResNet50;
+  /** FPN lateral 1×1 convs and 3×3 output convs, for C2…C5. */
+  fpnInner: Conv[];
+  fpnLayer: Conv[];
+  rpnConv: Conv;
+  rpnCls: Conv;           // 1×1 → A objectness logits per location
+  rpnBox: Conv;           // 1×1 → 4A box deltas per location
+  fc6: Linear;            // input 7·7·C in our (y, x, c) order
+  fc7: Linear;
+  clsScore: Linear;       // → numClasses (index 0 = background)
+  bboxPred: Linear;       // → 4·numClasses
+  maskConvs: Conv[];
+  /** The 2×2 stride-2 transposed convolution as a matrix [Cin, 4·Cout] (column (dy·2 + dx)·Cout + o). */
+  maskDeconv: Linear;
+  maskLogits: Conv;       // 1×1 → numClasses
+  numClasses: number;
+  fpnChannels: number;
+  anchorsPerLocation: number;
+}
+
+// ---- forward ----
+
+function conv(p: Conv, x: tf.Tensor4D, relu = false): tf.Tensor4D {
+  const y = tf.add(tf.conv2d(x, p.kernel as tf.Tensor4D, p.stride, p.padding, "NHWC"), p.bias) as tf.Tensor4D;
+  return relu ? tf.relu(y) : y;
+}
+
+function linear(p: Linear, x: tf.Tensor2D, relu = false): tf.Tensor2D {
+  const y = tf.add(tf.matMul(x, p.w as tf.Tensor2D), p.b) as tf.Tensor2D;
+  return relu ? tf.relu(y) : y;
+}
+
+/** Nearest-neighbour upsampling to `h`×`w` as F.interpolate(mode="nearest"): index ⌊dst·in/out⌋; exact 2× by broadcasting. */
+function upsampleNearest(x: tf.Tensor4D, h: number, w: number): tf.Tensor4D {
+  const [n, xh, xw, c] = x.shape;
+  if (h === 2 * xh && w === 2 * xw) {
+    return tf.reshape(tf.tile(tf.reshape(x, [n, xh, 1, xw, 1, c]), [1, 1, 2, 1, 2, 1]), [n, h, w, c]);
+  }
+  return tf.image.resizeNearestNeighbor(x, [h, w], false, false);
+}
+
+/** ResNet body + FPN: [P2, P3, P4, P5, P6] for a normalised, padded batch [N, H, W, 3]. */
+export function backboneFeatures(net: MaskRcnnNet, images: tf.Tensor4D, train = false): tf.Tensor4D[] {
+  return tf.tidy(() => {
+    const c1 = stem(net.body.stem, images, train);
+    const c2 = stage(net.body.layer1, c1, train);
+    const c3 = stage(net.body.layer2, c2, train);
+    const c4 = stage(net.body.layer3, c3, train);
+    const c5 = stage(net.body.layer4, c4, train);
+    const cs = [c2, c3, c4, c5];
+    let last = conv(net.fpnInner[3], c5);
+    const outs: tf.Tensor4D[] = [conv(net.fpnLayer[3], last)];
+    for (let i = 2; i >= 0; i--) {
+      const lateral = conv(net.fpnInner[i], cs[i]);
+      last = tf.add(lateral, upsampleNearest(last, lateral.shape[1], lateral.shape[2])) as tf.Tensor4D;
+      outs.unshift(conv(net.fpnLayer[i], last));
+    }
+    // LastLevelMaxPool: max_pool2d(kernel 1, stride 2) = every other cell of P5
+    outs.push(tf.maxPool(outs[3], 1, 2, "valid"));
+    return outs;
+  });
+}
+
+/** The RPN head on every level: objectness logits [N, H, W, A] and deltas [N, H, W, 4A]. */
+export function rpnHeadOutputs(net: MaskRcnnNet, features: tf.Tensor4D[]): { objectness: tf.Tensor4D[]; deltas: tf.Tensor4D[] } {
+  return tf.tidy(() => {
+    const objectness: tf.Tensor4D[] = [], deltas: tf.Tensor4D[] = [];
+    for (const f of features) {
+      const t = conv(net.rpnConv, f, true);
+      objectness.push(conv(net.rpnCls, t));
+      deltas.push(conv(net.rpnBox, t));
+    }
+    return { objectness, deltas };
+  });
+}
+
+export interface PoolSpec {
+  outputSize: number;
+  samplingRatio: number;
+  aligned: boolean;
+  /** Map cells per image pixel of each pooled level (P2…P5: 1/4 … 1/32). */
+  scales: number[];
+}
+
+/**
+ * RoIAlign of boxes [K, 4] (image pixels of the padded batch) from the levels the boxes were assigned
+ * to (`levels[k]` indexes `features`), all of image `imageIndex[k]` → [K, s, s, C] in box order.
+ */
+export function multiScaleRoiAlign(features: tf.Tensor4D[], boxes: Float32Array, levels: Int32Array, imageIndex: Int32Array, spec: PoolSpec): tf.Tensor4D {
+  const K = levels.length;
+  const C = features[0].shape[3];
+  if (K === 0) return tf.zeros([0, spec.outputSize, spec.outputSize, C]);
+  return tf.tidy(() => {
+    const parts: tf.Tensor4D[] = [];
+    const order: number[] = [];
+    for (let l = 0; l < spec.scales.length; l++) {
+      const idx: number[] = [];
+      for (let k = 0; k < K; k++) if (levels[k] === l) idx.push(k);
+      if (!idx.length) continue;
+      const b = new Float32Array(idx.length * 4), bi = new Int32Array(idx.length);
+      idx.forEach((k, j) => { b.set(boxes.subarray(4 * k, 4 * k + 4), 4 * j); bi[j] = imageIndex[k]; });
+      parts.push(roiAlign(features[l], tf.tensor2d(b, [idx.length, 4]), tf.tensor1d(bi, "int32"),
+        { outputSize: [spec.outputSize, spec.outputSize], spatialScale: spec.scales[l], samplingRatio: spec.samplingRatio, aligned: spec.aligned }));
+      order.push(...idx);
+    }
+    const all = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+    const inverse = new Int32Array(K);
+    order.forEach((k, j) => { inverse[k] = j; });
+    return tf.gather(all, tf.tensor1d(inverse, "int32")) as tf.Tensor4D;
+  });
+}
+
+/** Box head on pooled features [K, 7, 7, C]: class logits [K, numClasses] and box deltas [K, 4·numClasses]. */
+export function boxHeadOutputs(net: MaskRcnnNet, pooled: tf.Tensor4D): { classLogits: tf.Tensor2D; boxDeltas: tf.Tensor2D } {
+  return tf.tidy(() => {
+    const [K, h, w, c] = pooled.shape;
+    const x = linear(net.fc7, linear(net.fc6, tf.reshape(pooled, [K, h * w * c]), true), true);
+    return { classLogits: linear(net.clsScore, x), boxDeltas: linear(net.bboxPred, x) };
+  });
+}
+
+/** Mask head on pooled features [K, 14, 14, C]: per-class mask logits [K, 28, 28, numClasses]. */
+export function maskHeadOutputs(net: MaskRcnnNet, pooled: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    let x = pooled;
+    for (const c of net.maskConvs) x = conv(c, x, true);
+    const [K, h, w, cin] = x.shape;
+    const cout = net.maskDeconv.b.shape[0];
+    const y = tf.matMul(tf.reshape(x, [K * h * w, cin]), net.maskDeconv.w as tf.Tensor2D);         // [K·h·w, 4·Cout]
+    const up = tf.reshape(tf.transpose(tf.reshape(y, [K, h, w, 2, 2, cout]), [0, 1, 3, 2, 4, 5]), [K, 2 * h, 2 * w, cout]);
+    return conv(net.maskLogits, tf.relu(tf.add(up, net.maskDeconv.b)) as tf.Tensor4D);
+  });
+}
+
+// ---- weights from a torchvision state dict ----
+
+function need(sd: StateDict, key: string, file: string): TensorData {
+  const t = sd.get(key);
+  if (!t) throw new MaskdistillError(`not a torchvision Mask R-CNN checkpoint: tensor '${key}' is missing`, file);
+  return t;
+}
+
+/** torch conv weight [O, I, kh, kw] → tfjs [kh, kw, I, O]. */
+function convKernel(t: TensorData): tf.Variable {
+  const [o, i, kh, kw] = t.shape, src = toFloat32(t), dst = new Float32Array(src.length);
+  for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+    dst[((y * kw + x) * i + b) * o + a] = src[((a * i + b) * kh + y) * kw + x];
+  }
+  return tf.variable(tf.tensor4d(dst, [kh, kw, i, o]), false);
+}
+
+const vector = (t: TensorData): tf.Variable => tf.variable(tf.tensor1d(toFloat32(t)), false);
+
+function convFrom(sd: StateDict, prefix: string, file: string, stride = 1): Conv {
+  const w = need(sd, `${prefix}.weight`, file);
+  return { kernel: convKernel(w), bias: vector(need(sd, `${prefix}.bias`, file)), stride, padding: (w.shape[2] - 1) >> 1 };
+}
+
+/** torch linear [out, in] → [in, out]; `permuteIn` maps our input index to torch's. */
+function linearFrom(sd: StateDict, prefix: string, file: string, permuteIn?: (i: number) => number): Linear {
+  const w = need(sd, `${prefix}.weight`, file);
+  const [out, inn] = w.shape, src = toFloat32(w), dst = new Float32Array(src.length);
+  for (let i = 0; i < inn; i++) {
+    const ti = permuteIn ? permuteIn(i) : i;
+    for (let o = 0; o < out; o++) dst[i * out + o] = src[o * inn + ti];
+  }
+  return { w: tf.variable(tf.tensor2d(dst, [inn, out]), false), b: vector(need(sd, `${prefix}.bias`, file)) };
+}
+
+/** conv (no bias) + FrozenBatchNorm2d (weight, bias, running_mean, running_var) as a frozen ConvBn. */
+function convBnFrom(sd: StateDict, conv: string, bn: string, file: string, stride: number): ConvBn {
+  const w = need(sd, `${conv}.weight`, file);
+  return {
+    kernel: convKernel(w),
+    gamma: vector(need(sd, `${bn}.weight`, file)), beta: vector(need(sd, `${bn}.bias`, file)),
+    runningMean: vector(need(sd, `${bn}.running_mean`, file)), runningVar: vector(need(sd, `${bn}.running_var`, file)),
+    stride, dilation: 1, padding: (w.shape[2] - 1) >> 1, trainable: false,
+  };
+}
+
+function stageFrom(sd: StateDict, prefix: string, file: string, stride: number): Bottleneck[] {
+  const blocks: Bottleneck[] = [];
+  for (let i = 0; sd.has(`${prefix}.${i}.conv1.weight`); i++) {
+    const p = `${prefix}.${i}`, s = i === 0 ? stride : 1;
+    blocks.push({
+      conv1: convBnFrom(sd, `${p}.conv1`, `${p}.bn1`, file, 1),
+      conv2: convBnFrom(sd, `${p}.conv2`, `${p}.bn2`, file, s),     // v1.5: the stride sits on the 3×3
+      conv3: convBnFrom(sd, `${p}.conv3`, `${p}.bn3`, file, 1),
+      downsample: sd.has(`${p}.downsample.0.weight`) ? convBnFrom(sd, `${p}.downsample.0`, `${p}.downsample.1`, file, s) : undefined,
+    });
+  }
+  if (!blocks.length) throw new MaskdistillError(`not a torchvision Mask R-CNN checkpoint: no blocks under '${prefix}'`, file);
+  return blocks;
+}
+
+/** The first key present, so both torchvision naming generations load (e.g. mask_fcn1 vs 0.0 since 0.13). */
+function firstKey(sd: StateDict, candidates: string[], file: string): string {
+  for (const c of candidates) if (sd.has(`${c}.weight`)) return c;
+  throw new MaskdistillError(`not a torchvision Mask R-CNN checkpoint: none of ${candidates.map((c) => `'${c}.weight'`).join(", ")}`, file);
+}
+
+/** Builds the network from a torchvision maskrcnn_resnet50_fpn state dict (any widths, any class count). */
+export function maskRcnnFromStateDict(sd: StateDict, file: string): MaskRcnnNet {
+  const b = "backbone.body";
+  const body: ResNet50 = {
+    stem: convBnFrom(sd, `${b}.conv1`, `${b}.bn1`, file, 2),
+    layer1: stageFrom(sd, `${b}.layer1`, file, 1),
+    layer2: stageFrom(sd, `${b}.layer2`, file, 2),
+    layer3: stageFrom(sd, `${b}.layer3`, file, 2),
+    layer4: stageFrom(sd, `${b}.layer4`, file, 2),
+  };
+  const fpnInner = [0, 1, 2, 3].map((i) => convFrom(sd, firstKey(sd, [`backbone.fpn.inner_blocks.${i}.0`, `backbone.fpn.inner_blocks.${i}`], file), file));
+  const fpnLayer = [0, 1, 2, 3].map((i) => convFrom(sd, firstKey(sd, [`backbone.fpn.layer_blocks.${i}.0`, `backbone.fpn.layer_blocks.${i}`], file), file));
+  const fpnChannels = fpnInner[0].bias.shape[0];
+  const rpnCls = convFrom(sd, "rpn.head.cls_logits", file);
+  const cls = need(sd, "roi_heads.box_predictor.cls_score.weight", file);
+  const numClasses = cls.shape[0];
+  const fc6w = need(sd, "roi_heads.box_head.fc6.weight", file);
+  const pooledCells = fc6w.shape[1] / fpnChannels;
+  const side = Math.round(Math.sqrt(pooledCells));
+  if (side * side * fpnChannels !== fc6w.shape[1]) {
+    throw new MaskdistillError(`box head fc6 takes ${fc6w.shape[1]} inputs, not a square pooled map of the FPN's ${fpnChannels} channels`, file);
+  }
+  // ours: (y·side + x)·C + c  ←  torch: c·side² + y·side + x
+  const fc6 = linearFrom(sd, "roi_heads.box_head.fc6", file, (i) => (i % fpnChannels) * pooledCells + Math.floor(i / fpnChannels));
+  const maskConvs: Conv[] = [];
+  for (let i = 0; ; i++) {
+    const key = [`roi_heads.mask_head.${i}.0`, `roi_heads.mask_head.mask_fcn${i + 1}`].find((k) => sd.has(`${k}.weight`));
+    if (!key) break;
+    maskConvs.push(convFrom(sd, key, file));
+  }
+  if (!maskConvs.length) throw new MaskdistillError("not a torchvision Mask R-CNN checkpoint: no mask head convolutions (roi_heads.mask_head.*)", file);
+  const dw = need(sd, "roi_heads.mask_predictor.conv5_mask.weight", file);   // ConvTranspose2d [Cin, Cout, 2, 2]
+  const [cin, cout, kh, kw] = dw.shape;
+  if (kh !== 2 || kw !== 2) throw new MaskdistillError(`mask predictor deconvolution is ${kh}×${kw}, expected 2×2`, file);
+  const dsrc = toFloat32(dw), dm = new Float32Array(cin * 4 * cout);
+  for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) for (let t = 0; t < 4; t++) dm[c * 4 * cout + t * cout + o] = dsrc[(c * cout + o) * 4 + t];
+  return {
+    body, fpnInner, fpnLayer,
+    rpnConv: convFrom(sd, firstKey(sd, ["rpn.head.conv.0.0", "rpn.head.conv"], file), file),
+    rpnCls,
+    rpnBox: convFrom(sd, "rpn.head.bbox_pred", file),
+    fc6,
+    fc7: linearFrom(sd, "roi_heads.box_head.fc7", file),
+    clsScore: linearFrom(sd, "roi_heads.box_predictor.cls_score", file),
+    bboxPred: linearFrom(sd, "roi_heads.box_predictor.bbox_pred", file),
+    maskConvs,
+    maskDeconv: { w: tf.variable(tf.tensor2d(dm, [cin, 4 * cout]), false), b: vector(need(sd, "roi_heads.mask_predictor.conv5_mask.bias", file)) },
+    maskLogits: convFrom(sd, "roi_heads.mask_predictor.mask_fcn_logits", file),
+    numClasses, fpnChannels,
+    anchorsPerLocation: rpnCls.bias.shape[0],
+  };
+}
+
+/** Every variable of the network (for disposal). */
+export function maskRcnnVariables(net: MaskRcnnNet): tf.Variable[] {
+  const out: tf.Variable[] = [];
+  const walk = (v: unknown): void => {
+    if (v instanceof tf.Variable) out.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === "object") Object.values(v).forEach(walk);
+  };
+  walk(net);
+  return out;
+}

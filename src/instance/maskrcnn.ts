@@ -1,0 +1,183 @@
+// Mask R-CNN inference, image by image: transform → backbone + FPN → RPN proposals → box head →
+// per-class NMS → mask head → boxes and masks at the original size. The network runs in tfjs
+// (src/engine/models/maskrcnn.ts); everything between the heads is the forward-only geometry of this
+// folder, each step exact to the reference library's (torchvision 0.14 for the `torchvision` preset).
+import * as tf from "@tensorflow/tfjs";
+import type { RgbImage } from "../data/image.js";
+import { MaskdistillError } from "../errors.js";
+import { backboneFeatures, boxHeadOutputs, maskHeadOutputs, multiScaleRoiAlign, rpnHeadOutputs, type MaskRcnnNet } from "../engine/models/maskrcnn.js";
+import { fpnAnchors } from "./anchors.js";
+import { BBOX_XFORM_CLIP, BOX_HEAD_WEIGHTS, RPN_WEIGHTS, batchedNms, clipBoxes, decodeBoxes, removeSmallBoxes, topK } from "./boxes.js";
+import { torchvisionLevelMapper, torchvisionLevels } from "./levels.js";
+import { pasteMaskBinary } from "./paste.js";
+import { TORCHVISION_TRANSFORM, postprocessBoxes, rcnnTransform, type RcnnTransformOptions } from "./transform.js";
+
+export type MaskRcnnPreset = "torchvision";
+
+/** Inference settings; `torchvisionInference()` gives maskrcnn_resnet50_fpn's. */
+export interface MaskRcnnInference {
+  preset: MaskRcnnPreset;
+  transform: RcnnTransformOptions;
+  rpn: { preNmsTopN: number; postNmsTopN: number; nmsThresh: number; scoreThresh: number; minSize: number };
+  box: { poolSize: number; samplingRatio: number; aligned: boolean; scoreThresh: number; nmsThresh: number; detectionsPerImage: number; minSize: number };
+  mask: { poolSize: number; threshold: number };
+}
+
+/** torchvision 0.14 maskrcnn_resnet50_fpn in eval mode (box_score_thresh 0.05 unless overridden). */
+export function torchvisionInference(over: { minSize?: number; maxSize?: number; scoreThresh?: number; detectionsPerImage?: number } = {}): MaskRcnnInference {
+  return {
+    preset: "torchvision",
+    transform: { ...TORCHVISION_TRANSFORM, minSize: over.minSize ?? 800, maxSize: over.maxSize ?? 1333 },
+    rpn: { preNmsTopN: 1000, postNmsTopN: 1000, nmsThresh: 0.7, scoreThresh: 0, minSize: 1e-3 },
+    box: { poolSize: 7, samplingRatio: 2, aligned: false, scoreThresh: over.scoreThresh ?? 0.05, nmsThresh: 0.5, detectionsPerImage: over.detectionsPerImage ?? 100, minSize: 1e-2 },
+    mask: { poolSize: 14, threshold: 0.5 },
+  };
+}
+
+/** Detections of one image, best first. Boxes (x1, y1, x2, y2) and masks are at the original size. */
+export interface ImageDetections {
+  width: number;
+  height: number;
+  boxes: Float32Array;      // [D·4]
+  scores: Float32Array;     // [D]
+  labels: Int32Array;       // [D], 1…numClasses−1 (0 is background)
+  masks: Uint8Array[];      // D binary masks, row-major height × width
+  /** What the steps produced on the way (resized-image coordinates), for parity checks and notebooks. */
+  steps?: DetectionSteps;
+}
+
+export interface DetectionSteps {
+  imageSize: [number, number];
+  batchShape: [number, number, number, number];
+  proposals: Float32Array;
+  proposalScores: Float32Array;
+  classLogits: Float32Array;
+  boxesResized: Float32Array;
+  maskProbs: Float32Array;  // [D·M·M] the label channel after the sigmoid
+  featureShapes: number[][];
+}
+
+const f = Math.fround;
+const sigmoid = (x: number): number => f(1 / (1 + Math.exp(-x)));
+
+/** torchvision RPN.filter_proposals for one image: top-n per level by logit, decode, clip, NMS per level. */
+function rpnProposals(objectness: Float32Array, deltas: Float32Array, anchors: Float32Array, perLevel: number[],
+    imageSize: [number, number], cfg: MaskRcnnInference["rpn"]): { boxes: Float32Array; scores: Float32Array } {
+  const picked: number[] = [], pickedLevel: number[] = [];
+  let offset = 0;
+  perLevel.forEach((n, level) => {
+    const top = topK(objectness.subarray(offset, offset + n), Math.min(cfg.preNmsTopN, n));
+    for (const i of top) { picked.push(offset + i); pickedLevel.push(level); }
+    offset += n;
+  });
+  const K = picked.length;
+  const selDeltas = new Float32Array(4 * K), selAnchors = new Float32Array(4 * K), scores = new Float32Array(K);
+  picked.forEach((i, j) => {
+    selDeltas.set(deltas.subarray(4 * i, 4 * i + 4), 4 * j);
+    selAnchors.set(anchors.subarray(4 * i, 4 * i + 4), 4 * j);
+    scores[j] = sigmoid(objectness[i]);
+  });
+  let boxes = clipBoxes(decodeBoxes(selDeltas, selAnchors, RPN_WEIGHTS, BBOX_XFORM_CLIP), imageSize[0], imageSize[1]);
+  const keep = Array.from(removeSmallBoxes(boxes, cfg.minSize)).filter((i) => scores[i] >= cfg.scoreThresh);
+  const kBoxes = new Float32Array(4 * keep.length), kScores = new Float32Array(keep.length), kLevels = new Int32Array(keep.length);
+  keep.forEach((i, j) => { kBoxes.set(boxes.subarray(4 * i, 4 * i + 4), 4 * j); kScores[j] = scores[i]; kLevels[j] = pickedLevel[i]; });
+  const nmsKeep = batchedNms(kBoxes, kScores, kLevels, cfg.nmsThresh).subarray(0, cfg.postNmsTopN);
+  boxes = new Float32Array(4 * nmsKeep.length);
+  const outScores = new Float32Array(nmsKeep.length);
+  nmsKeep.forEach((i, j) => { boxes.set(kBoxes.subarray(4 * i, 4 * i + 4), 4 * j); outScores[j] = kScores[i]; });
+  return { boxes, scores: outScores };
+}
+
+/** torchvision RoIHeads.postprocess_detections for one image. */
+function boxDetections(classLogits: Float32Array, boxDeltas: Float32Array, proposals: Float32Array, numClasses: number,
+    imageSize: [number, number], cfg: MaskRcnnInference["box"]): { boxes: Float32Array; scores: Float32Array; labels: Int32Array } {
+  const P = proposals.length / 4;
+  const decoded = clipBoxes(decodeBoxes(boxDeltas, proposals, BOX_HEAD_WEIGHTS, BBOX_XFORM_CLIP), imageSize[0], imageSize[1]);
+  // softmax per proposal (float32 result), then every foreground (proposal, class) pair is a candidate
+  const candBoxes: number[] = [], candScores: number[] = [], candLabels: number[] = [];
+  const probs = new Float64Array(numClasses);
+  for (let p = 0; p < P; p++) {
+    let max = -Infinity;
+    for (let c = 0; c < numClasses; c++) max = Math.max(max, classLogits[p * numClasses + c]);
+    let sum = 0;
+    for (let c = 0; c < numClasses; c++) sum += (probs[c] = Math.exp(classLogits[p * numClasses + c] - max));
+    for (let c = 1; c < numClasses; c++) {
+      const s = f(probs[c] / sum);
+      if (!(s > cfg.scoreThresh)) continue;
+      const o = (p * numClasses + c) * 4;
+      candBoxes.push(decoded[o], decoded[o + 1], decoded[o + 2], decoded[o + 3]);
+      candScores.push(s);
+      candLabels.push(c);
+    }
+  }
+  const cb = Float32Array.from(candBoxes), cs = Float32Array.from(candScores), cl = Int32Array.from(candLabels);
+  const nonSmall = removeSmallBoxes(cb, cfg.minSize);
+  const sb = new Float32Array(4 * nonSmall.length), ss = new Float32Array(nonSmall.length), sl = new Int32Array(nonSmall.length);
+  nonSmall.forEach((i, j) => { sb.set(cb.subarray(4 * i, 4 * i + 4), 4 * j); ss[j] = cs[i]; sl[j] = cl[i]; });
+  const keep = batchedNms(sb, ss, sl, cfg.nmsThresh).subarray(0, cfg.detectionsPerImage);
+  const boxes = new Float32Array(4 * keep.length), scores = new Float32Array(keep.length), labels = new Int32Array(keep.length);
+  keep.forEach((i, j) => { boxes.set(sb.subarray(4 * i, 4 * i + 4), 4 * j); scores[j] = ss[i]; labels[j] = sl[i]; });
+  return { boxes, scores, labels };
+}
+
+/** Runs the detector on one image. The engine (tfjs backend) must be initialised. */
+export async function detectImage(net: MaskRcnnNet, img: RgbImage, cfg: MaskRcnnInference, opts: { keepSteps?: boolean } = {}): Promise<ImageDetections> {
+  const batch = rcnnTransform([img], cfg.transform);
+  const [, , Hp, Wp] = batch.shape;
+  const imageSize = batch.imageSizes[0];
+  const minSide = 2 ** 5;   // P6 needs at least one cell
+  if (Hp < minSide || Wp < minSide) throw new MaskdistillError(`image ${img.width}×${img.height} is too small for the detector (resized ${imageSize[1]}×${imageSize[0]})`);
+  // CHW → NHWC for the engine
+  const nhwc = new Float32Array(Hp * Wp * 3);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < Hp * Wp; i++) nhwc[i * 3 + c] = batch.data[c * Hp * Wp + i];
+  const input = tf.tensor4d(nhwc, [1, Hp, Wp, 3]);
+  const features = backboneFeatures(net, input);
+  input.dispose();
+  try {
+    const featureShapes = features.map((t) => t.shape.slice(1, 3));
+    const rpn = rpnHeadOutputs(net, features);
+    const objectness = Float32Array.from((await Promise.all(rpn.objectness.map((t) => t.data()))).flatMap((d) => Array.from(d as Float32Array)));
+    const deltas = Float32Array.from((await Promise.all(rpn.deltas.map((t) => t.data()))).flatMap((d) => Array.from(d as Float32Array)));
+    tf.dispose([...rpn.objectness, ...rpn.deltas]);
+    const { anchors, perLevel } = fpnAnchors("torchvision", featureShapes.map(([h, w]) => ({ featH: h, featW: w })), Hp, Wp);
+    const proposals = rpnProposals(objectness, deltas, anchors, perLevel, imageSize, cfg.rpn);
+
+    const pooledLevels = features.slice(0, 4);
+    const { scales, mapper } = torchvisionLevelMapper(pooledLevels.map((t) => t.shape[1]), [imageSize]);
+    const P = proposals.scores.length;
+    const pooled = multiScaleRoiAlign(pooledLevels, proposals.boxes, torchvisionLevels(proposals.boxes, mapper), new Int32Array(P),
+      { outputSize: cfg.box.poolSize, samplingRatio: cfg.box.samplingRatio, aligned: cfg.box.aligned, scales });
+    const head = boxHeadOutputs(net, pooled);
+    pooled.dispose();
+    const classLogits = (await head.classLogits.data()) as Float32Array, boxDeltas = (await head.boxDeltas.data()) as Float32Array;
+    tf.dispose([head.classLogits, head.boxDeltas]);
+    const det = boxDetections(classLogits, boxDeltas, proposals.boxes, net.numClasses, imageSize, cfg.box);
+
+    const D = det.scores.length, M = 2 * cfg.mask.poolSize;
+    const maskProbs = new Float32Array(D * M * M);
+    if (D > 0) {
+      const mp = multiScaleRoiAlign(pooledLevels, det.boxes, torchvisionLevels(det.boxes, mapper), new Int32Array(D),
+        { outputSize: cfg.mask.poolSize, samplingRatio: cfg.box.samplingRatio, aligned: cfg.box.aligned, scales });
+      const logitsT = maskHeadOutputs(net, mp);
+      mp.dispose();
+      const logits = (await logitsT.data()) as Float32Array;
+      logitsT.dispose();
+      const C = net.numClasses;
+      for (let d = 0; d < D; d++) for (let i = 0; i < M * M; i++) maskProbs[d * M * M + i] = sigmoid(logits[(d * M * M + i) * C + det.labels[d]]);
+    }
+    const boxes = postprocessBoxes(det.boxes, imageSize, [img.height, img.width]);
+    const masks: Uint8Array[] = [];
+    for (let d = 0; d < D; d++) {
+      masks.push(pasteMaskBinary("torchvision", maskProbs.subarray(d * M * M, (d + 1) * M * M), M, boxes.subarray(4 * d, 4 * d + 4), img.height, img.width, cfg.mask.threshold));
+    }
+    return {
+      width: img.width, height: img.height, boxes, scores: det.scores, labels: det.labels, masks,
+      steps: opts.keepSteps ? {
+        imageSize, batchShape: batch.shape, proposals: proposals.boxes, proposalScores: proposals.scores,
+        classLogits, boxesResized: det.boxes, maskProbs, featureShapes,
+      } : undefined,
+    };
+  } finally {
+    tf.dispose(features);
+  }
+}
