@@ -62,7 +62,7 @@ export async function benchCrf(): Promise<object> {
   let bytes = 0, lattice = { gaussianPoints: 0, bilateralPoints: 0 };
   for (let r = 0; r <= RUNS; r++) {
     let t0 = performance.now();
-    const { unary } = unaryFromLogits(lg.data, C, lg.h, lg.w, H, W);
+    const { unary } = unaryFromLogits(lg.data, C, lg.h, lg.w, H, W, P.clip, false);
     const tUnary = performance.now() - t0;
     t0 = performance.now();
     const crf = createDenseCrf(W, H, C);
