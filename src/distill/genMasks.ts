@@ -8,14 +8,11 @@
 //                           once OUT is written
 //   OUT.errors.jsonl        {file, image_id, reason} per unreadable image or image without a mask
 // OUT is built from the journal alone, images sorted by id, annotation ids 1.. in that order, so a
-// resumed run, an uninterrupted run and merged shards (mergePreds) give the same bytes. (The reference
+// resumed run, an uninterrupted run and merged shards (mergePreds, src/runner/predictions.ts) give the same bytes. (The reference
 // numbers annotations from 0; COCOeval takes a ground-truth id 0 for "unmatched", so we start at 1.)
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { MaskdistillError, inputError } from "../errors.js";
-import { runPerImage, finishRun, journalPath, errorsPath, shardImages, writeLinesAtomic, type PerImageRun } from "../runner/perImage.js";
-import { writeCocoJson, type CocoImage } from "../data/coco.js";
-import { rleArea, rleFromMask, rleToBbox, rleToCoco, type CocoRle } from "../mask/rle.js";
+import { runPerImage, finishRun, journalPath, errorsPath, shardImages } from "../runner/perImage.js";
+import { mergePreds, writePredictionsFromJournal, type PredAnnotation, type PredDataset, type PredEntry } from "../runner/predictions.js";
+import { rleArea, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
 import { polygonsFromMask } from "../mask/polygon.js";
 import { maskFromAttention } from "./maskFromAttention.js";
 import { backProject } from "./backProject.js";
@@ -56,22 +53,7 @@ export interface GenMasksOptions {
   onImage?: (index: number, image: ImageItem, masked: boolean) => void;
 }
 
-export interface PredAnnotation {
-  id: number;
-  image_id: number;
-  category_id: 0;
-  score: 1;
-  iscrowd: 0;
-  area: number;
-  bbox: [number, number, number, number];
-  segmentation: CocoRle | number[][];
-}
 
-export interface PredDataset {
-  images: CocoImage[];
-  annotations: PredAnnotation[];
-  categories: { id: number; name: string }[];
-}
 
 export interface GenMasksSummary {
   predJson: string;
@@ -94,14 +76,8 @@ export interface GenMasksSummary {
 export const PRED_CATEGORIES = [{ id: 0, name: "object" }];
 
 /** One journal line: the result for one image. */
-interface JournalEntry {
-  index: number;
-  image_id: number;
-  file: string;
-  image?: CocoImage;
-  annotation?: Omit<PredAnnotation, "id">;
+interface JournalEntry extends PredEntry {
   problem?: "error" | "empty";
-  reason?: string;
   clsSumNonPositive?: boolean;
 }
 
@@ -112,7 +88,8 @@ interface EntryInfo {
   clsSumNonPositive: boolean;
 }
 
-export { journalPath, errorsPath, shardImages };
+export { journalPath, errorsPath, shardImages, mergePreds };
+export type { PredAnnotation, PredDataset };
 
 /**
  * Runs the mask generator over `opts.images` (or its shard) and writes `opts.predJson` with one
@@ -142,10 +119,10 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
     quiet: opts.quiet,
     signal: opts.signal,
     process: (item, index) => processImage(item, index, steps),
-    summarize: (e) => ({ hasImage: !!e.image, masked: !!e.annotation, clsSumNonPositive: !!e.clsSumNonPositive }),
-    onItem: (index, item, e) => opts.onImage?.(index, item, !!e.annotation),
+    summarize: (e) => ({ hasImage: !!e.image, masked: !!e.annotations?.length, clsSumNonPositive: !!e.clsSumNonPositive }),
+    onItem: (index, item, e) => opts.onImage?.(index, item, !!e.annotations?.length),
   });
-  writeDatasetFromJournal(opts.predJson, run);
+  writePredictionsFromJournal(opts.predJson, run, PRED_CATEGORIES, (info) => info.hasImage);
   finishRun(opts.predJson, run);
 
   const records = run.records;
@@ -197,95 +174,6 @@ async function processImage(item: ImageItem, index: number, s: ImageSteps): Prom
     entry.reason = "mask gives no polygon with 3 or more points";
     return entry;
   }
-  entry.annotation = { image_id: item.id, category_id: 0, score: 1, iscrowd: 0, area, bbox: rleToBbox(rle), segmentation };
+  entry.annotations = [{ image_id: item.id, category_id: 0, score: 1, iscrowd: 0, area, bbox: rleToBbox(rle), segmentation }];
   return entry;
-}
-
-/**
- * Writes `{images, annotations, categories}` (the bytes JSON.stringify gives) atomically, reading each
- * image's line back from the journal: images sorted by id, annotation ids 1, 2, ... in that order.
- */
-function writeDatasetFromJournal(out: string, run: PerImageRun<ImageItem, JournalEntry, EntryInfo>): void {
-  const withImage = run.records.filter((r) => r.info.hasImage).sort((a, b) => a.image_id - b.image_id || a.index - b.index);
-  const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, "w");
-  try {
-    fs.writeSync(fd, '{"images":[');
-    withImage.forEach((r, i) => fs.writeSync(fd, (i ? "," : "") + JSON.stringify(run.readEntry(r).image)));
-    fs.writeSync(fd, '],"annotations":[');
-    let id = 0;
-    for (const r of withImage) {
-      if (!r.info.masked) continue;
-      const annotation: PredAnnotation = { id: ++id, ...run.readEntry(r).annotation! };
-      fs.writeSync(fd, (id > 1 ? "," : "") + JSON.stringify(annotation));
-    }
-    fs.writeSync(fd, `],"categories":${JSON.stringify(PRED_CATEGORIES)}}`);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, out);
-  } catch (e) {
-    try { fs.closeSync(fd); } catch { /* already closed */ }
-    fs.rmSync(tmp, { force: true });
-    throw inputError(out, "could not be written", e);
-  }
-}
-
-// ---- merging shard outputs ----
-
-/**
- * Joins the outputs of `--shard i/n` runs into the JSON one run over all images gives: images sorted by
- * id, annotations in image order with ids 1, 2, ...; the shards' errors files are joined the same way.
- */
-export function mergePreds(out: string, inputs: string[]): { images: number; annotations: number; errors: number } {
-  if (inputs.length === 0) throw new MaskdistillError("merge-preds needs at least one input JSON");
-  const parts: { image: CocoImage; anns: PredAnnotation[]; order: number }[] = [];
-  const seen = new Map<number, string>();
-  const problems: { image_id: number; line: string }[] = [];
-  let order = 0;
-  for (const file of inputs) {
-    const ds = readPredJson(file);
-    const byImage = new Map<number, PredAnnotation[]>();
-    for (const a of ds.annotations) {
-      if (!byImage.has(a.image_id)) byImage.set(a.image_id, []);
-      byImage.get(a.image_id)!.push(a);
-    }
-    for (const img of ds.images) {
-      if (seen.has(img.id)) throw new MaskdistillError(`image id ${img.id} also occurs in ${seen.get(img.id)}; shards must not overlap`, file);
-      seen.set(img.id, file);
-      parts.push({ image: img, anns: (byImage.get(img.id) ?? []).sort((a, b) => a.id - b.id), order: order++ });
-    }
-    for (const a of ds.annotations) if (!seen.has(a.image_id) || seen.get(a.image_id) !== file) throw new MaskdistillError(`annotation ${a.id} refers to image ${a.image_id}, which is not in its images list`, file);
-    const errFile = errorsPath(file);
-    if (fs.existsSync(errFile)) {
-      for (const line of fs.readFileSync(errFile, "utf8").split("\n")) {
-        if (!line.trim()) continue;
-        let rec: { image_id?: unknown };
-        try {
-          rec = JSON.parse(line);
-        } catch (e) {
-          throw inputError(errFile, "errors file has a line that is not JSON", e);
-        }
-        problems.push({ image_id: Number(rec.image_id), line });
-      }
-    }
-  }
-  parts.sort((a, b) => a.image.id - b.image.id || a.order - b.order);
-  const annotations: PredAnnotation[] = [];
-  for (const p of parts) for (const a of p.anns) annotations.push({ ...a, id: annotations.length + 1 });
-  writeCocoJson(out, { images: parts.map((p) => p.image), annotations, categories: PRED_CATEGORIES });
-  problems.sort((a, b) => a.image_id - b.image_id);
-  writeLinesAtomic(errorsPath(out), problems.map((p) => p.line));
-  return { images: parts.length, annotations: annotations.length, errors: problems.length };
-}
-
-function readPredJson(file: string): PredDataset {
-  let raw: any;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch (e) {
-    throw inputError(file, "cannot read predictions JSON", e);
-  }
-  if (!raw || !Array.isArray(raw.images) || !Array.isArray(raw.annotations)) {
-    throw new MaskdistillError("not a gen-masks output (expected {images: [...], annotations: [...]})", file);
-  }
-  return raw as PredDataset;
 }
