@@ -5,6 +5,7 @@
 // inference(10) 1.84 s, CRF setup + inference(10) 2.42 s, whole dense_crf 2.40 s. Medians of RUNS
 // after a warm-up; memory = the typed arrays and wasm memory a CRF and its inference state hold (the
 // 21-class float32 image is W·H·21·4 bytes), and the process's peak RSS (after all runs).
+import * as os from "node:os";
 import * as path from "node:path";
 import { projectPath } from "../src/paths.js";
 import { loadRgb } from "../src/data/image.js";
@@ -102,6 +103,7 @@ export async function benchCrf(): Promise<object> {
     crfMB: Math.round(bytes / 2 ** 20),
     crfBytesPerPixelClass: Math.round((bytes / (W * H * C)) * 10) / 10,
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+    loadAverage1m: Math.round(os.loadavg()[0] * 100) / 100, // other work on the machine slows every figure
   };
 }
 
