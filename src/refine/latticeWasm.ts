@@ -296,7 +296,12 @@ export function latticeKernels(bytes: number): LatticeKernels | null {
   const W = (globalThis as any).WebAssembly as WasmApi;
   const pages = Math.ceil(bytes / 65536) + 1;
   if (pages > 65536) return null; // beyond 4 GiB: fall back to the TypeScript loops
-  const memory = new W.Memory({ initial: pages });
+  let memory: WasmMemory;
+  try {
+    memory = new W.Memory({ initial: pages });
+  } catch {
+    return null; // the allocation failed: the TypeScript loops need less memory at once
+  }
   const inst = new W.Instance(mod, { env: { mem: memory } });
   const e = inst.exports as any;
   return { memory, splat: e.splat, blur: e.blur, slice: e.slice, softmax: e.softmax, splatNorm: e.splatNorm };
