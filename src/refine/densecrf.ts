@@ -21,7 +21,7 @@
 // neighbour ids, N norms), plus U and the returned Q in JS (2 × N·C). 500×375, 21 classes: 152 MB,
 // ≈ 10 float32 per pixel and class (pydensecrf holds U, Q, two temporaries and its lattice buffers,
 // about as much).
-import { buildLattice, latticeFilter, latticeFilterAccumulate, latticeScratch, type Lattice, type LatticeScratch } from "./permutohedral.js";
+import { buildLattice, latticeFilter, latticeFilterAccumulate, type Lattice, type LatticeScratch } from "./permutohedral.js";
 import { latticeKernels, wasmAvailable, type LatticeKernels } from "./latticeWasm.js";
 import { expF } from "./unary.js";
 
@@ -352,7 +352,6 @@ export function qToPlanes(q: Float32Array, n: number, c: number): Float32Array {
   return out;
 }
 
-export { latticeScratch };
 
 /** Bytes held by a CRF and its inference state (typed arrays and the wasm memory). */
 export function crfMemoryBytes(crf: DenseCrf, st: CrfState): number {
