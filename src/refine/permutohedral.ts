@@ -67,7 +67,7 @@ function hashKey(k: Int16Array, ko: number, d: number): number {
   for (let i = 0; i < d; i++) h = Math.imul(h ^ (k[ko + i] & 0xffff), 0x01000193);
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
-  return (h ^ (h >>> 12)) >>> 0;
+  return h ^ (h >>> 12); // int32 (a uint32 result would be boxed); callers mask it
 }
 
 function growTable(t: KeyTable): void {
