@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// Thin launcher: runs the TypeScript CLI through tsx so the package needs no build step.
+// Launcher: registers tsx's loader in this process and runs the TypeScript CLI, so the package needs no
+// build step and there is one process (signals such as Ctrl-C or a scheduler's SIGTERM reach the CLI itself).
 const path = require("node:path");
 const { pathToFileURL } = require("node:url");
-const { spawnSync } = require("node:child_process");
 const root = path.resolve(__dirname, "..");
-const loader = pathToFileURL(require.resolve("tsx/esm", { paths: [root] })).href;
-const res = spawnSync(process.execPath, ["--import", loader, path.join(root, "src", "cli", "main.ts"), ...process.argv.slice(2)], {
-  stdio: "inherit",
-  env: { ...process.env, MASKDISTILL_ROOT: root },
+process.env.MASKDISTILL_ROOT = root;
+// importing tsx's ESM entry registers its loader hooks, as `node --import tsx/esm` does
+const tsx = pathToFileURL(require.resolve("tsx/esm", { paths: [root] })).href;
+import(tsx).then(() => import(pathToFileURL(path.join(root, "src", "cli", "main.ts")).href)).catch((e) => {
+  console.error(e && e.stack ? e.stack : String(e));
+  process.exit(1);
 });
-process.exit(res.status === null ? 1 : res.status);

@@ -141,12 +141,15 @@ test("bad segmentations: short or odd polygons, empty list, RLE size or counts t
   }
 });
 
-test("results: must be a list; unknown image or category, missing score, RLE size mismatch", () => {
+test("results: a list or an {annotations} file; unknown image or category, missing score, RLE size mismatch", () => {
   const gt = small();
   const good = { image_id: 1, category_id: 7, score: 0.5, bbox: [0, 0, 1, 1], segmentation: { size: [3, 4], counts: "<" } };
   assert.equal(readCocoResults(file([good]), gt).length, 1);
-  const notList = file({ annotations: [] });
+  assert.equal(readCocoResults(file({ images: [], annotations: [good] }), gt).length, 1);   // gen-masks / detect output
+  const notList = file({ detections: [] });
   rejects(() => readCocoResults(notList, gt), notList, /JSON list of detections/);
+  // class-agnostic evaluation accepts any category id (pseudo-classes)
+  assert.equal(readCocoResults(file([{ ...good, category_id: 99 }]), gt, { anyCategory: true }).length, 1);
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ image_id: 42 }, /result #0: image_id 42 is not an image of the ground truth/],
     [{ category_id: 8 }, /result #0 \(image 1\): category_id 8 is not a ground-truth category/],

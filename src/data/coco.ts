@@ -182,13 +182,18 @@ export function validateCocoDataset(raw: unknown, file: string): CocoDataset {
 }
 
 /**
- * Validates an in-memory results list. With `gt`, every image_id and category_id must exist in it
- * and RLE sizes must equal the image size.
+ * Validates an in-memory results list — a JSON list, or the {images, annotations, categories} file that
+ * gen-masks, detect and cluster write (its annotations are the results). With `gt`, every image_id and
+ * category_id must exist in it and RLE sizes must equal the image size.
  */
-export function validateCocoResults(raw: unknown, file: string, gt?: CocoDataset): CocoResult[] {
-  if (!Array.isArray(raw)) throw new MaskdistillError("a COCO results file must hold a JSON list of detections", file);
+export function validateCocoResults(raw: unknown, file: string, gt?: CocoDataset, opts: { anyCategory?: boolean } = {}): CocoResult[] {
+  if (raw && typeof raw === "object" && !Array.isArray(raw) && Array.isArray((raw as { annotations?: unknown }).annotations)) {
+    raw = (raw as { annotations: unknown[] }).annotations;
+  }
+  if (!Array.isArray(raw)) throw new MaskdistillError("a COCO results file must hold a JSON list of detections (or an object with an 'annotations' list)", file);
   const imageById = gt ? new Map(gt.images.map((img) => [img.id, img])) : undefined;
-  const categoryIds = gt ? new Set(gt.categories.map((c) => c.id)) : undefined;
+  // class-agnostic evaluation takes any category (e.g. pseudo-class ids of stage ii or detect)
+  const categoryIds = gt && !opts.anyCategory ? new Set(gt.categories.map((c) => c.id)) : undefined;
   raw.forEach((res, i) => {
     const where = `result #${i}`;
     if (!isObject(res)) throw new MaskdistillError(`${where}: not an object`, file);
@@ -226,8 +231,8 @@ export function readCocoDataset(file: string): CocoDataset {
 }
 
 /** Reads and validates a detection results list; with `gt`, ids and RLE sizes are checked against it. */
-export function readCocoResults(file: string, gt?: CocoDataset): CocoResult[] {
-  return validateCocoResults(readJson(file), file, gt);
+export function readCocoResults(file: string, gt?: CocoDataset, opts: { anyCategory?: boolean } = {}): CocoResult[] {
+  return validateCocoResults(readJson(file), file, gt, opts);
 }
 
 /** Writes JSON atomically: a temporary file beside the target, then rename. */

@@ -46,7 +46,7 @@ const command: Command = {
     const { evaluateInstances } = await import("../../evaluation/instances.js");
 
     const gt = readCocoDataset(gtFile);
-    const results = readCocoResults(inputFile, gt);
+    const results = readCocoResults(inputFile, gt, { anyCategory: !!values.agnostic });
     const report = evaluateInstances(gt, results, {
       iouType, agnostic: !!values.agnostic, mostConfident: !!values["eval-most-confident"],
     });

@@ -3,6 +3,7 @@
 import type { Command } from "../command.js";
 import { numberFlag, parseFlags, parseShard, printJson } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
+import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
 const usage = `usage: maskdistill gen-masks --pred-json OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
                            [--weights dino_vits16|FILE] [--arch vit_small|vit_base] [--patch-size 16|8]
@@ -13,13 +14,7 @@ One object mask per image from the last-layer self-attention of a DINO ViT (Mask
 CLS-attention proposals, key-affinity seed expansion, 4-connected component, back-projected to the
 original size. Output: {images, annotations (category 0, score 1), categories: [{id: 0, name: object}]}.
 
-  --dataset voc|coco|folder  image list: VOC split (ids = positions), COCO instances file (COCO ids), or a
-                           folder (--images; ids = positions in the sorted file list)
-  --dataset-root DIR       VOC: VOC<year>, VOCdevkit or its parent; COCO: folder with the images
-                           (or images/) and, by default, instances.json
-  --year 2012              VOC year          --set trainval    VOC split (ImageSets/Main or Segmentation)
-  --gt-file FILE           COCO instances JSON (default <dataset-root>/instances.json)
-  --images DIR             folder of images (implies --dataset folder)
+${IMAGE_SOURCE_USAGE}
   --weights NAME|FILE      backbone checkpoint (default dino_vits16, see 'maskdistill weights')
   --arch, --patch-size     architecture when the checkpoint does not say (default vit_small, 16)
   --heads 5                heads averaged for the CLS attention map (first N of the last layer)
@@ -38,12 +33,7 @@ const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const { values } = parseFlags("gen-masks", argv, {
-      dataset: { type: "string" },
-      "dataset-root": { type: "string" },
-      year: { type: "string" },
-      set: { type: "string" },
-      "gt-file": { type: "string" },
-      images: { type: "string" },
+      ...IMAGE_SOURCE_FLAGS,
       weights: { type: "string" },
       arch: { type: "string" },
       "patch-size": { type: "string" },
@@ -62,10 +52,6 @@ const command: Command = {
     }
     const predJson = values["pred-json"];
     if (!predJson) throw new MaskdistillError("--pred-json is required. Run 'maskdistill gen-masks --help' for the flags.");
-    const dataset = values.dataset ?? (values.images ? "folder" : undefined);
-    if (dataset !== "voc" && dataset !== "coco" && dataset !== "folder") {
-      throw new MaskdistillError(`--dataset expects voc, coco or folder (or give --images DIR), got '${dataset ?? ""}'`);
-    }
     const segm = values.segm ?? "rle";
     if (segm !== "rle" && segm !== "polygon") throw new MaskdistillError(`--segm expects rle or polygon, got '${segm}'`);
     const arch = values.arch;
@@ -83,25 +69,7 @@ const command: Command = {
     const shard = parseShard(values.shard);
     const weights = values.weights ?? "dino_vits16";
 
-    const path = await import("node:path");
-    const fs = await import("node:fs");
-    const { vocImages, cocoImages, folderImages } = await import("../../distill/imageList.js");
-    let images;
-    if (dataset === "folder") {
-      if (!values.images) throw new MaskdistillError("--dataset folder needs --images DIR");
-      images = folderImages(values.images);
-    } else {
-      const root = values["dataset-root"];
-      if (!root) throw new MaskdistillError(`--dataset ${dataset} needs --dataset-root DIR`);
-      if (dataset === "voc") {
-        images = vocImages(root, values.year ?? "2012", values.set ?? "trainval");
-      } else {
-        const gtFile = values["gt-file"] ?? path.join(root, "instances.json");
-        const imageDir = values.images ?? (fs.existsSync(path.join(root, "images")) ? path.join(root, "images") : root);
-        images = cocoImages(gtFile, imageDir);
-      }
-    }
-
+    const images = await imagesFromFlags(values);
     const { loadBackbone } = await import("../../modeling/backbone.js");
     const { genMasks } = await import("../../distill/genMasks.js");
     const backbone = await loadBackbone(weights, { arch, patch: patchFlag, device });

@@ -1,0 +1,111 @@
+// `maskdistill detect`: Mask R-CNN inference over a dataset (MaskDistill stage iii), written as
+// {images, annotations, categories} with each image's detections in descending score order.
+import type { Command } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson } from "../command.js";
+import { MaskdistillError } from "../../errors.js";
+import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
+
+const usage = `usage: maskdistill detect --weights FILE --out OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
+                        [--preset torchvision] [--score-thresh 0.05] [--max-dets 100] [--min-size 800]
+                        [--max-size 1333] [--label-ids shift|keep] [--shard i/n] [--resume] [--threads N] [--json]
+
+Mask R-CNN R50-FPN on every image (MaskDistill stage iii). Output: {images, annotations (RLE masks, boxes
+[x, y, w, h], scores; per image best first), categories}; evaluate it with 'maskdistill eval-instances',
+turn it into pseudo-labels with 'maskdistill gen-segmentation'.
+
+${IMAGE_SOURCE_USAGE}
+  --weights FILE           torchvision maskrcnn_resnet50_fpn state dict (any class count and width)
+  --preset torchvision     behaviour to reproduce: torchvision 0.14's maskrcnn_resnet50_fpn (resize,
+                           rounded anchors, RoIAlign aligned=False, its NMS counts and mask paste)
+  --score-thresh 0.05      keep detections scoring above this
+  --max-dets 100           detections per image
+  --min-size 800           short side after resizing   --max-size 1333   long side limit
+  --label-ids shift|keep   category_id = label − 1 (shift: pseudo-classes 0…K−1 as stage ii writes, the
+                           default) or = label (keep: e.g. torchvision's COCO weights, COCO ids 1…90)
+  --out OUT                output JSON; OUT.errors.jsonl lists the images that could not be processed
+  --shard i/n              process images j with j % n == i (join the outputs with merge-preds)
+  --resume                 continue from OUT.partial.jsonl after an interruption
+  --threads N              CPU threads for the network (default: all cores, at most 8)
+  --json                   last stdout line: the summary as JSON`;
+
+const command: Command = {
+  name: "detect",
+  summary: "Stage iii: Mask R-CNN detections with masks for every image (COCO JSON, resumable, shardable)",
+  usage,
+  async run(argv: string[]): Promise<number> {
+    const { values } = parseFlags("detect", argv, {
+      ...IMAGE_SOURCE_FLAGS,
+      weights: { type: "string" },
+      preset: { type: "string" },
+      "score-thresh": { type: "string" },
+      "max-dets": { type: "string" },
+      "min-size": { type: "string" },
+      "max-size": { type: "string" },
+      "label-ids": { type: "string" },
+      out: { type: "string" },
+      shard: { type: "string" },
+      resume: { type: "boolean" },
+      threads: { type: "string" },
+    });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    const out = values.out;
+    if (!out) throw new MaskdistillError("--out is required. Run 'maskdistill detect --help' for the flags.");
+    if (!values.weights) throw new MaskdistillError("--weights is required: a torchvision Mask R-CNN state dict (.pth)");
+    const preset = values.preset ?? "torchvision";
+    if (preset !== "torchvision") throw new MaskdistillError(`--preset expects torchvision, got '${preset}' (the detectron2 preset comes with Mask R-CNN training)`);
+    const labelIds = values["label-ids"] ?? "shift";
+    if (labelIds !== "shift" && labelIds !== "keep") throw new MaskdistillError(`--label-ids expects shift or keep, got '${labelIds}'`);
+    const scoreThresh = numberFlag("score-thresh", values["score-thresh"], 0.05);
+    const maxDets = numberFlag("max-dets", values["max-dets"], 100);
+    const minSize = numberFlag("min-size", values["min-size"], 800);
+    const maxSize = numberFlag("max-size", values["max-size"], 1333);
+    if (!(scoreThresh >= 0 && scoreThresh < 1)) throw new MaskdistillError(`--score-thresh expects a value in [0, 1), got '${values["score-thresh"]}'`);
+    if (!(Number.isInteger(maxDets) && maxDets >= 1)) throw new MaskdistillError(`--max-dets expects a positive integer, got '${values["max-dets"]}'`);
+    if (!(Number.isInteger(minSize) && minSize >= 32 && Number.isInteger(maxSize) && maxSize >= minSize)) {
+      throw new MaskdistillError(`--min-size and --max-size expect integers with 32 ≤ min-size ≤ max-size, got ${minSize} and ${maxSize}`);
+    }
+    const threads = values.threads === undefined ? undefined : numberFlag("threads", values.threads, 1);
+    const shard = parseShard(values.shard);
+    const images = await imagesFromFlags(values);
+    if (images.length === 0) throw new MaskdistillError("no images to process: the image list is empty");
+
+    const { initEngine } = await import("../../engine/index.js");
+    const { readStateDict } = await import("../../modeling/checkpoint/index.js");
+    const { maskRcnnFromStateDict } = await import("../../engine/models/maskrcnn.js");
+    const { torchvisionInference } = await import("../../instance/maskrcnn.js");
+    const { detectDataset, pseudoClassCategories } = await import("../../instance/detect.js");
+    await initEngine({ backend: "wasm", threads });
+    const { stateDict } = await readStateDict(values.weights);
+    const net = maskRcnnFromStateDict(stateDict, values.weights);
+    const inference = torchvisionInference({ minSize, maxSize, scoreThresh, detectionsPerImage: maxDets });
+    const categories = labelIds === "keep"
+      ? Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i + 1, name: `class ${i + 1}` }))
+      : pseudoClassCategories(net);
+    const controller = new AbortController();
+    const onSigint = () => controller.abort();
+    process.once("SIGINT", onSigint);
+    let summary;
+    try {
+      summary = await detectDataset({
+        images, out, net, inference, shard, resume: !!values.resume, signal: controller.signal, categories,
+        categoryOf: labelIds === "keep" ? (l) => l : (l) => l - 1,
+        configTag: { weights: values.weights, labelIds },
+      });
+    } finally {
+      process.removeListener("SIGINT", onSigint);
+    }
+    console.log(
+      `detect: ${summary.images} images, ${summary.detections} detections, ${summary.withoutDetections} images without any, ` +
+        `${summary.errors} errors` + (summary.resumed ? `, ${summary.resumed} taken from the journal` : "") +
+        `, ${summary.secondsPerImage.toFixed(2)} s/image -> ${out}`,
+    );
+    if (summary.errors > 0) console.log(`see ${out}.errors.jsonl for the images that could not be processed`);
+    if (values.json) printJson(summary);
+    return 0;
+  },
+};
+
+export default command;

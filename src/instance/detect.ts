@@ -1,0 +1,91 @@
+// `detect` over a dataset: the Mask R-CNN on every image through the shared per-image runner (journal,
+// --resume, --shard, errors file, progress), written as {images, annotations, categories} with each
+// image's detections in descending score order, as detectron2's COCO evaluator writes them: box
+// [x, y, w, h] from the predicted box, segmentation the pasted mask as COCO RLE, area the mask's area.
+import type { ImageItem } from "../distill/genMasks.js";
+import { rleArea, rleFromMask, rleToCoco } from "../mask/rle.js";
+import { finishRun, runPerImage } from "../runner/perImage.js";
+import { writePredictionsFromJournal, type PredCategory, type PredEntry } from "../runner/predictions.js";
+import type { MaskRcnnNet } from "../engine/models/maskrcnn.js";
+import { detectImage, type MaskRcnnInference } from "./maskrcnn.js";
+
+export interface DetectOptions {
+  images: ImageItem[];
+  out: string;
+  net: MaskRcnnNet;
+  inference: MaskRcnnInference;
+  /** category_id written for a label (1…numClasses−1); default label − 1 (pseudo-classes 0…K−1, as stage ii writes). */
+  categoryOf?: (label: number) => number;
+  categories?: PredCategory[];
+  shard?: { index: number; count: number };
+  resume?: boolean;
+  quiet?: boolean;
+  signal?: AbortSignal;
+  /** Extra settings for the journal header (e.g. the weights file). */
+  configTag?: Record<string, unknown>;
+}
+
+export interface DetectSummary {
+  out: string;
+  images: number;
+  detections: number;
+  withoutDetections: number;
+  errors: number;
+  resumed: number;
+  secondsPerImage: number;
+}
+
+/** The categories of a net whose labels are pseudo-classes: ids 0…numClasses−2. */
+export function pseudoClassCategories(net: MaskRcnnNet): PredCategory[] {
+  return Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i, name: `class ${i}` }));
+}
+
+export async function detectDataset(opts: DetectOptions): Promise<DetectSummary> {
+  const categoryOf = opts.categoryOf ?? ((label: number) => label - 1);
+  const categories = opts.categories ?? pseudoClassCategories(opts.net);
+  const { loadRgb } = await import("../data/image.js");
+  const inf = opts.inference;
+  const config = {
+    preset: inf.preset, minSize: inf.transform.minSize, maxSize: inf.transform.maxSize, scoreThresh: inf.box.scoreThresh,
+    detectionsPerImage: inf.box.detectionsPerImage, numClasses: opts.net.numClasses, shard: opts.shard ?? { index: 0, count: 1 },
+    images: opts.images.map((i) => i.id), ...opts.configTag,
+  };
+  const run = await runPerImage<ImageItem, PredEntry, { hasImage: boolean; detections: number }>({
+    label: "detect",
+    items: opts.images,
+    shard: opts.shard,
+    out: opts.out,
+    config,
+    settingsHint: "images, weights, sizes, score threshold, max detections or shard",
+    resume: opts.resume,
+    quiet: opts.quiet,
+    signal: opts.signal,
+    async process(item, index) {
+      const img = await loadRgb(item.file);
+      const det = await detectImage(opts.net, img, inf);
+      const annotations: NonNullable<PredEntry["annotations"]> = [];
+      for (let d = 0; d < det.scores.length; d++) {
+        const rle = rleFromMask(det.masks[d], img.height, img.width);
+        const [x1, y1, x2, y2] = det.boxes.subarray(4 * d, 4 * d + 4);
+        annotations.push({
+          image_id: item.id, category_id: categoryOf(det.labels[d]), score: det.scores[d], iscrowd: 0,
+          area: rleArea(rle), bbox: [x1, y1, x2 - x1, y2 - y1], segmentation: rleToCoco(rle),
+        });
+      }
+      return { index, image_id: item.id, file: item.file, image: { id: item.id, file_name: item.fileName, width: img.width, height: img.height }, annotations };
+    },
+    summarize: (e) => ({ hasImage: !!e.image, detections: e.annotations?.length ?? 0 }),
+  });
+  writePredictionsFromJournal(opts.out, run, categories, (info) => info.hasImage);
+  finishRun(opts.out, run);
+  const records = run.records;
+  return {
+    out: opts.out,
+    images: records.length,
+    detections: records.reduce((s, r) => s + (r.info?.detections ?? 0), 0),
+    withoutDetections: records.filter((r) => r.info?.hasImage && r.info.detections === 0).length,
+    errors: records.filter((r) => r.problem).length,
+    resumed: run.resumed,
+    secondsPerImage: run.computed ? run.seconds / run.computed : 0,
+  };
+}

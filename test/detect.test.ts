@@ -1,0 +1,116 @@
+// `detect` end to end with the narrow torchvision-layout fixture checkpoint: on a --images folder and a
+// --dataset voc layout; shards + merge-preds and a resume after a kill give the bytes of one run; the
+// output scores with eval-instances and feeds gen-segmentation; bad input gets a clear message.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { projectPath } from "../src/paths.js";
+import { journalPath } from "../src/runner/perImage.js";
+
+const WEIGHTS = projectPath("test", "fixtures", "maskrcnn", "narrow_maskrcnn.pth");
+const VIT = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+const SMALL = ["--min-size", "320", "--max-size", "512", "--score-thresh", "0", "--max-dets", "20"];
+let tmp = "", imageDir = "";
+const cli = (...args: string[]) => spawnSync(process.execPath, [projectPath("bin", "maskdistill.cjs"), ...args], { encoding: "utf8", env: { ...process.env, MASKDISTILL_QUIET: "1" } });
+const read = (f: string) => fs.readFileSync(f, "utf8");
+const last = (stdout: string) => JSON.parse(stdout.trim().split("\n").pop()!);
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "detect-"));
+  imageDir = path.join(tmp, "images");
+  fs.mkdirSync(imageDir);
+  for (const f of ["000000000009.jpg", "000000000025.jpg", "000000000030.jpg"]) fs.copyFileSync(projectPath("data", "demo", "images", f), path.join(imageDir, f));
+  fs.writeFileSync(path.join(imageDir, "broken.jpg"), "not a jpeg");
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test("detect on a folder: detections best first with RLE masks; a bad image is recorded; shards + merge-preds and a resume after kill -9 give the same bytes", async () => {
+  const out = path.join(tmp, "full.json");
+  const r = cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", out, ...SMALL, "--json");
+  assert.equal(r.status, 0, r.stderr);
+  const s = last(r.stdout);
+  assert.deepEqual([s.images, s.errors, s.detections], [4, 1, 60]);
+  const ds = JSON.parse(read(out));
+  assert.equal(ds.images.length, 3);
+  assert.equal(ds.categories.length, 20);
+  for (const im of ds.images) {
+    const anns = ds.annotations.filter((a: any) => a.image_id === im.id);
+    assert.equal(anns.length, 20);
+    for (let i = 1; i < anns.length; i++) assert.ok(anns[i - 1].score >= anns[i].score, "descending score");
+    for (const a of anns) {
+      assert.deepEqual(a.segmentation.size, [im.height, im.width]);
+      assert.ok(a.category_id >= 0 && a.category_id < 20 && a.bbox[2] >= 0 && a.bbox[3] >= 0);
+    }
+  }
+  assert.match(read(`${out}.errors.jsonl`), /broken\.jpg/);
+  // shards, merged in any order
+  const shards = [0, 1].map((i) => path.join(tmp, `shard${i}.json`));
+  for (const [i, f] of shards.entries()) assert.equal(cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", f, ...SMALL, "--shard", `${i}/2`).status, 0);
+  const merged = path.join(tmp, "merged.json");
+  const m = cli("merge-preds", "--out", merged, shards[1], shards[0]);
+  assert.equal(m.status, 0, m.stderr);
+  assert.equal(read(merged), read(out));
+  assert.equal(read(`${merged}.errors.jsonl`), read(`${out}.errors.jsonl`));
+  // kill -9 once two images are in the journal; --resume finishes with the same bytes
+  const partial = path.join(tmp, "resumed.json");
+  const child = spawn(process.execPath, [projectPath("bin", "maskdistill.cjs"), "detect", "--weights", WEIGHTS, "--images", imageDir, "--out", partial, ...SMALL],
+    { env: { ...process.env, MASKDISTILL_QUIET: "1" }, stdio: "ignore" });
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const j = fs.existsSync(journalPath(partial)) ? read(journalPath(partial)) : "";
+    if (j.split("\n").length >= 4) break;   // header + 2 entries
+    spawnSync("sleep", ["0.05"]);
+  }
+  child.kill("SIGKILL");
+  await new Promise((res) => child.once("exit", res));
+  assert.ok(!fs.existsSync(partial), "killed before the output was written");
+  const rr = cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", partial, ...SMALL, "--resume", "--json");
+  assert.equal(rr.status, 0, rr.stderr);
+  assert.ok(last(rr.stdout).resumed >= 2);
+  assert.equal(read(partial), read(out));
+  assert.equal(read(`${partial}.errors.jsonl`), read(`${out}.errors.jsonl`));
+});
+
+test("detect on a --dataset voc layout; the output scores with eval-instances and feeds gen-segmentation", () => {
+  const voc = path.join(tmp, "VOC2012");
+  fs.mkdirSync(path.join(voc, "ImageSets", "Main"), { recursive: true });
+  fs.cpSync(projectPath("data", "voc-mini", "JPEGImages"), path.join(voc, "JPEGImages"), { recursive: true });
+  fs.writeFileSync(path.join(voc, "ImageSets", "Main", "trainval.txt"), "2007_000039\n2011_000003\n");
+  const out = path.join(tmp, "voc.json");
+  const r = cli("detect", "--weights", WEIGHTS, "--dataset", "voc", "--dataset-root", voc, "--out", out, ...SMALL, "--json");
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(read(out)).images.map((i: any) => i.id), [0, 1]);
+  // eval-instances, class-agnostic, against the demo GT on the folder run (the folder ids are positions: 0, 1, 2)
+  const gt = path.join(tmp, "gt.json");
+  const demo = JSON.parse(read(projectPath("data", "demo", "instances.json")));
+  const names = ["000000000009.jpg", "000000000025.jpg", "000000000030.jpg"];
+  const images = names.map((n, i) => ({ ...demo.images.find((im: any) => im.file_name === n), id: i }));
+  const oldIds = new Map(names.map((n, i) => [demo.images.find((im: any) => im.file_name === n).id, i]));
+  fs.writeFileSync(gt, JSON.stringify({ images, categories: demo.categories,
+    annotations: demo.annotations.filter((a: any) => oldIds.has(a.image_id)).map((a: any) => ({ ...a, image_id: oldIds.get(a.image_id) })) }));
+  const e = cli("eval-instances", "--gt-file", gt, "--input-file", path.join(tmp, "full.json"), "--agnostic", "--json");
+  assert.equal(e.status, 0, e.stderr);
+  const ap50 = last(e.stdout).ap50;
+  assert.ok(ap50 >= 0 && ap50 <= 1, `AP50 ${ap50}`);
+  const g = cli("gen-segmentation", "--input-file", path.join(tmp, "full.json"), "--gt-file", gt, "--output-dir", path.join(tmp, "pseudo"), "--json");
+  assert.equal(g.status, 0, g.stderr);
+  assert.equal(fs.readdirSync(path.join(tmp, "pseudo")).filter((f) => f.endsWith(".png")).length, 3);
+});
+
+test("bad input: a checkpoint of another architecture, an empty folder, missing flags — each a clear message, no stack trace", () => {
+  const empty = path.join(tmp, "empty");
+  fs.mkdirSync(empty);
+  const wrong = cli("detect", "--weights", VIT, "--images", imageDir, "--out", path.join(tmp, "x.json"));
+  assert.notEqual(wrong.status, 0);
+  assert.match(wrong.stderr, /not a torchvision Mask R-CNN checkpoint: tensor 'backbone\.body\.conv1\.weight' is missing/);
+  assert.doesNotMatch(wrong.stderr, /\n\s+at /);
+  const none = cli("detect", "--weights", WEIGHTS, "--images", empty, "--out", path.join(tmp, "y.json"));
+  assert.notEqual(none.status, 0);
+  assert.match(none.stderr, /no images|empty/i);
+  assert.doesNotMatch(none.stderr, /\n\s+at /);
+  assert.match(cli("detect", "--images", imageDir, "--out", path.join(tmp, "z.json")).stderr, /--weights is required/);
+  assert.match(cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", path.join(tmp, "z.json"), "--preset", "mmdet").stderr, /--preset expects torchvision/);
+});
