@@ -12,7 +12,7 @@ import { MaskdistillError } from "../src/errors.js";
 import { projectPath } from "../src/paths.js";
 import { denseCrfFromLogits, MASKDISTILL_CRF } from "../src/refine/crf.js";
 import { addPairwiseBilateral, addPairwiseGaussian, createDenseCrf, inference, qToPlanes, setUnaryEnergy } from "../src/refine/densecrf.js";
-import { buildLattice, latticeFilter } from "../src/refine/permutohedral.js";
+import { buildLattice, latticeFilter, latticeOnes } from "../src/refine/permutohedral.js";
 import { softmaxChannels, unaryFromSoftmax, upsampleBilinear } from "../src/refine/unary.js";
 import { wasmAvailable } from "../src/refine/latticeWasm.js";
 
@@ -135,6 +135,10 @@ test("lattice: barycentric weights sum to 1, neighbours are symmetric, the filte
   latticeFilter(lat, eb, kb, 1);
   assert.ok(ka[45] > 1e-4 && Math.abs(ka[45] - kb[40]) < 1e-7, `${ka[45]} vs ${kb[40]}`);
   assert.ok(ka[40] > ka[45], "the self term is the largest");
+  // the normaliser's K·1 (its own loops) is latticeFilter on ones, bit for bit
+  const ones = new Float32Array(n).fill(1), k1 = new Float32Array(n);
+  latticeFilter(lat, ones, k1, 1);
+  assert.deepEqual(latticeOnes(lat), k1);
 });
 
 test("lattice: like densecrf's SSE build, a pixel count not divisible by 4 adds the origin's simplex", () => {

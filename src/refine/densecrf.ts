@@ -21,7 +21,7 @@
 // neighbour ids, N norms), plus U and the returned Q in JS (2 × N·C). 500×375, 21 classes: 152 MB,
 // ≈ 10 float32 per pixel and class (pydensecrf holds U, Q, two temporaries and its lattice buffers,
 // about as much).
-import { buildLattice, latticeFilter, latticeFilterAccumulate, type Lattice, type LatticeScratch } from "./permutohedral.js";
+import { buildLattice, latticeFilterAccumulate, latticeOnes, type Lattice, type LatticeScratch } from "./permutohedral.js";
 import { latticeKernels, wasmAvailable, type LatticeKernels } from "./latticeWasm.js";
 import { expF } from "./unary.js";
 
@@ -74,8 +74,7 @@ export function setUnaryEnergy(crf: DenseCrf, u: Float32Array): void {
 export function addPairwiseEnergy(crf: DenseCrf, features: Float32Array, d: number, compat: number, normalization: Normalization = "symmetric"): CrfKernel {
   const { n } = crf;
   const lattice = buildLattice(features, n, d);
-  const norm = new Float32Array(n);
-  latticeFilter(lattice, new Float32Array(n).fill(1), norm, 1);
+  const norm = latticeOnes(lattice);
   if (normalization === "none") {
     let total = 0;
     for (let i = 0; i < n; i++) total = fr(total + norm[i]);

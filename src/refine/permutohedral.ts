@@ -278,6 +278,27 @@ function splatBlur(lat: Lattice, input: Float32Array, c: number, scratch: Lattic
   return values;
 }
 
+/** K·1, one value per pixel (the normaliser's input), with densecrf's scalar routine; = latticeFilter(ones, c = 1). */
+export function latticeOnes(lat: Lattice): Float32Array {
+  const { n, m, d, offset, weight, neighbors } = lat;
+  const dp1 = d + 1;
+  let values = new Float32Array(m + 1), next = new Float32Array(m + 1);
+  for (let e = 0; e < n * dp1; e++) values[offset[e]] += weight[e]; // w·1 = w
+  for (let j = 0; j <= d; j++) {
+    const nb = 2 * j * m;
+    for (let i = 0; i < m; i++) next[i + 1] = values[i + 1] + 0.5 * fr(values[neighbors[nb + 2 * i]] + values[neighbors[nb + 2 * i + 1]]);
+    const t = values; values = next; next = t;
+  }
+  const alpha = fr(1 / fr(1 + 2 ** -d));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    for (let j = 0, e = i * dp1; j < dp1; j++, e++) acc = fr(acc + fr(fr(weight[e] * values[offset[e]]) * alpha));
+    out[i] = acc;
+  }
+  return out;
+}
+
 /**
  * K·input for `c` values per pixel (pixel-major), writing `out` (may be `input`): splat, blur, slice.
  * `c <= 2` slices like densecrf's scalar routine, `c > 2` like its SSE routine (they round differently).
