@@ -91,3 +91,23 @@ test("bad arguments name the problem", () => {
   assert.throws(() => roiAlignForward(new Float32Array(16), shape, [0, 0, 2], [0], p), /boxes but 1 box indices/);
   assert.throws(() => roiAlignForward(new Float32Array(16), shape, [0, 0, 2, 2], [0], { ...p, samplingRatio: -1 }), /sampling ratio/);
 });
+
+test("roiAlignLevels (MultiScaleRoIAlign's pooling in one pass) = per-level roiAlign in box order; its gradient reaches every level", async () => {
+  const { roiAlignLevels } = await import("../src/engine/roiAlign.js");
+  await initEngine({ backend: "wasm", threads: 1 });
+  const f0 = tf.randomNormal([1, 16, 12, 3], 0, 1, "float32", 1) as tf.Tensor4D, f1 = tf.randomNormal([1, 8, 6, 3], 0, 1, "float32", 2) as tf.Tensor4D;
+  const boxes = Float32Array.from([4, 4, 30, 40, 0, 0, 47, 63, 10, 2, 20, 12, 33, 20, 46, 60]);
+  const levels = Int32Array.from([1, 1, 0, 0]), bi = new Int32Array(4);
+  const p = { outputSize: [3, 3] as [number, number], samplingRatio: 2, aligned: false };
+  const scales = [0.25, 0.125];
+  const joint = roiAlignLevels([f0, f1], tf.tensor2d(boxes, [4, 4]), tf.tensor1d(bi, "int32"), tf.tensor1d(levels, "int32"), scales, p);
+  const jd = await joint.data();
+  for (let k = 0; k < 4; k++) {
+    const one = roiAlign([f0, f1][levels[k]], tf.tensor2d(boxes.slice(4 * k, 4 * k + 4), [1, 4]), tf.tensor1d([0], "int32"), { ...p, spatialScale: scales[levels[k]] });
+    assert.deepEqual(Array.from(jd.slice(k * 27, (k + 1) * 27)), Array.from(await one.data()));
+  }
+  const [g0, g1] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(roiAlignLevels([a as tf.Tensor4D, b as tf.Tensor4D], tf.tensor2d(boxes, [4, 4]), tf.tensor1d(bi, "int32"), tf.tensor1d(levels, "int32"), scales, p)))([f0, f1]);
+  // every pooled value is a mean of bilinear weights summing to 1 (boxes inside the map): Σ dx = 3·3 bins × 3 channels per box
+  const s0 = (await tf.sum(g0).data())[0], s1 = (await tf.sum(g1).data())[0];
+  assert.ok(Math.abs(s0 - 54) < 1e-3 && Math.abs(s1 - 54) < 1e-3, `gradient sums ${s0}, ${s1}`);
+});

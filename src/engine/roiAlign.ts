@@ -3,10 +3,12 @@
 // backends) and out (makeTensorInfo on cpu; a block of the wasm heap on wasm).
 import * as tf from "@tensorflow/tfjs";
 import { alloc, f32, type WasmBackend } from "./wasm/backend.js";
-import { roiAlignBackward, roiAlignForward, type MapShape, type RoiAlignParams } from "../instance/roiAlign.js";
+import { roiAlignBackward, roiAlignBackwardLevels, roiAlignForward, roiAlignForwardLevels, type MapShape, type RoiAlignParams } from "../instance/roiAlign.js";
 
 export const ROI_ALIGN = "MaskdistillRoiAlign";
 export const ROI_ALIGN_GRAD = "MaskdistillRoiAlignGrad";
+export const ROI_ALIGN_LEVELS = "MaskdistillRoiAlignLevels";
+export const ROI_ALIGN_LEVELS_GRAD = "MaskdistillRoiAlignLevelsGrad";
 
 interface TensorBackend {
   readSync(dataId: tf.DataId): tf.backend_util.BackendValues;
@@ -44,13 +46,36 @@ function roiAlignGradKernel({ inputs, backend, attrs }: Args): tf.TensorInfo {
   return output(b, inputShape, dx);
 }
 
+// The pyramid version: inputs x0…x{L−1}, boxes, boxIndex, levels; pooling every box from its own level
+// in one pass writes the result in box order (a per-level pooling + gather costs 2–3× more on wasm).
+function levelInputs(inputs: tf.NamedTensorInfoMap, n: number): tf.TensorInfo[] {
+  return Array.from({ length: n }, (_, l) => inputs[`x${l}`]!);
+}
+
+function roiAlignLevelsKernel({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const b = backend as TensorBackend, a = attrs as unknown as { scales: number[] };
+  const xs = levelInputs(inputs, a.scales.length), { boxes, boxIndex, levels } = inputs as { boxes: tf.TensorInfo; boxIndex: tf.TensorInfo; levels: tf.TensorInfo };
+  const p = paramsOf(attrs);
+  const out = roiAlignForwardLevels(xs.map((x) => read(b, x) as Float32Array), xs.map((x) => x.shape as unknown as MapShape), a.scales,
+    read(b, boxes), read(b, boxIndex), read(b, levels), p);
+  return output(b, [boxIndex.shape[0], p.outputSize[0], p.outputSize[1], xs[0].shape[3]], out);
+}
+
+function roiAlignLevelsGradKernel({ inputs, backend, attrs }: Args): tf.TensorInfo[] {
+  const b = backend as TensorBackend, a = attrs as unknown as { scales: number[]; inputShapes: number[][] };
+  const { dy, boxes, boxIndex, levels } = inputs as { dy: tf.TensorInfo; boxes: tf.TensorInfo; boxIndex: tf.TensorInfo; levels: tf.TensorInfo };
+  const dxs = roiAlignBackwardLevels(read(b, dy) as Float32Array, a.inputShapes as unknown as MapShape[], a.scales, read(b, boxes), read(b, boxIndex), read(b, levels), paramsOf(attrs));
+  return dxs.map((dx, l) => output(b, a.inputShapes[l], dx));
+}
+
 const registered = new Set<string>();
 
 /** Registers the two kernels for the active backend (wasm or cpu; idempotent). */
 function ensureKernels(): void {
   const backendName = tf.getBackend();
   if (registered.has(backendName)) return;
-  for (const [kernelName, kernelFunc] of [[ROI_ALIGN, roiAlignKernel], [ROI_ALIGN_GRAD, roiAlignGradKernel]] as const) {
+  const kernels = [[ROI_ALIGN, roiAlignKernel], [ROI_ALIGN_GRAD, roiAlignGradKernel], [ROI_ALIGN_LEVELS, roiAlignLevelsKernel], [ROI_ALIGN_LEVELS_GRAD, roiAlignLevelsGradKernel]] as const;
+  for (const [kernelName, kernelFunc] of kernels) {
     if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
   registered.add(backendName);
@@ -76,4 +101,30 @@ export function roiAlign(x: tf.Tensor4D, boxes: tf.Tensor2D, boxIndex: tf.Tensor
     };
   });
   return op(x, boxes) as tf.Tensor4D;
+}
+
+/**
+ * MultiScaleRoIAlign's pooling: box k (x1, y1, x2, y2 in image pixels of image boxIndex[k]) from
+ * `features[levels[k]]` at `scales[levels[k]]` → [K, ph, pw, C] in box order. Differentiable with
+ * respect to every level.
+ */
+export function roiAlignLevels(features: tf.Tensor4D[], boxes: tf.Tensor2D, boxIndex: tf.Tensor1D, levels: tf.Tensor1D,
+    scales: number[], params: Omit<RoiAlignParams, "spatialScale">): tf.Tensor4D {
+  ensureKernels();
+  const attrs = { ...params, spatialScale: 0, outputSize: [...params.outputSize], scales: [...scales] } as unknown as tf.NamedAttrMap;
+  const L = features.length;
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args[L] as (saved: tf.Tensor[]) => void;
+    const xs = args.slice(0, L) as tf.Tensor[];
+    const named: tf.NamedTensorMap = { boxes, boxIndex, levels };
+    xs.forEach((x, l) => { named[`x${l}`] = x; });
+    const value = tf.engine().runKernel(ROI_ALIGN_LEVELS, named, attrs) as tf.Tensor4D;
+    save([boxes, boxIndex, levels]);   // kept for the backward pass, whatever scope made them
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(ROI_ALIGN_LEVELS_GRAD, { dy, boxes: saved[0], boxIndex: saved[1], levels: saved[2] },
+        { ...attrs, inputShapes: xs.map((x) => x.shape) } as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(...features) as tf.Tensor4D;
 }

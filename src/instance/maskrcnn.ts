@@ -121,8 +121,16 @@ function boxDetections(classLogits: Float32Array, boxDeltas: Float32Array, propo
 }
 
 /** Runs the detector on one image. The engine (tfjs backend) must be initialised. */
-export async function detectImage(net: MaskRcnnNet, img: RgbImage, cfg: MaskRcnnInference, opts: { keepSteps?: boolean } = {}): Promise<ImageDetections> {
+export async function detectImage(net: MaskRcnnNet, img: RgbImage, cfg: MaskRcnnInference,
+    opts: { keepSteps?: boolean; /** seconds per phase are added here */ timings?: Record<string, number> } = {}): Promise<ImageDetections> {
+  let t0 = performance.now();
+  const lap = (name: string) => {
+    const t = performance.now();
+    if (opts.timings) opts.timings[name] = (opts.timings[name] ?? 0) + (t - t0) / 1000;
+    t0 = t;
+  };
   const batch = rcnnTransform([img], cfg.transform);
+  lap("transform");
   const [, , Hp, Wp] = batch.shape;
   const imageSize = batch.imageSizes[0];
   const minSide = 2 ** 5;   // P6 needs at least one cell
@@ -133,6 +141,8 @@ export async function detectImage(net: MaskRcnnNet, img: RgbImage, cfg: MaskRcnn
   const input = tf.tensor4d(nhwc, [1, Hp, Wp, 3]);
   const features = backboneFeatures(net, input);
   input.dispose();
+  if (opts.timings) await features[4].data();   // wait for the backbone only when timing
+  lap("backbone");
   try {
     const featureShapes = features.map((t) => t.shape.slice(1, 3));
     const rpn = rpnHeadOutputs(net, features);
@@ -140,18 +150,23 @@ export async function detectImage(net: MaskRcnnNet, img: RgbImage, cfg: MaskRcnn
     const deltas = Float32Array.from((await Promise.all(rpn.deltas.map((t) => t.data()))).flatMap((d) => Array.from(d as Float32Array)));
     tf.dispose([...rpn.objectness, ...rpn.deltas]);
     const { anchors, perLevel } = fpnAnchors("torchvision", featureShapes.map(([h, w]) => ({ featH: h, featW: w })), Hp, Wp);
+    lap("rpnHead");
     const proposals = rpnProposals(objectness, deltas, anchors, perLevel, imageSize, cfg.rpn);
+    lap("proposals");
 
     const pooledLevels = features.slice(0, 4);
     const { scales, mapper } = torchvisionLevelMapper(pooledLevels.map((t) => t.shape[1]), [imageSize]);
     const P = proposals.scores.length;
     const pooled = multiScaleRoiAlign(pooledLevels, proposals.boxes, torchvisionLevels(proposals.boxes, mapper), new Int32Array(P),
       { outputSize: cfg.box.poolSize, samplingRatio: cfg.box.samplingRatio, aligned: cfg.box.aligned, scales });
+    lap("boxRoiAlign");
     const head = boxHeadOutputs(net, pooled);
     pooled.dispose();
     const classLogits = (await head.classLogits.data()) as Float32Array, boxDeltas = (await head.boxDeltas.data()) as Float32Array;
     tf.dispose([head.classLogits, head.boxDeltas]);
+    lap("boxHead");
     const det = boxDetections(classLogits, boxDeltas, proposals.boxes, net.numClasses, imageSize, cfg.box);
+    lap("boxNms");
 
     const D = det.scores.length, M = 2 * cfg.mask.poolSize;
     const maskProbs = new Float32Array(D * M * M);
@@ -165,11 +180,13 @@ export async function detectImage(net: MaskRcnnNet, img: RgbImage, cfg: MaskRcnn
       const C = net.numClasses;
       for (let d = 0; d < D; d++) for (let i = 0; i < M * M; i++) maskProbs[d * M * M + i] = sigmoid(logits[(d * M * M + i) * C + det.labels[d]]);
     }
+    lap("maskHead");
     const boxes = postprocessBoxes(det.boxes, imageSize, [img.height, img.width]);
     const masks: Uint8Array[] = [];
     for (let d = 0; d < D; d++) {
       masks.push(pasteMaskBinary("torchvision", maskProbs.subarray(d * M * M, (d + 1) * M * M), M, boxes.subarray(4 * d, 4 * d + 4), img.height, img.width, cfg.mask.threshold));
     }
+    lap("paste");
     return {
       width: img.width, height: img.height, boxes, scores: det.scores, labels: det.labels, masks,
       steps: opts.keepSteps ? {

@@ -97,18 +97,40 @@ function checkArgs(shape: MapShape, boxes: ArrayLike<number>, boxIndex: ArrayLik
   return K;
 }
 
+function checkLevels(shapes: MapShape[], boxes: ArrayLike<number>, boxIndex: ArrayLike<number>, levels: ArrayLike<number>, p: RoiAlignParams): number {
+  const K = checkArgs(shapes[0], boxes, boxIndex, p);
+  if (levels.length !== K) throw new MaskdistillError(`roiAlign: ${K} boxes but ${levels.length} levels`);
+  for (let k = 0; k < K; k++) {
+    if (!(levels[k] >= 0 && levels[k] < shapes.length)) throw new MaskdistillError(`roiAlign: box ${k} is assigned to level ${levels[k]}; there are ${shapes.length}`);
+  }
+  for (const s of shapes) {
+    if (s[0] !== shapes[0][0] || s[3] !== shapes[0][3]) throw new MaskdistillError("roiAlign: the levels differ in batch size or channels");
+  }
+  return K;
+}
+
 /**
  * RoIAlign forward: `input` [N, H, W, C], `boxes` [K, 4] (x1, y1, x2, y2, image pixels), `boxIndex` [K]
  * (which image of the batch) → [K, ph, pw, C].
  */
 export function roiAlignForward(input: Float32Array, shape: MapShape, boxes: ArrayLike<number>, boxIndex: ArrayLike<number>, p: RoiAlignParams): Float32Array {
-  const [, H, W, C] = shape;
-  const K = checkArgs(shape, boxes, boxIndex, p);
+  return roiAlignForwardLevels([input], [shape], [p.spatialScale], boxes, boxIndex, new Int32Array(boxIndex.length), p);
+}
+
+/**
+ * RoIAlign over a feature pyramid, as MultiScaleRoIAlign: box k is pooled from level `levels[k]`
+ * (`inputs[l]` [N, H_l, W_l, C] at `scales[l]`; p.spatialScale is ignored) → [K, ph, pw, C] in box order.
+ */
+export function roiAlignForwardLevels(inputs: Float32Array[], shapes: MapShape[], scales: number[], boxes: ArrayLike<number>,
+    boxIndex: ArrayLike<number>, levels: ArrayLike<number>, p: RoiAlignParams): Float32Array {
+  const C = shapes[0][3];
+  const K = checkLevels(shapes, boxes, boxIndex, levels, p);
   const [ph, pw] = p.outputSize;
   const out = new Float32Array(K * ph * pw * C);
   const acc = new Float32Array(C);
   for (let k = 0; k < K; k++) {
-    const { ys, xs, count } = boxSamples(boxes, k, H, W, p);
+    const l = levels[k], input = inputs[l], [, H, W] = shapes[l];
+    const { ys, xs, count } = boxSamples(boxes, k, H, W, { ...p, spatialScale: scales[l] });
     const base = boxIndex[k] * H * W;
     for (let by = 0; by < ph; by++) {
       for (let bx = 0; bx < pw; bx++) {
@@ -140,13 +162,20 @@ export function roiAlignForward(input: Float32Array, shape: MapShape, boxes: Arr
  * get no gradient, as in torchvision and detectron2: proposals are treated as constants.)
  */
 export function roiAlignBackward(dy: Float32Array, shape: MapShape, boxes: ArrayLike<number>, boxIndex: ArrayLike<number>, p: RoiAlignParams): Float32Array {
-  const [N, H, W, C] = shape;
-  const K = checkArgs(shape, boxes, boxIndex, p);
+  return roiAlignBackwardLevels(dy, [shape], [p.spatialScale], boxes, boxIndex, new Int32Array(boxIndex.length), p)[0];
+}
+
+/** Gradient of roiAlignForwardLevels: one [N, H_l, W_l, C] gradient per level. */
+export function roiAlignBackwardLevels(dy: Float32Array, shapes: MapShape[], scales: number[], boxes: ArrayLike<number>,
+    boxIndex: ArrayLike<number>, levels: ArrayLike<number>, p: RoiAlignParams): Float32Array[] {
+  const C = shapes[0][3];
+  const K = checkLevels(shapes, boxes, boxIndex, levels, p);
   const [ph, pw] = p.outputSize;
   if (dy.length !== K * ph * pw * C) throw new MaskdistillError(`roiAlign gradient: dy has ${dy.length} values, expected ${K}×${ph}×${pw}×${C}`);
-  const dx = new Float32Array(N * H * W * C);
+  const dxs = shapes.map(([N, H, W]) => new Float32Array(N * H * W * C));
   for (let k = 0; k < K; k++) {
-    const { ys, xs, count } = boxSamples(boxes, k, H, W, p);
+    const l = levels[k], dx = dxs[l], [, H, W] = shapes[l];
+    const { ys, xs, count } = boxSamples(boxes, k, H, W, { ...p, spatialScale: scales[l] });
     const base = boxIndex[k] * H * W;
     for (let by = 0; by < ph; by++) {
       for (let bx = 0; bx < pw; bx++) {
@@ -174,5 +203,5 @@ export function roiAlignBackward(dy: Float32Array, shape: MapShape, boxes: Array
       }
     }
   }
-  return dx;
+  return dxs;
 }

@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError } from "../../errors.js";
 import { toFloat32, type StateDict, type TensorData } from "../../modeling/checkpoint/index.js";
-import { roiAlign } from "../roiAlign.js";
+import { roiAlignLevels } from "../roiAlign.js";
 import type { ConvBn, Bottleneck, ResNet50 } from "./resnet.js";
 import { stage, stem } from "./resnet.js";
 
@@ -68,26 +68,44 @@ function upsampleNearest(x: tf.Tensor4D, h: number, w: number): tf.Tensor4D {
   return tf.image.resizeNearestNeighbor(x, [h, w], false, false);
 }
 
+/** `f` in its own tidy scope, so that its intermediates are freed as soon as it returns. */
+const scoped = <T extends tf.Tensor>(f: () => T): T => tf.tidy(f);
+
+/** A ResNet stage block by block, freeing each block's intermediates (at 800 px a 256-channel map of
+ *  stage 1 is 55 MB; one tidy over the whole body would hold dozens of them). */
+function stageScoped(blocks: Bottleneck[], x: tf.Tensor4D, train: boolean): tf.Tensor4D {
+  let y = x;
+  for (const b of blocks) {
+    const next = scoped(() => stage([b], y, train));
+    if (y !== x) y.dispose();
+    y = next;
+  }
+  return y;
+}
+
 /** ResNet body + FPN: [P2, P3, P4, P5, P6] for a normalised, padded batch [N, H, W, 3]. */
 export function backboneFeatures(net: MaskRcnnNet, images: tf.Tensor4D, train = false): tf.Tensor4D[] {
-  return tf.tidy(() => {
-    const c1 = stem(net.body.stem, images, train);
-    const c2 = stage(net.body.layer1, c1, train);
-    const c3 = stage(net.body.layer2, c2, train);
-    const c4 = stage(net.body.layer3, c3, train);
-    const c5 = stage(net.body.layer4, c4, train);
-    const cs = [c2, c3, c4, c5];
+  const c1 = scoped(() => stem(net.body.stem, images, train));
+  const c2 = stageScoped(net.body.layer1, c1, train);
+  c1.dispose();
+  const c3 = stageScoped(net.body.layer2, c2, train);
+  const c4 = stageScoped(net.body.layer3, c3, train);
+  const c5 = stageScoped(net.body.layer4, c4, train);
+  const cs = [c2, c3, c4, c5];
+  const outs = tf.tidy(() => {
     let last = conv(net.fpnInner[3], c5);
-    const outs: tf.Tensor4D[] = [conv(net.fpnLayer[3], last)];
+    const levels: tf.Tensor4D[] = [conv(net.fpnLayer[3], last)];
     for (let i = 2; i >= 0; i--) {
       const lateral = conv(net.fpnInner[i], cs[i]);
       last = tf.add(lateral, upsampleNearest(last, lateral.shape[1], lateral.shape[2])) as tf.Tensor4D;
-      outs.unshift(conv(net.fpnLayer[i], last));
+      levels.unshift(conv(net.fpnLayer[i], last));
     }
     // LastLevelMaxPool: max_pool2d(kernel 1, stride 2) = every other cell of P5
-    outs.push(tf.maxPool(outs[3], 1, 2, "valid"));
-    return outs;
+    levels.push(tf.maxPool(levels[3], 1, 2, "valid"));
+    return levels;
   });
+  tf.dispose(cs);
+  return outs;
 }
 
 /** The RPN head on every level: objectness logits [N, H, W, A] and deltas [N, H, W, 4A]. */
@@ -119,24 +137,8 @@ export function multiScaleRoiAlign(features: tf.Tensor4D[], boxes: Float32Array,
   const K = levels.length;
   const C = features[0].shape[3];
   if (K === 0) return tf.zeros([0, spec.outputSize, spec.outputSize, C]);
-  return tf.tidy(() => {
-    const parts: tf.Tensor4D[] = [];
-    const order: number[] = [];
-    for (let l = 0; l < spec.scales.length; l++) {
-      const idx: number[] = [];
-      for (let k = 0; k < K; k++) if (levels[k] === l) idx.push(k);
-      if (!idx.length) continue;
-      const b = new Float32Array(idx.length * 4), bi = new Int32Array(idx.length);
-      idx.forEach((k, j) => { b.set(boxes.subarray(4 * k, 4 * k + 4), 4 * j); bi[j] = imageIndex[k]; });
-      parts.push(roiAlign(features[l], tf.tensor2d(b, [idx.length, 4]), tf.tensor1d(bi, "int32"),
-        { outputSize: [spec.outputSize, spec.outputSize], spatialScale: spec.scales[l], samplingRatio: spec.samplingRatio, aligned: spec.aligned }));
-      order.push(...idx);
-    }
-    const all = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
-    const inverse = new Int32Array(K);
-    order.forEach((k, j) => { inverse[k] = j; });
-    return tf.gather(all, tf.tensor1d(inverse, "int32")) as tf.Tensor4D;
-  });
+  return tf.tidy(() => roiAlignLevels(features.slice(0, spec.scales.length), tf.tensor2d(boxes, [K, 4]), tf.tensor1d(imageIndex, "int32"),
+    tf.tensor1d(levels, "int32"), spec.scales, { outputSize: [spec.outputSize, spec.outputSize], samplingRatio: spec.samplingRatio, aligned: spec.aligned }));
 }
 
 /** Box head on pooled features [K, 7, 7, C]: class logits [K, numClasses] and box deltas [K, 4·numClasses]. */
