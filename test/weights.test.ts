@@ -183,9 +183,13 @@ test("weights list: every known name with presence, size and path (text and --js
 });
 
 test("weights inspect: layout and tensors of a file or a downloaded name", async () => {
-  const { code, out } = await cli(["inspect", fixture("dino_full.pth"), "--json"]);
-  assert.equal(code, 0);
+  // the fixtures are partial toy checkpoints: listed, then refused as gen-masks / DeepLab would refuse them (non-zero exit)
+  const { code, out, err } = await cli(["inspect", fixture("dino_full.pth"), "--json"]);
+  assert.notEqual(code, 0);
+  assert.match(err, /dino_full\.pth: not a ViT checkpoint: no "blocks\.0\.mlp\.fc1\.weight"/);
   const r = JSON.parse(out.trim());
+  assert.equal(r.ok, false);
+  assert.match(r.problem, /not a ViT checkpoint/);
   assert.equal(r.layout, "dino-full:teacher");
   assert.equal(r.kind, "vit");
   assert.deepEqual(r.tensors.slice(0, 3), [
@@ -196,5 +200,11 @@ test("weights inspect: layout and tensors of a file or a downloaded name", async
   const byName = await cli(["inspect", "moco_v2_r50"]);
   assert.match(byName.out, /moco_v2_800ep_pretrain\.pth\.tar: layout moco-v2, resnet, \d+ tensors/);
   assert.match(byName.out, /\n {2}conv1\.weight {2}float32 \[4, 3, 3, 3\]\n/);
+  assert.notEqual(byName.code, 0);
+  assert.match(byName.err, /layer1 has BasicBlocks \(no conv3\): only Bottleneck ResNets/);
+  // a complete backbone passes: exit 0, ok
+  const good = await cli(["inspect", projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth"), "--json"]);
+  assert.equal(good.code, 0, good.err);
+  assert.deepEqual([JSON.parse(good.out.trim()).ok, JSON.parse(good.out.trim()).problem], [true, null]);
   await assert.rejects(weightsCommand.run(["inspect", fixture("malicious_os_system.pth")]), /refusing to load: the pickle references posix\.system/);
 });

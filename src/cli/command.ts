@@ -59,3 +59,26 @@ export function numberFlag(name: string, value: string | undefined, fallback: nu
 export function printJson(obj: unknown): void {
   console.log(JSON.stringify(obj));
 }
+
+/** The signal that interrupted this run (SIGINT / SIGTERM), if any: main exits with 128 + its number. */
+export let interruptedBy: NodeJS.Signals | undefined;
+
+/**
+ * Ctrl-C or a scheduler's SIGTERM: the first one aborts `controller` (the runner stops after the
+ * current image, its journal keeps what is done for --resume); a second one exits at once.
+ * Returns the function that removes the handlers.
+ */
+export function abortOnSignals(controller: AbortController, label: string): () => void {
+  const handler = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(sig === "SIGINT" ? 130 : 143);
+    interruptedBy = sig;
+    console.error(`\n${label}: ${sig}, stopping after the current image (again to stop at once)…`);
+    controller.abort();
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}

@@ -167,7 +167,11 @@ export function validateCocoDataset(raw: unknown, file: string): CocoDataset {
     if (!isFiniteNumber(ann.category_id)) throw new MaskdistillError(`${where}: missing or non-numeric 'category_id'`, file);
     if (!categoryIds.has(ann.category_id)) throw new MaskdistillError(`${where}: category_id ${ann.category_id} is not in 'categories'`, file);
     if (!isBox(ann.bbox)) throw new MaskdistillError(`${where}: 'bbox' must be [x, y, width, height] (4 finite numbers)`, file);
+    if (ann.bbox[2] < 0 || ann.bbox[3] < 0) {
+      throw new MaskdistillError(`${where}: 'bbox' [${ann.bbox.join(", ")}] has a negative width or height (COCO boxes are [x, y, width, height] with width, height >= 0)`, file);
+    }
     if (!isFiniteNumber(ann.area)) throw new MaskdistillError(`${where}: missing or non-numeric 'area'`, file);
+    if (ann.area < 0) throw new MaskdistillError(`${where}: 'area' ${ann.area} is negative`, file);
     if (ann.iscrowd === undefined) ann.iscrowd = 0;
     if (ann.iscrowd !== 0 && ann.iscrowd !== 1 && typeof ann.iscrowd !== "boolean") {
       throw new MaskdistillError(`${where}: 'iscrowd' must be 0 or 1`, file);
@@ -202,6 +206,9 @@ export function validateCocoResults(raw: unknown, file: string, gt?: CocoDataset
     if (!isFiniteNumber(res.score)) throw new MaskdistillError(`${where} (image ${res.image_id}): missing or non-finite 'score'`, file);
     if (res.bbox !== undefined && !isBox(res.bbox)) {
       throw new MaskdistillError(`${where} (image ${res.image_id}): 'bbox' must be [x, y, width, height] (4 finite numbers)`, file);
+    }
+    if (res.bbox !== undefined && (res.bbox[2] < 0 || res.bbox[3] < 0)) {
+      throw new MaskdistillError(`${where} (image ${res.image_id}): 'bbox' [${res.bbox.join(", ")}] has a negative width or height (results are [x, y, width, height] with width, height >= 0)`, file);
     }
     if (res.bbox === undefined && res.segmentation === undefined) {
       throw new MaskdistillError(`${where} (image ${res.image_id}): has neither 'bbox' nor 'segmentation'`, file);
@@ -238,9 +245,9 @@ export function readCocoResults(file: string, gt?: CocoDataset, opts: { anyCateg
 /** Writes JSON atomically: a temporary file beside the target, then rename. */
 export function writeCocoJson(file: string, obj: unknown): void {
   const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
+    fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(tmp, JSON.stringify(obj));
     fs.renameSync(tmp, file);
   } catch (e) {

@@ -10,6 +10,7 @@
 // OUT is built from the journal alone, images sorted by id, annotation ids 1.. in that order, so a
 // resumed run, an uninterrupted run and merged shards (mergePreds, src/runner/predictions.ts) give the same bytes. (The reference
 // numbers annotations from 0; COCOeval takes a ground-truth id 0 for "unmatched", so we start at 1.)
+import { MaskdistillError } from "../errors.js";
 import { runPerImage, finishRun, journalPath, errorsPath, shardImages } from "../runner/perImage.js";
 import { mergePreds, writePredictionsFromJournal, type PredAnnotation, type PredDataset, type PredEntry } from "../runner/predictions.js";
 import { rleArea, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
@@ -23,6 +24,9 @@ export interface ImageItem {
   id: number;
   file: string;
   fileName: string;
+  /** The size a ground-truth file states (COCO images); the decoded file must have it. */
+  width?: number;
+  height?: number;
 }
 
 /** The part of a ViT backbone gen-masks uses (a loaded `VitBackbone`). */
@@ -155,6 +159,10 @@ interface ImageSteps {
 async function processImage(item: ImageItem, index: number, s: ImageSteps): Promise<JournalEntry> {
   const entry: JournalEntry = { index, image_id: item.id, file: item.file };
   const img = await s.loadRgb(item.file);
+  if (item.width !== undefined && item.height !== undefined && (img.width !== item.width || img.height !== item.height)) {
+    // the GT's masks and boxes are in its stated size: a mask of another size cannot be scored against them
+    throw new MaskdistillError(`the ground truth gives image ${item.id} the size ${item.width}×${item.height}, but the file decodes to ${img.width}×${img.height}; fix the GT entry or the file (skipped)`, item.file);
+  }
   entry.image = { id: item.id, file_name: item.fileName, width: img.width, height: img.height };
   const pre = s.preprocess(img, { resize: s.resize > 0 ? s.resize : undefined, multiple: s.backbone.patch });
   const qk = await s.backbone.lastSelfAttention(pre);

@@ -20,10 +20,17 @@ export function vocImages(root: string, year = "2012", set = "trainval"): ImageI
 /** COCO: images of the instances file `gtFile`, sorted by id, read from `imageDir`. */
 export function cocoImages(gtFile: string, imageDir: string): ImageItem[] {
   const ds = readCocoDataset(gtFile);
+  for (const img of ds.images) {
+    // file names are relative to the image folder: nothing outside it is read
+    const name = img.file_name;
+    if (name === "" || path.isAbsolute(name) || path.win32.isAbsolute(name) || name.split(/[\\/]/).includes("..")) {
+      throw new MaskdistillError(`image id ${img.id}: file_name ${JSON.stringify(name)} must be a path inside the image folder (no absolute path, no '..')`, gtFile);
+    }
+  }
   return ds.images
     .slice()
     .sort((a, b) => a.id - b.id)
-    .map((img) => ({ id: img.id, file: path.join(imageDir, img.file_name), fileName: img.file_name }));
+    .map((img) => ({ id: img.id, file: path.join(imageDir, img.file_name), fileName: img.file_name, width: img.width, height: img.height }));
 }
 
 /** Every image file directly in `dir`, sorted by name; ids are positions. */

@@ -18,14 +18,17 @@ export function newConfusion(numPred: number, numClasses: number): Confusion {
   return { numPred, numClasses, counts: new Float64Array(numPred * numClasses) };
 }
 
-/** Adds one image. `pred` values ≥ numPred are an error (they would be silently dropped otherwise). */
-export function accumulate(conf: Confusion, pred: Uint8Array, gt: Uint8Array, ignore = 255, name = "prediction"): void {
+/**
+ * Adds one image. `pred` values ≥ numPred are an error (they would be silently dropped otherwise), named
+ * after `name` (the prediction file); a bad GT value is named after `gtName` (the GT file).
+ */
+export function accumulate(conf: Confusion, pred: Uint8Array, gt: Uint8Array, ignore = 255, name = "prediction", gtName = name === "prediction" ? "GT" : name): void {
   if (pred.length !== gt.length) throw new MaskdistillError(`prediction has ${pred.length} pixels, GT ${gt.length}`, name);
   const { numPred, numClasses, counts } = conf;
   for (let i = 0; i < gt.length; i++) {
     const g = gt[i];
     if (g === ignore) continue;
-    if (g >= numClasses) throw new MaskdistillError(`GT value ${g} at pixel ${i} is not a class id (< ${numClasses}) nor the ignore value ${ignore}`, name);
+    if (g >= numClasses) throw new MaskdistillError(`GT value ${g} at pixel ${i} is not a class id (< ${numClasses}) nor the ignore value ${ignore}${gtName === name ? "" : ` (the GT of ${name})`}; check the number of classes and the ignore value against the GT's labels`, gtName);
     const p = pred[i];
     if (p >= numPred) throw new MaskdistillError(`prediction value ${p} at pixel ${i} is ≥ the number of predicted ids ${numPred}`, name);
     counts[p * numClasses + g]++;
@@ -143,7 +146,7 @@ export function evaluateSemsegDirs(
       const bad = p.data.findIndex((v) => v >= C && v !== ignore);
       if (bad >= 0) throw new MaskdistillError(`prediction value ${p.data[bad]} is not a class id (< ${C}); use --match hungarian|majority for cluster ids`, pred);
     }
-    accumulate(conf, p.data, g.data, ignore, pred);
+    accumulate(conf, p.data, g.data, ignore, pred, gt);
     opts.onImage?.(stem);
   }
   return { ...scoreMatched(conf, used, { match: mode, pinBackground: opts.pinBackground, ignore }), images: pairs.length };

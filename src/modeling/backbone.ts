@@ -219,8 +219,7 @@ async function vitMeta(file: string, sha: string, arch: VitArch | undefined, opt
     return cached;
   }
   const { stateDict, layout } = await readStateDict(file, "vit");
-  const cfg = vitConfigFromStateDict(stateDict, file, { arch, heads: opts.heads, patch: opts.patch });
-  requireExactKeys(stateDict, vitExpectedKeys(cfg), file);
+  const cfg = checkVitStateDict(stateDict, file, { arch, heads: opts.heads, patch: opts.patch });
   const weightsName = `${sha}-v${CACHE_VERSION}.vit.weights`;
   const wf = vitWeightFile(stateDict, cfg, weightsName);
   const { heads: _h, headDim: _d, ...config } = cfg;
@@ -283,8 +282,7 @@ export async function loadResNet50(nameOrPath: string, opts: { dilated: boolean;
   let meta = readMeta<ResNetMeta>(metaFile);
   if (!meta) {
     const { stateDict, layout } = await readStateDict(file, "resnet");
-    const cfg = resnetConfigFromStateDict(stateDict, file);
-    requireExactKeys(stateDict, resnetExpectedKeys(cfg), file);
+    const cfg = checkResNetStateDict(stateDict, file);
     const weightsName = `${sha}-v${CACHE_VERSION}.resnet.weights`;
     const wf = resnetWeightFile(stateDict, cfg, weightsName);
     meta = { format: 1, config: cfg, weights: weightsName, weightsSize: wf.size, entries: Object.fromEntries(wf.entries), layout };
@@ -334,6 +332,56 @@ function checkImage(img: ImageTensor, patch: number, file: string): void {
   }
   if (width % patch !== 0 || height % patch !== 0) {
     throw new MaskdistillError(`image ${width}×${height} is not a multiple of the patch size ${patch} of ${path.basename(file)}: pad it (preprocess with multiple: ${patch})`);
+  }
+}
+
+/**
+ * The checks a ViT checkpoint passes before it is used (and `weights inspect` reports): its config
+ * follows from the tensors, every tensor the model needs is there with the right shape, no others, and
+ * every value is finite. Runs once per checkpoint (later loads read the graph cache).
+ */
+export function checkVitStateDict(sd: StateDict, file: string, opts: { arch?: VitArch; heads?: number; patch?: 8 | 16 } = {}): VitConfig {
+  const cfg = vitConfigFromStateDict(sd, file, opts);
+  requireExactKeys(sd, vitExpectedKeys(cfg), file);
+  requireFinite(sd, file);
+  return cfg;
+}
+
+/** The ResNet counterpart of checkVitStateDict. */
+export function checkResNetStateDict(sd: StateDict, file: string): ResNetConfig {
+  const cfg = resnetConfigFromStateDict(sd, file);
+  requireExactKeys(sd, resnetExpectedKeys(cfg), file);
+  requireFinite(sd, file);
+  return cfg;
+}
+
+/**
+ * NaN or ±Inf in any float tensor is an error naming the tensor: such weights run without complaint
+ * and give garbage (e.g. whole-image masks). float16/bfloat16 are checked on their bit patterns.
+ */
+export function requireFinite(sd: StateDict, file: string): void {
+  for (const [key, t] of sd) {
+    let bad = -1;
+    if (t.dtype === "float32" || t.dtype === "float64") {
+      const a = t.data as Float32Array | Float64Array;
+      for (let i = 0; i < a.length; i++) {
+        // x - x is 0 for finite x and NaN for NaN and ±Inf
+        if (a[i] - a[i] !== 0) { bad = i; break; }
+      }
+    } else if (t.dtype === "float16" || t.dtype === "bfloat16") {
+      const a = t.data as Uint16Array;
+      const mask = t.dtype === "float16" ? 0x7c00 : 0x7f80; // all exponent bits set: Inf or NaN
+      for (let i = 0; i < a.length; i++) {
+        if ((a[i] & mask) === mask) { bad = i; break; }
+      }
+    }
+    if (bad >= 0) {
+      let count = 0;
+      const v = Number(t.data[bad]);
+      if (t.dtype === "float32" || t.dtype === "float64") for (const x of t.data as Float32Array) if (x - x !== 0) count++;
+      const what = t.dtype === "float32" || t.dtype === "float64" ? `${count} non-finite value(s), the first ${v} at element ${bad}` : `a non-finite value at element ${bad}`;
+      throw new MaskdistillError(`tensor ${key} [${t.shape.join(", ")}] holds ${what}: the checkpoint is corrupt or diverged in training; use another checkpoint`, file);
+    }
   }
 }
 

@@ -6,6 +6,11 @@
 //                       appended as each item finishes. `resume` skips the items it holds; bytes after
 //                       the last newline (a line torn by a kill) are cut off. Removed by `finishRun`.
 //   OUT.errors.jsonl    {file, image_id, reason} per item whose entry has a `problem`, sorted by id.
+//   OUT.lock            the pid of the run writing OUT, from `runPerImage` to `finishRun` (or an
+//                       error): a second run on the same output is refused while that process lives;
+//                       a lock whose process is gone (kill -9) is taken over.
+// The output location is checked before any work (`checkOutputLocation`), and no `*.tmp` file is left
+// behind by a failed write.
 // The caller writes OUT from the journal (`readEntry`) after `runPerImage` returns, so a resumed run, an
 // uninterrupted run and merged shards can give the same bytes.
 import * as fs from "node:fs";
@@ -99,7 +104,17 @@ export async function runPerImage<I extends RunItem, E extends EntryBase, S>(opt
   const list = shardImages(opts.items, opts.shard);
   const kind = `maskdistill ${opts.label} journal`;
   const journal = journalPath(opts.out);
-  fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
+  checkOutputLocation(opts.out);
+  const release = acquireOutputLock(opts.out, opts.label);
+  try {
+    return await runLocked(opts, list, kind, journal);
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+async function runLocked<I extends RunItem, E extends EntryBase, S>(opts: PerImageOptions<I, E, S>, list: I[], kind: string, journal: string): Promise<PerImageRun<I, E, S>> {
   const done = new Map<number, RunRecord<S>>();
   const recordOf = (e: E, offset: number, bytes: number): RunRecord<S> => ({
     index: e.index, image_id: e.image_id, file: e.file, offset, bytes, problem: e.problem, reason: e.reason, info: opts.summarize(e),
@@ -111,7 +126,11 @@ export async function runPerImage<I extends RunItem, E extends EntryBase, S>(opt
     journalBytes = bytes;
   } else {
     const header = JSON.stringify({ kind, config: opts.config }) + "\n";
-    fs.writeFileSync(journal, header);
+    try {
+      fs.writeFileSync(journal, header);
+    } catch (e) {
+      throw inputError(journal, "the journal could not be written", e);
+    }
     journalBytes = Buffer.byteLength(header);
   }
 
@@ -134,7 +153,12 @@ export async function runPerImage<I extends RunItem, E extends EntryBase, S>(opt
         entry = { index, image_id: item.id, file: item.file, problem: "error", reason } as E;
       }
       const line = Buffer.from(JSON.stringify(entry) + "\n");
-      fs.writeSync(fd, line);
+      try {
+        fs.writeSync(fd, line);
+      } catch (e) {
+        // a full disk, a removed folder, ...: what the journal holds so far is kept
+        throw inputError(journal, `could not append image ${item.file} to the journal after ${done.size} of ${list.length} images; free space or fix the folder, then rerun with --resume`, e);
+      }
       done.set(index, recordOf(entry, journalBytes, line.length));
       journalBytes += line.length;
       bar.tick(1, path.basename(item.file));
@@ -167,9 +191,127 @@ export function finishRun(out: string, run: { records: RunRecord<unknown>[]; jou
     .filter((r) => r.problem)
     .sort((a, b) => a.image_id - b.image_id || a.index - b.index)
     .map((r) => JSON.stringify({ file: r.file, image_id: r.image_id, reason: r.reason }));
-  writeLinesAtomic(errorsPath(out), lines);
-  fs.rmSync(run.journal, { force: true });
+  try {
+    writeLinesAtomic(errorsPath(out), lines);
+    fs.rmSync(run.journal, { force: true });
+  } finally {
+    releaseOutputLock(out);
+  }
   return lines.length;
+}
+
+export const lockPath = (out: string): string => `${out}.lock`;
+
+/**
+ * Checks before any work that OUT can be written: its folder exists or can be made, OUT is not a
+ * folder, and a file can be created there. ENOTDIR (a file where a folder should be), EACCES, EROFS,
+ * ENOSPC, ... become one MaskdistillError naming the path and the fault.
+ */
+export function checkOutputLocation(out: string): void {
+  const abs = path.resolve(out);
+  const dir = path.dirname(abs);
+  // the nearest part of the path that exists must be a folder
+  for (let p = dir; ; p = path.dirname(p)) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      st = undefined;
+    }
+    if (st) {
+      if (!st.isDirectory()) throw new MaskdistillError(`cannot write the output here: ${p} is a file, not a folder (ENOTDIR); choose another output path`, out);
+      break;
+    }
+    if (path.dirname(p) === p) break;
+  }
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw outputError(out, `cannot create the output folder ${dir}`, e);
+  }
+  if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) {
+    throw new MaskdistillError("the output path is a folder (EISDIR); give a file path", out);
+  }
+  // a probe file tells read-only folders and file systems, and a full disk, before the work starts
+  const probe = path.join(dir, `.${path.basename(abs)}.${process.pid}.probe.tmp`);
+  try {
+    fs.writeFileSync(probe, "probe\n", { flag: "wx" });
+  } catch (e) {
+    throw outputError(out, `cannot write in the output folder ${dir}`, e);
+  } finally {
+    try { fs.rmSync(probe, { force: true }); } catch { /* nothing to clean */ }
+  }
+}
+
+/** An I/O fault on an output path: the code (EACCES, EROFS, ENOSPC, ...) and what to do. */
+function outputError(out: string, what: string, e: unknown): MaskdistillError {
+  const code = (e as { code?: unknown })?.code;
+  const hint = code === "EACCES" || code === "EPERM" ? "no permission to write there"
+    : code === "EROFS" ? "the file system is read-only"
+    : code === "ENOSPC" ? "the disk is full"
+    : code === "ENOTDIR" ? "a file stands where a folder should be"
+    : undefined;
+  return inputError(out, `${what}${hint ? ` (${hint})` : ""}; choose another output path`, e);
+}
+
+/** Locks this process holds, and the exit hook that removes them if the process ends without `finishRun`. */
+const heldLocks = new Set<string>();
+let exitHook = false;
+
+/** True when a process with this pid exists (EPERM: it exists but belongs to another user). */
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: unknown }).code === "EPERM";
+  }
+}
+
+/**
+ * Takes OUT.lock for this process: refused while another live process holds it; a lock left by a dead
+ * process (or by an earlier run of this one that did not finish) is taken over. Returns the release.
+ */
+export function acquireOutputLock(out: string, label = "run"): () => void {
+  const lock = lockPath(out);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(lock, `${process.pid}\n`, { flag: "wx" });
+      heldLocks.add(path.resolve(lock));
+      if (!exitHook) {
+        exitHook = true;
+        process.on("exit", () => {
+          for (const l of heldLocks) try { fs.rmSync(l, { force: true }); } catch { /* exiting */ }
+        });
+      }
+      return () => releaseOutputLock(out);
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== "EEXIST") throw outputError(out, `cannot create the lock file ${lock}`, e);
+    }
+    let text = "";
+    try {
+      text = fs.readFileSync(lock, "utf8");
+    } catch {
+      continue; // removed meanwhile: try again
+    }
+    const pid = Number(text.trim());
+    if (pid !== process.pid && pidAlive(pid)) {
+      throw new MaskdistillError(`another ${label} run (pid ${pid}) is writing this output (lock ${lock}); wait for it to finish or stop it, or choose another output path. If no such run exists, delete ${lock}`, out);
+    }
+    // stale: its process is gone
+    fs.rmSync(lock, { force: true });
+  }
+  throw new MaskdistillError(`cannot take the lock ${lock}: other runs keep taking it`, out);
+}
+
+/** Removes OUT.lock if this process holds it. */
+export function releaseOutputLock(out: string): void {
+  const lock = path.resolve(lockPath(out));
+  if (!heldLocks.delete(lock)) return;
+  try {
+    if (Number(fs.readFileSync(lock, "utf8").trim()) === process.pid) fs.rmSync(lock, { force: true });
+  } catch { /* already gone */ }
 }
 
 /** Writes `text` to `file` through a temporary file and a rename. */

@@ -76,6 +76,24 @@ function readPredJson(file: string): PredDataset {
   return raw as PredDataset;
 }
 
+/** What is wrong with one annotation of a predictions file, or undefined when it is fine. */
+function predAnnotationProblem(a: unknown): string | undefined {
+  if (!a || typeof a !== "object" || Array.isArray(a)) return "not an object";
+  const r = a as Record<string, unknown>;
+  const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+  if (!finite(r.id)) return "missing or non-numeric 'id'";
+  if (!finite(r.image_id)) return "missing or non-numeric 'image_id'";
+  if (!finite(r.category_id)) return "missing or non-numeric 'category_id'";
+  if (!finite(r.score)) return "missing or non-finite 'score'";
+  const b = r.bbox;
+  if (!Array.isArray(b) || b.length !== 4 || !b.every(finite)) return "'bbox' must be [x, y, width, height] (4 finite numbers)";
+  if (b[2] < 0 || b[3] < 0) return `'bbox' [${b.join(", ")}] has a negative width or height`;
+  const seg = r.segmentation;
+  if (seg === undefined || seg === null) return "has no 'segmentation'";
+  if (typeof seg !== "object") return "'segmentation' is neither a polygon list nor an RLE object";
+  return undefined;
+}
+
 /**
  * Joins the outputs of `--shard i/n` runs into the JSON one run over all images gives: images sorted by
  * id, annotations in image order with ids 1, 2, ...; the shards' errors files are joined the same way.
@@ -95,6 +113,10 @@ export function mergePreds(out: string, inputs: string[]): { images: number; ann
     else if (JSON.stringify(cats) !== JSON.stringify(categories)) {
       throw new MaskdistillError(`its categories differ from those of ${inputs[0]}; shards of one run have the same categories`, file);
     }
+    ds.annotations.forEach((a, i) => {
+      const problem = predAnnotationProblem(a);
+      if (problem) throw new MaskdistillError(`annotation #${i}${a && typeof a === "object" && "id" in a ? ` (id ${JSON.stringify(a.id)})` : ""}: ${problem}; not a gen-masks or detect output, or damaged`, file);
+    });
     const byImage = new Map<number, PredAnnotation[]>();
     for (const a of ds.annotations) {
       if (!byImage.has(a.image_id)) byImage.set(a.image_id, []);

@@ -1,7 +1,7 @@
 // `maskdistill crf`: MaskDistill's dense CRF post-processing (METHOD.md §5.3, pydensecrf-exact) over a
 // folder of logits + images.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill crf --images DIR --logits DIR --out-dir DIR [--iterations 10] [--save-q]
@@ -70,8 +70,7 @@ const command: Command = {
     const clean = <T extends Record<string, number | undefined>>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
     const { crfFolder } = await import("../../refine/crfFolder.js");
     const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once("SIGINT", onSigint);
+    const removeSignals = abortOnSignals(controller, "crf");
     let s;
     try {
       s = await crfFolder({
@@ -86,7 +85,7 @@ const command: Command = {
         signal: controller.signal,
       });
     } finally {
-      process.removeListener("SIGINT", onSigint);
+      removeSignals();
     }
     console.log(
       `crf: ${s.done} of ${s.images} images refined (${iterations} iterations) in ${s.seconds.toFixed(1)} s` +

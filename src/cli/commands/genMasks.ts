@@ -1,7 +1,7 @@
 // `maskdistill gen-masks`: stage (i), one object mask per image from DINO self-attention (the
 // reference's gen_masks.py), written as a COCO-style class-agnostic JSON.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
@@ -76,8 +76,7 @@ const command: Command = {
     if (backbone.heads < heads) throw new MaskdistillError(`--heads ${heads} but the backbone has ${backbone.heads} heads`);
     // Ctrl-C stops after the current image; the journal keeps what is done for --resume
     const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once("SIGINT", onSigint);
+    const removeSignals = abortOnSignals(controller, "gen-masks");
     let summary;
     try {
       summary = await genMasks({
@@ -85,7 +84,7 @@ const command: Command = {
         configTag: { weights, arch: arch ?? null, patch: backbone.patch }, signal: controller.signal,
       });
     } finally {
-      process.removeListener("SIGINT", onSigint);
+      removeSignals();
     }
     console.log(
       `gen-masks: ${summary.images} images, ${summary.masks} masks, ${summary.empty} empty, ${summary.errors} errors, ` +

@@ -1,7 +1,7 @@
 // `maskdistill gen-segmentation`: stage iv, confident detections become semantic pseudo-label PNGs
 // (the reference's gen_segmentation.py, METHOD.md §4.2).
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill gen-segmentation --input-file PREDS.json --gt-file IMAGES.json --output-dir DIR
@@ -70,8 +70,7 @@ const command: Command = {
 
     const { genSegmentation } = await import("../../pseudolabels/genSegmentation.js");
     const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once("SIGINT", onSigint);
+    const removeSignals = abortOnSignals(controller, "gen-segmentation");
     let s;
     try {
       s = await genSegmentation({
@@ -81,7 +80,7 @@ const command: Command = {
         onWarning: (m) => console.error(`warning: ${m}`),
       });
     } finally {
-      process.removeListener("SIGINT", onSigint);
+      removeSignals();
     }
     const pct = (v: number | null) => (v === null ? "—" : (100 * v).toFixed(1));
     const lines = [

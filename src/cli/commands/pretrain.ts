@@ -61,6 +61,13 @@ const command: Command = {
     const outDir = path.resolve(values.out);
     const ckpt = path.join(outDir, trainer.CHECKPOINT_FILE);
     const existing = values.resume ? await trainer.checkpointInfo(ckpt) : undefined;
+    if (values.resume && !existing) {
+      // say so: a resume that silently starts over (or fails on a missing flag) hides a wrong --out
+      if (!values.images) {
+        throw new MaskdistillError(`pretrain --resume: no checkpoint found in ${outDir} (looked for ${ckpt}); check --out, or start a new run with --images DIR and without --resume`);
+      }
+      console.error(`pretrain --resume: no checkpoint found in ${outDir} (looked for ${ckpt}); starting a new run`);
+    }
 
     const d = DEMO_RECIPE;
     const int = (name: string, v: string | undefined, fallback: number) => {
@@ -107,8 +114,10 @@ const command: Command = {
     const { progress } = await import("../progress.js");
     const bar = progress("pretrain", Math.max(planned, 0));
     const abort = new AbortController();
-    const stop = () => {
+    let stoppedBy: NodeJS.Signals | undefined;
+    const stop = (sig: NodeJS.Signals) => {
       if (abort.signal.aborted) return;
+      stoppedBy = sig;
       console.error("\npretrain: stopping after this iteration (saving the checkpoint)…");
       abort.abort();
     };
@@ -145,6 +154,8 @@ const command: Command = {
     if (values.json) printJson(summary);
     else console.log(`pretrain: iteration ${summary.step}/${total} (epoch ${summary.epoch.toFixed(2)}), loss ${summary.loss?.toFixed(4) ?? "-"}` +
       `${summary.done ? ", done" : `; continue with: npx maskdistill pretrain --resume --out ${values.out}`}`);
+    // interrupted (checkpoint saved): the exit code says so, 128 + the signal's number
+    if (stoppedBy && !summary.done) return stoppedBy === "SIGINT" ? 130 : 143;
     return 0;
   },
 };

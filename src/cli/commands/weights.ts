@@ -11,7 +11,8 @@ const usage = `usage: maskdistill weights list [--json]
             loads before putting it in place). Offline, download the URL shown by 'list' by hand
             and put it at the path shown.
   inspect   read a checkpoint (known name or any .pth/.pth.tar/.safetensors file) and print the
-            detected layout and the backbone's tensors
+            detected layout and the backbone's tensors; exits non-zero with the reason when the
+            backbone could not be used (missing or unexpected tensors, wrong shapes, NaN/Inf values)
 
 flags:
   --url URL      download from this URL instead of the release URL (a mirror)
@@ -78,12 +79,26 @@ const command: Command = {
       const { stateDict, layout, kind: detected } = await readStateDict(resolved.path, kind);
       const ms = Date.now() - t0;
       const tensors = [...stateDict].map(([key, t]) => ({ key, dtype: t.dtype, shape: t.shape }));
+      // the checks gen-masks / cluster / DeepLab make before using the checkpoint: a file they refuse
+      // must not pass inspection (missing tensors, wrong shapes, NaN/Inf weights)
+      let problem: MaskdistillError | undefined;
+      if (detected === "vit" || detected === "resnet") {
+        const { checkVitStateDict, checkResNetStateDict } = await import("../../modeling/backbone.js");
+        try {
+          if (detected === "vit") checkVitStateDict(stateDict, resolved.path, { arch: resolved.arch?.family === "vit" ? resolved.arch.model : undefined });
+          else checkResNetStateDict(stateDict, resolved.path);
+        } catch (e) {
+          if (!(e instanceof MaskdistillError)) throw e;
+          problem = e;
+        }
+      }
       if (values.json) {
-        printJson({ path: resolved.path, layout, kind: detected ?? null, tensors, ms });
+        printJson({ path: resolved.path, layout, kind: detected ?? null, tensors, ms, ok: !problem, problem: problem?.message ?? null });
       } else {
         console.log(`${resolved.path}: layout ${layout}, ${detected ?? "unknown architecture"}, ${tensors.length} tensors (read in ${ms} ms)`);
         for (const t of tensors) console.log(`  ${t.key}  ${t.dtype} [${t.shape.join(", ")}]`);
       }
+      if (problem) throw problem;
       return 0;
     }
 

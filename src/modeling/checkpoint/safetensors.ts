@@ -58,6 +58,15 @@ export async function readSafetensors(file: string, handle: FileHandle, fileSize
   }
   // In the writer's order (JSON objects reorder integer-like names).
   specs.sort((a, b) => a.begin - b.begin);
+  // tensors must not share bytes: a writer never overlaps them, so an overlap is a forged or corrupt file
+  let prev: (typeof specs)[number] | undefined;
+  for (const s of specs) {
+    if (s.end === s.begin) continue;
+    if (prev && s.begin < prev.end) {
+      throw inputError(file, `corrupt safetensors: tensors ${prev.name} (data bytes ${prev.begin}..${prev.end}) and ${s.name} (${s.begin}..${s.end}) overlap`);
+    }
+    prev = s;
+  }
   const out: StateDict = new Map();
   for (const s of specs) {
     const bytes = new Uint8Array(s.end - s.begin);
@@ -88,13 +97,19 @@ export function writeSafetensors(file: string, sd: StateDict, metadata?: Record<
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, "w");
+  let fd: number | undefined;
   try {
+    fd = fs.openSync(tmp, "w");
     fs.writeSync(fd, len);
     fs.writeSync(fd, Buffer.from(json));
     for (const t of sd.values()) fs.writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  } finally {
     fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    // never leave the temporary file behind (a full disk, a folder in the way, ...)
+    if (fd !== undefined) try { fs.closeSync(fd); } catch { /* already closed */ }
+    fs.rmSync(tmp, { force: true });
+    throw inputError(file, "could not be written", e);
   }
-  fs.renameSync(tmp, file);
 }

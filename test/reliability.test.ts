@@ -1,0 +1,305 @@
+// Issue 21 (reliability): bad input that used to be accepted silently, output-path faults, messages that
+// named the wrong file, interruption and two runs on one output. Every bad input is built here.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { projectPath } from "../src/paths.js";
+import { MaskdistillError } from "../src/errors.js";
+import { readCheckpoint, readStateDict, writeSafetensors, type StateDict } from "../src/modeling/checkpoint/index.js";
+import { loadBackbone, requireFinite } from "../src/modeling/backbone.js";
+import weightsCommand from "../src/cli/commands/weights.js";
+import { validateCocoDataset, validateCocoResults, writeCocoJson } from "../src/data/coco.js";
+import { mergePreds } from "../src/runner/predictions.js";
+import { cocoImages } from "../src/distill/imageList.js";
+import { genMasks } from "../src/distill/genMasks.js";
+import { loadRgb } from "../src/data/image.js";
+import { runPerImage, finishRun, writeFileAtomic, lockPath, journalPath, errorsPath, checkOutputLocation } from "../src/runner/perImage.js";
+import { evaluateSemsegDirs } from "../src/evaluation/semseg.js";
+import { writeLabelPng } from "../src/data/png.js";
+
+const CKPT = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+const COCO_IMG = projectPath("data", "coco-mini", "images", "000000000009.jpg");
+const BIN = projectPath("bin", "maskdistill.cjs");
+
+let tmp = "";
+const HOME_BEFORE = process.env.MASKDISTILL_HOME;
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "md-reliability-"));
+  process.env.MASKDISTILL_HOME = path.join(tmp, "home");
+  process.env.MASKDISTILL_QUIET = "1";
+});
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  if (HOME_BEFORE === undefined) delete process.env.MASKDISTILL_HOME; else process.env.MASKDISTILL_HOME = HOME_BEFORE;
+});
+const tmpFiles = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith(".tmp") || /\.tmp-\d+$/.test(f));
+
+// ---------------------------------------------------------------------------------------------
+// (2) silent acceptance
+
+test("safetensors whose tensors share bytes are refused, naming both", async () => {
+  const header = JSON.stringify({
+    a: { dtype: "F32", shape: [4], data_offsets: [0, 16] },
+    b: { dtype: "F32", shape: [4], data_offsets: [8, 24] },
+    empty: { dtype: "F32", shape: [0], data_offsets: [8, 8] },
+  });
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  const file = path.join(tmp, "overlap.safetensors");
+  fs.writeFileSync(file, Buffer.concat([len, Buffer.from(header), Buffer.alloc(24)]));
+  await assert.rejects(readCheckpoint(file), (e: Error) =>
+    e instanceof MaskdistillError && e.message.startsWith(file) && /tensors a \(data bytes 0\.\.16\) and b \(8\.\.24\) overlap/.test(e.message));
+  // touching (not overlapping) tensors and zero-size tensors are fine
+  const ok = JSON.stringify({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, e: { dtype: "F32", shape: [0], data_offsets: [8, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [8, 16] } });
+  len.writeBigUInt64LE(BigInt(ok.length));
+  fs.writeFileSync(file, Buffer.concat([len, Buffer.from(ok), Buffer.alloc(16)]));
+  assert.equal((await readCheckpoint(file) as StateDict).size, 3);
+});
+
+/** The small ViT fixture as a state dict, changed by `edit` and saved as safetensors. */
+async function editedVit(name: string, edit: (sd: StateDict) => void): Promise<string> {
+  const { stateDict } = await readStateDict(CKPT, "vit");
+  const copy: StateDict = new Map([...stateDict].map(([k, t]) => [k, { ...t, data: t.data.slice() }]));
+  edit(copy);
+  const file = path.join(tmp, name);
+  writeSafetensors(file, copy);
+  return file;
+}
+
+test("checkpoints with NaN or Inf weights are refused at load, naming the file and the tensor; weights inspect agrees", async () => {
+  const ok = await editedVit("ok.safetensors", () => {});
+  await (await loadBackbone(ok)).dispose();
+  const nan = await editedVit("nan.safetensors", (sd) => { (sd.get("blocks.0.attn.qkv.weight")!.data as Float32Array)[5] = NaN; });
+  let loadError: Error | undefined;
+  await assert.rejects(loadBackbone(nan), (e: Error) => { loadError = e; return e instanceof MaskdistillError; });
+  assert.ok(loadError!.message.startsWith(`${nan}: tensor blocks.0.attn.qkv.weight [`), loadError!.message);
+  assert.match(loadError!.message, /1 non-finite value\(s\), the first NaN at element 5/);
+  // inspect: the same message, non-zero exit through the launcher
+  await assert.rejects(weightsCommand.run(["inspect", nan]), (e: Error) => e.message === loadError!.message);
+  const cli = spawnSync(process.execPath, [BIN, "weights", "inspect", nan], { encoding: "utf8", env: { ...process.env } });
+  assert.equal(cli.status, 2);
+  assert.ok(cli.stderr.includes(loadError!.message), cli.stderr);
+  assert.ok(!cli.stderr.includes("    at "), "no stack trace");
+  const inf = await editedVit("inf.safetensors", (sd) => { (sd.get("norm.bias")!.data as Float32Array)[0] = -Infinity; });
+  await assert.rejects(loadBackbone(inf), /tensor norm\.bias \[\d+\] holds 1 non-finite value\(s\), the first -Infinity at element 0/);
+  // float16 / bfloat16 are checked on their bit patterns
+  const half = (bits: number[], dtype: "float16" | "bfloat16"): StateDict => new Map([["w", { dtype, shape: [bits.length], data: Uint16Array.from(bits) }]]);
+  assert.throws(() => requireFinite(half([0x3c00, 0x7c00], "float16"), "f.pth"), /f\.pth: tensor w \[2\] holds a non-finite value at element 1/);
+  assert.throws(() => requireFinite(half([0x3f80, 0xffc1], "bfloat16"), "f.pth"), /non-finite value at element 1/);
+  requireFinite(half([0x3c00, 0x7bff, 0xfbff], "float16"), "f.pth");
+});
+
+test("weights inspect exits non-zero on a checkpoint gen-masks refuses: missing tensor, wrong shape", async () => {
+  const missing = await editedVit("missing.safetensors", (sd) => { sd.delete("norm.weight"); });
+  let loadError: Error | undefined;
+  await assert.rejects(loadBackbone(missing), (e: Error) => { loadError = e; return true; });
+  assert.match(loadError!.message, /lacks 1 tensor\(s\) the model needs: norm\.weight/);
+  await assert.rejects(weightsCommand.run(["inspect", missing]), (e: Error) => e.message === loadError!.message);
+  const shape = await editedVit("shape.safetensors", (sd) => {
+    const t = sd.get("blocks.0.mlp.fc1.bias")!;
+    sd.set("blocks.0.mlp.fc1.bias", { ...t, shape: [t.shape[0] + 1], data: new Float32Array(t.shape[0] + 1) });
+  });
+  await assert.rejects(loadBackbone(shape), (e: Error) => { loadError = e; return true; });
+  assert.match(loadError!.message, /shape mismatch for 1 tensor\(s\): blocks\.0\.mlp\.fc1\.bias/);
+  await assert.rejects(weightsCommand.run(["inspect", shape]), (e: Error) => e.message === loadError!.message);
+});
+
+const gt = (anns: object[]) => ({
+  images: [{ id: 1, width: 10, height: 10, file_name: "a.jpg" }],
+  categories: [{ id: 1, name: "thing" }],
+  annotations: anns,
+});
+
+test("COCO GT with a negative box size or area, and results with a negative box size, are refused", () => {
+  const ann = { id: 1, image_id: 1, category_id: 1, bbox: [1, 1, 3, 3], area: 9, iscrowd: 0 };
+  validateCocoDataset(gt([ann]), "gt.json");
+  assert.throws(() => validateCocoDataset(gt([{ ...ann, bbox: [1, 1, -3, 3] }]), "gt.json"),
+    /^MaskdistillError: gt\.json: annotation id 1: 'bbox' \[1, 1, -3, 3\] has a negative width or height/);
+  assert.throws(() => validateCocoDataset(gt([{ ...ann, bbox: [1, 1, 3, -0.5] }]), "gt.json"), /negative width or height/);
+  assert.throws(() => validateCocoDataset(gt([{ ...ann, area: -9 }]), "gt.json"), /gt\.json: annotation id 1: 'area' -9 is negative/);
+  const res = { image_id: 1, category_id: 1, score: 0.5, bbox: [0, 0, 2, 2] };
+  validateCocoResults([res], "res.json", validateCocoDataset(gt([ann]), "gt.json"));
+  assert.throws(() => validateCocoResults([res, { ...res, bbox: [0, 0, 2, -2] }], "res.json"),
+    /res\.json: result #1 \(image 1\): 'bbox' \[0, 0, 2, -2\] has a negative width or height/);
+});
+
+test("merge-preds refuses annotations with a non-numeric bbox or no segmentation", () => {
+  const pred = (ann: object) => {
+    const f = path.join(tmp, `pred-${Math.random().toString(36).slice(2)}.json`);
+    fs.writeFileSync(f, JSON.stringify({ images: [{ id: 1, width: 10, height: 10, file_name: "a.jpg" }], annotations: [ann], categories: [] }));
+    return f;
+  };
+  const good = { id: 1, image_id: 1, category_id: 0, score: 1, iscrowd: 0, area: 4, bbox: [0, 0, 2, 2], segmentation: { size: [10, 10], counts: "0" } };
+  assert.deepEqual(mergePreds(path.join(tmp, "merged.json"), [pred(good)]), { images: 1, annotations: 1, errors: 0 });
+  const bad1 = pred({ ...good, bbox: ["0", 0, 2, 2] });
+  assert.throws(() => mergePreds(path.join(tmp, "merged.json"), [bad1]), (e: Error) =>
+    e.message.startsWith(`${bad1}: annotation #0 (id 1): 'bbox' must be [x, y, width, height] (4 finite numbers)`));
+  const { segmentation: _s, ...noSeg } = good;
+  const bad2 = pred(noSeg);
+  assert.throws(() => mergePreds(path.join(tmp, "merged.json"), [bad2]), (e: Error) => e.message.startsWith(`${bad2}: annotation #0 (id 1): has no 'segmentation'`));
+});
+
+test("a COCO file_name with '..' or an absolute path is refused (nothing outside the image folder is read)", () => {
+  const write = (name: string) => {
+    const f = path.join(tmp, "gt-names.json");
+    fs.writeFileSync(f, JSON.stringify({ images: [{ id: 3, width: 4, height: 4, file_name: name }], annotations: [], categories: [] }));
+    return f;
+  };
+  for (const name of ["../secret.jpg", "sub/../../x.jpg", "/etc/passwd", "..\\x.jpg"]) {
+    const f = write(name);
+    assert.throws(() => cocoImages(f, tmp), (e: Error) =>
+      e instanceof MaskdistillError && e.message === `${f}: image id 3: file_name ${JSON.stringify(name)} must be a path inside the image folder (no absolute path, no '..')`, name);
+  }
+  assert.equal(cocoImages(write("sub/a..b.jpg"), tmp)[0].file, path.join(tmp, "sub", "a..b.jpg"));
+});
+
+test("GT image sizes that disagree with the decoded file are reported per image, not replaced", async () => {
+  const dir = path.join(tmp, "size-images");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(COCO_IMG, path.join(dir, "a.jpg"));
+  fs.copyFileSync(COCO_IMG, path.join(dir, "b.jpg"));
+  const { width, height } = await loadRgb(COCO_IMG);
+  const gtFile = path.join(tmp, "size-gt.json");
+  fs.writeFileSync(gtFile, JSON.stringify({
+    images: [{ id: 1, width, height, file_name: "a.jpg" }, { id: 2, width: width + 1, height, file_name: "b.jpg" }],
+    annotations: [], categories: [],
+  }));
+  const backbone = await loadBackbone(CKPT);
+  const out = path.join(tmp, "size-pred.json");
+  const summary = await genMasks({ images: cocoImages(gtFile, dir), predJson: out, backbone, resize: 64, quiet: true });
+  await backbone.dispose();
+  assert.equal(summary.errors, 1);
+  const pred = JSON.parse(fs.readFileSync(out, "utf8"));
+  assert.deepEqual(pred.images.map((i: any) => [i.id, i.width, i.height]), [[1, width, height]]);
+  const errors = fs.readFileSync(errorsPath(out), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(errors, [{
+    file: path.join(dir, "b.jpg"), image_id: 2,
+    reason: `the ground truth gives image 2 the size ${width + 1}×${height}, but the file decodes to ${width}×${height}; fix the GT entry or the file (skipped)`,
+  }]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// (3) output-path faults
+
+const items = [{ id: 0, file: "x0" }, { id: 1, file: "x1" }];
+const runOpts = (out: string, process = (it: { id: number; file: string }, index: number) => ({ index, image_id: it.id, file: it.file })) => ({
+  label: "test", items, out, config: {}, quiet: true, process, summarize: () => 0,
+});
+
+test("output locations are checked before the work starts: a file where a folder should be", async () => {
+  const file = path.join(tmp, "plain-file");
+  fs.writeFileSync(file, "x");
+  let calls = 0;
+  const out = path.join(file, "sub", "out.json");
+  await assert.rejects(runPerImage(runOpts(out, (it, index) => { calls++; return { index, image_id: it.id, file: it.file }; })), (e: Error) =>
+    e instanceof MaskdistillError && e.message === `${out}: cannot write the output here: ${file} is a file, not a folder (ENOTDIR); choose another output path`);
+  assert.equal(calls, 0);
+  assert.throws(() => checkOutputLocation(tmp), /the output path is a folder \(EISDIR\)/);
+  // a folder where the file should go: the atomic writers say what and where and leave no *.tmp
+  const dirTarget = path.join(tmp, "is-a-dir");
+  fs.mkdirSync(path.join(dirTarget, "inside"), { recursive: true });
+  assert.throws(() => writeFileAtomic(dirTarget, "x"), (e: Error) => e instanceof MaskdistillError && e.message.startsWith(`${dirTarget}: could not be written (`));
+  assert.throws(() => writeCocoJson(dirTarget, {}), (e: Error) => e instanceof MaskdistillError && e.message.startsWith(`${dirTarget}: could not be written (`));
+  assert.throws(() => writeCocoJson(path.join(file, "x.json"), {}), (e: Error) => e instanceof MaskdistillError && /could not be written \((EEXIST|ENOTDIR)/.test(e.message));
+  assert.throws(() => writeSafetensors(dirTarget, new Map([["w", { dtype: "float32", shape: [1], data: new Float32Array(1) }]])),
+    (e: Error) => e instanceof MaskdistillError && e.message.startsWith(`${dirTarget}: could not be written (`));
+  assert.deepEqual(tmpFiles(tmp), []);
+});
+
+test("an I/O fault no check caught is one line, not a stack trace", () => {
+  // gen-masks' --pred-json under a file fails in the runner's check (exit 2, one line)
+  const file = path.join(tmp, "plain-file-2");
+  fs.writeFileSync(file, "x");
+  const r = spawnSync(process.execPath, [BIN, "gen-masks", "--images", path.dirname(COCO_IMG), "--weights", CKPT, "--device", "cpu", "--pred-json", path.join(file, "p.json")],
+    { encoding: "utf8", env: { ...process.env } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /is a file, not a folder \(ENOTDIR\)/);
+  assert.ok(!r.stderr.includes("    at "), r.stderr);
+});
+
+// ---------------------------------------------------------------------------------------------
+// (5) locks and interruption
+
+test("two runs on one output: a live run's lock is refused, a dead run's lock is taken over", async () => {
+  const out = path.join(tmp, "locked", "out.json");
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
+  try {
+    fs.writeFileSync(lockPath(out), `${sleeper.pid}\n`);
+    await assert.rejects(runPerImage(runOpts(out)), (e: Error) =>
+      e instanceof MaskdistillError && e.message.startsWith(`${out}: another test run (pid ${sleeper.pid}) is writing this output (lock ${lockPath(out)})`));
+    assert.equal(fs.readFileSync(lockPath(out), "utf8"), `${sleeper.pid}\n`);
+  } finally {
+    sleeper.kill("SIGKILL");
+  }
+  await new Promise((r) => sleeper.once("exit", r));
+  // the sleeper is gone: its lock is stale
+  const run = await runPerImage(runOpts(out));
+  assert.equal(fs.readFileSync(lockPath(out), "utf8"), `${process.pid}\n`);
+  finishRun(out, run);
+  assert.ok(!fs.existsSync(lockPath(out)));
+  // a run that fails releases its lock
+  await assert.rejects(runPerImage(runOpts(out, () => { throw new Error("bug"); })), /test failed on this image \(bug\)/);
+  assert.ok(!fs.existsSync(lockPath(out)));
+  assert.ok(fs.existsSync(journalPath(out)));
+});
+
+test("SIGTERM to the launcher during gen-masks: prompt non-zero exit, no lock left, --resume finishes", async () => {
+  const dir = path.join(tmp, "sig-images");
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < 40; i++) fs.copyFileSync(COCO_IMG, path.join(dir, `img${String(i).padStart(2, "0")}.jpg`));
+  const out = path.join(tmp, "sig", "pred.json");
+  const args = [BIN, "gen-masks", "--images", dir, "--weights", CKPT, "--device", "cpu", "--resize", "0", "--pred-json", out];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
+  let stderr = "";
+  child.stderr.on("data", (d) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  // wait for the first finished image in the journal
+  const t0 = Date.now();
+  const lines = () => (fs.existsSync(journalPath(out)) ? fs.readFileSync(journalPath(out), "utf8").split("\n").length - 1 : 0);
+  while (lines() < 2) {
+    assert.ok(Date.now() - t0 < 60_000, `no image finished in 60 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const tKill = Date.now();
+  child.kill("SIGTERM");
+  const code = await exited;
+  assert.ok(Date.now() - tKill < 10_000, "exits promptly");
+  assert.equal(code, 143, stderr);
+  assert.match(stderr, /interrupted after \d+ of 40 images; rerun with --resume to continue/);
+  assert.ok(!stderr.includes("    at "), stderr);
+  assert.ok(!fs.existsSync(lockPath(out)), "lock released");
+  assert.ok(!fs.existsSync(out));
+  const done = lines() - 1;
+  assert.ok(done >= 1 && done < 40, `${done}`);
+  const r = spawnSync(process.execPath, [...args, "--resume", "--json"], { encoding: "utf8", env: { ...process.env } });
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout.trim().split("\n").pop()!);
+  assert.deepEqual([summary.images, summary.resumed, summary.masks], [40, done, 40]);
+  assert.deepEqual(tmpFiles(path.dirname(out)), []);
+  assert.deepEqual(fs.readdirSync(path.dirname(out)).sort(), ["pred.json", "pred.json.errors.jsonl"]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// (6) messages that pointed at the wrong file
+
+test("eval-semseg names the GT file for a bad GT value", () => {
+  const predDir = path.join(tmp, "semseg-pred"), gtDir = path.join(tmp, "semseg-gt");
+  fs.mkdirSync(predDir, { recursive: true });
+  fs.mkdirSync(gtDir, { recursive: true });
+  writeLabelPng(path.join(predDir, "a.png"), { width: 2, height: 2, data: Uint8Array.from([0, 1, 1, 0]) });
+  writeLabelPng(path.join(gtDir, "a.png"), { width: 2, height: 2, data: Uint8Array.from([0, 1, 40, 255]) });
+  const gtFile = path.join(gtDir, "a.png"), predFile = path.join(predDir, "a.png");
+  assert.throws(() => evaluateSemsegDirs(predDir, gtDir), (e: Error) =>
+    e instanceof MaskdistillError && e.message.startsWith(`${gtFile}: GT value 40 at pixel 2 is not a class id (< 21) nor the ignore value 255 (the GT of ${predFile})`));
+});
+
+test("pretrain --resume with no checkpoint says that none was found", async () => {
+  const { default: cmd } = await import("../src/cli/commands/pretrain.js");
+  const out = path.join(tmp, "no-ckpt");
+  await assert.rejects(cmd.run(["--resume", "--out", out]), (e: Error) =>
+    e instanceof MaskdistillError && e.message.startsWith(`pretrain --resume: no checkpoint found in ${out} (looked for ${path.join(out, "checkpoint.safetensors")})`));
+});
