@@ -3,9 +3,10 @@
 // head with its deconvolution and per-class 1×1 predictor. One definition for training and inference;
 // the forward-only geometry (anchors, box coding, NMS, pasting) is plain TypeScript in src/instance/.
 //
-// Weights load from torchvision's maskrcnn_resnet50_fpn state dicts (torch layouts converted here:
+// Weights load from torchvision's maskrcnn_resnet50_fpn state dicts or detectron2's R50-FPN Mask R-CNN
+// ones (see maskRcnnFromDetectron2StateDict for its names and class layout); torch layouts converted here:
 // conv [O, I, kh, kw] → [kh, kw, I, O], linear [out, in] → [in, out], fc6's input reordered from
-// torch's C×7×7 flattening to our 7×7×C). Widths are read from the tensors, so narrow test models load too.
+// torch's C×7×7 flattening to our 7×7×C. Widths are read from the tensors, so narrow test models load too.
 import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError } from "../../errors.js";
 import { toFloat32, type StateDict, type TensorData } from "../../modeling/checkpoint/index.js";
@@ -165,9 +166,12 @@ export function maskHeadOutputs(net: MaskRcnnNet, pooled: tf.Tensor4D): tf.Tenso
 
 // ---- weights from a torchvision state dict ----
 
-function need(sd: StateDict, key: string, file: string): TensorData {
+/** Which library's key names a checkpoint uses (named in the errors about missing tensors). */
+export type MaskRcnnLayout = "torchvision" | "detectron2";
+
+function need(sd: StateDict, key: string, file: string, layout: MaskRcnnLayout = "torchvision"): TensorData {
   const t = sd.get(key);
-  if (!t) throw new MaskdistillError(`not a torchvision Mask R-CNN checkpoint: tensor '${key}' is missing`, file);
+  if (!t) throw new MaskdistillError(`not a ${layout} Mask R-CNN checkpoint: tensor '${key}' is missing`, file);
   return t;
 }
 
@@ -182,29 +186,29 @@ function convKernel(t: TensorData): tf.Variable {
 
 const vector = (t: TensorData): tf.Variable => tf.variable(tf.tensor1d(toFloat32(t)), false);
 
-function convFrom(sd: StateDict, prefix: string, file: string, stride = 1): Conv {
-  const w = need(sd, `${prefix}.weight`, file);
-  return { kernel: convKernel(w), bias: vector(need(sd, `${prefix}.bias`, file)), stride, padding: (w.shape[2] - 1) >> 1 };
+function convFrom(sd: StateDict, prefix: string, file: string, layout: MaskRcnnLayout = "torchvision"): Conv {
+  const w = need(sd, `${prefix}.weight`, file, layout);
+  return { kernel: convKernel(w), bias: vector(need(sd, `${prefix}.bias`, file, layout)), stride: 1, padding: (w.shape[2] - 1) >> 1 };
 }
 
 /** torch linear [out, in] → [in, out]; `permuteIn` maps our input index to torch's. */
-function linearFrom(sd: StateDict, prefix: string, file: string, permuteIn?: (i: number) => number): Linear {
-  const w = need(sd, `${prefix}.weight`, file);
+function linearFrom(sd: StateDict, prefix: string, file: string, permuteIn?: (i: number) => number, layout: MaskRcnnLayout = "torchvision"): Linear {
+  const w = need(sd, `${prefix}.weight`, file, layout);
   const [out, inn] = w.shape, src = toFloat32(w), dst = new Float32Array(src.length);
   for (let i = 0; i < inn; i++) {
     const ti = permuteIn ? permuteIn(i) : i;
     for (let o = 0; o < out; o++) dst[i * out + o] = src[o * inn + ti];
   }
-  return { w: tf.variable(tf.tensor2d(dst, [inn, out]), false), b: vector(need(sd, `${prefix}.bias`, file)) };
+  return { w: tf.variable(tf.tensor2d(dst, [inn, out]), false), b: vector(need(sd, `${prefix}.bias`, file, layout)) };
 }
 
 /** conv (no bias) + FrozenBatchNorm2d (weight, bias, running_mean, running_var) as a frozen ConvBn. */
-function convBnFrom(sd: StateDict, conv: string, bn: string, file: string, stride: number): ConvBn {
-  const w = need(sd, `${conv}.weight`, file);
+function convBnFrom(sd: StateDict, conv: string, bn: string, file: string, stride: number, layout: MaskRcnnLayout = "torchvision"): ConvBn {
+  const w = need(sd, `${conv}.weight`, file, layout);
+  const v = (k: string) => vector(need(sd, `${bn}.${k}`, file, layout));
   return {
     kernel: convKernel(w),
-    gamma: vector(need(sd, `${bn}.weight`, file)), beta: vector(need(sd, `${bn}.bias`, file)),
-    runningMean: vector(need(sd, `${bn}.running_mean`, file)), runningVar: vector(need(sd, `${bn}.running_var`, file)),
+    gamma: v("weight"), beta: v("bias"), runningMean: v("running_mean"), runningVar: v("running_var"),
     stride, dilation: 1, padding: (w.shape[2] - 1) >> 1, trainable: false,
   };
 }
@@ -222,6 +226,16 @@ function stageFrom(sd: StateDict, prefix: string, file: string, stride: number):
   }
   if (!blocks.length) throw new MaskdistillError(`not a torchvision Mask R-CNN checkpoint: no blocks under '${prefix}'`, file);
   return blocks;
+}
+
+/** ConvTranspose2d(k 2, stride 2) [Cin, Cout, 2, 2] as the matrix [Cin, 4·Cout] of `maskDeconv`. */
+function deconvFrom(sd: StateDict, prefix: string, file: string, layout: MaskRcnnLayout): Linear {
+  const dw = need(sd, `${prefix}.weight`, file, layout);
+  const [cin, cout, kh, kw] = dw.shape;
+  if (kh !== 2 || kw !== 2) throw new MaskdistillError(`mask head deconvolution '${prefix}' is ${kh}×${kw}, expected 2×2`, file);
+  const dsrc = toFloat32(dw), dm = new Float32Array(cin * 4 * cout);
+  for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) for (let t = 0; t < 4; t++) dm[c * 4 * cout + t * cout + o] = dsrc[(c * cout + o) * 4 + t];
+  return { w: tf.variable(tf.tensor2d(dm, [cin, 4 * cout]), false), b: vector(need(sd, `${prefix}.bias`, file, layout)) };
 }
 
 /** The first key present, so both torchvision naming generations load (e.g. mask_fcn1 vs 0.0 since 0.13). */
@@ -261,11 +275,6 @@ export function maskRcnnFromStateDict(sd: StateDict, file: string): MaskRcnnNet 
     maskConvs.push(convFrom(sd, key, file));
   }
   if (!maskConvs.length) throw new MaskdistillError("not a torchvision Mask R-CNN checkpoint: no mask head convolutions (roi_heads.mask_head.*)", file);
-  const dw = need(sd, "roi_heads.mask_predictor.conv5_mask.weight", file);   // ConvTranspose2d [Cin, Cout, 2, 2]
-  const [cin, cout, kh, kw] = dw.shape;
-  if (kh !== 2 || kw !== 2) throw new MaskdistillError(`mask predictor deconvolution is ${kh}×${kw}, expected 2×2`, file);
-  const dsrc = toFloat32(dw), dm = new Float32Array(cin * 4 * cout);
-  for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) for (let t = 0; t < 4; t++) dm[c * 4 * cout + t * cout + o] = dsrc[(c * cout + o) * 4 + t];
   return {
     body, fpnInner, fpnLayer,
     rpnConv: convFrom(sd, firstKey(sd, ["rpn.head.conv.0.0", "rpn.head.conv"], file), file),
@@ -276,11 +285,145 @@ export function maskRcnnFromStateDict(sd: StateDict, file: string): MaskRcnnNet 
     clsScore: linearFrom(sd, "roi_heads.box_predictor.cls_score", file),
     bboxPred: linearFrom(sd, "roi_heads.box_predictor.bbox_pred", file),
     maskConvs,
-    maskDeconv: { w: tf.variable(tf.tensor2d(dm, [cin, 4 * cout]), false), b: vector(need(sd, "roi_heads.mask_predictor.conv5_mask.bias", file)) },
+    maskDeconv: deconvFrom(sd, "roi_heads.mask_predictor.conv5_mask", file, "torchvision"),
     maskLogits: convFrom(sd, "roi_heads.mask_predictor.mask_fcn_logits", file),
     numClasses, fpnChannels,
     anchorsPerLocation: rpnCls.bias.shape[0],
   };
+}
+
+// ---- weights from a detectron2 state dict ----
+//
+// detectron2 (GeneralizedRCNN with build_resnet_fpn_backbone, StandardRPNHead, FastRCNNConvFCHead,
+// FastRCNNOutputLayers, MaskRCNNConvUpsampleHead) names and lays out the same network differently:
+//   backbone.bottom_up.stem.conv1.{weight, norm.*}           ← body stem conv + FrozenBN
+//   backbone.bottom_up.res{2..5}.{i}.conv{1,2,3}[.norm.*]   ← bottleneck convs; `shortcut[.norm.*]` = downsample
+//   backbone.fpn_lateral{2..5}, backbone.fpn_output{2..5}   ← FPN inner / layer convs (P2..P5)
+//   proposal_generator.rpn_head.{conv, objectness_logits, anchor_deltas}
+//   roi_heads.box_head.fc{1,2}; roi_heads.box_predictor.{cls_score, bbox_pred}
+//   roi_heads.mask_head.{mask_fcn1..4, deconv, predictor}
+// The MSRA ResNet-50 of the model zoo (RESNETS.STRIDE_IN_1X1 = True) puts the stride of a stage's first
+// block in the 1×1 conv1 (and the shortcut), torchvision's v1.5 in the 3×3 conv2: `strideIn1x1` picks.
+//
+// Classes. detectron2 has K foreground classes 0…K−1 and background LAST: cls_score has K+1 rows (row K
+// = background), bbox_pred 4K rows (no background box; 4 rows when class-agnostic), the mask predictor
+// K channels (1 when class-agnostic). The loader rewrites them into torchvision's layout, which the
+// inference code uses for both presets: cls_score row 0 = detectron2's background row, row c = its
+// class c−1 (softmax is permutation-invariant, so the probabilities are detectron2's); bbox_pred and the
+// mask predictor get zero rows/channels for the background (never read: background is never a detection)
+// and class-agnostic ones are repeated per class. So `labels` are 1…K, label = detectron2 class + 1, as
+// with the torchvision preset (label − 1 = the category index `detect` writes by default).
+
+/** Which key layout a Mask R-CNN state dict uses, or a reason it is none of them. */
+export function maskRcnnLayout(sd: StateDict): MaskRcnnLayout | { unknown: string } {
+  if (sd.has("backbone.bottom_up.stem.conv1.weight")) return "detectron2";
+  if (sd.has("backbone.body.conv1.weight")) return "torchvision";
+  const keys = [...sd.keys()];
+  if (keys.some((k) => /^(res\d_\d+_branch|conv1_w$|fpn_inner_)/.test(k))) {
+    return { unknown: "Detectron (Caffe2) blob names (e.g. res2_0_branch2a_w): convert it with detectron2's c2_model_loading first" };
+  }
+  if (sd.has("conv1.weight") && keys.some((k) => k.startsWith("layer1."))) return { unknown: "a ResNet classifier, not a Mask R-CNN" };
+  if (keys.some((k) => k.startsWith("backbone.bottom_up.res2."))) return { unknown: "a detectron2 backbone without its stem (backbone.bottom_up.stem.conv1.weight)" };
+  return { unknown: `keys of neither torchvision's maskrcnn_resnet50_fpn nor detectron2's R50-FPN Mask R-CNN (first keys: ${keys.slice(0, 5).join(", ") || "none"})` };
+}
+
+/** A tensor with its first axis rearranged: row r of the result = row `from(r)` of `t` (−1 = zeros). */
+function rowsFrom(t: TensorData, rows: number, from: (r: number) => number): TensorData {
+  const src = toFloat32(t), per = src.length / t.shape[0], out = new Float32Array(rows * per);
+  for (let r = 0; r < rows; r++) {
+    const q = from(r);
+    if (q >= 0) out.set(src.subarray(q * per, (q + 1) * per), r * per);
+  }
+  return { dtype: "float32", shape: [rows, ...t.shape.slice(1)], data: out };
+}
+
+/** The predictors of a detectron2 checkpoint in torchvision's class layout (see above). */
+function detectron2Predictors(sd: StateDict, file: string): { cls: StateDict; numClasses: number } {
+  const L = "detectron2" as const;
+  const cw = need(sd, "roi_heads.box_predictor.cls_score.weight", file, L), cb = need(sd, "roi_heads.box_predictor.cls_score.bias", file, L);
+  const K = cw.shape[0] - 1;
+  if (K < 1) throw new MaskdistillError(`detectron2 cls_score has ${cw.shape[0]} rows: no foreground class`, file);
+  const clsRow = (r: number) => (r === 0 ? K : r - 1);
+  const bw = need(sd, "roi_heads.box_predictor.bbox_pred.weight", file, L), bb = need(sd, "roi_heads.box_predictor.bbox_pred.bias", file, L);
+  const agnosticBox = bw.shape[0] === 4;
+  if (!agnosticBox && bw.shape[0] !== 4 * K) throw new MaskdistillError(`detectron2 bbox_pred has ${bw.shape[0]} rows, expected 4·${K} (or 4, class-agnostic)`, file);
+  const boxRow = (r: number) => (r < 4 ? -1 : agnosticBox ? r % 4 : r - 4);
+  const mw = need(sd, "roi_heads.mask_head.predictor.weight", file, L), mb = need(sd, "roi_heads.mask_head.predictor.bias", file, L);
+  const agnosticMask = mw.shape[0] === 1;
+  if (!agnosticMask && mw.shape[0] !== K) throw new MaskdistillError(`detectron2 mask predictor has ${mw.shape[0]} channels, expected ${K} (or 1, class-agnostic)`, file);
+  const maskRow = (r: number) => (r === 0 ? -1 : agnosticMask ? 0 : r - 1);
+  const cls: StateDict = new Map([
+    ["cls.weight", rowsFrom(cw, K + 1, clsRow)], ["cls.bias", rowsFrom(cb, K + 1, clsRow)],
+    ["box.weight", rowsFrom(bw, 4 * (K + 1), boxRow)], ["box.bias", rowsFrom(bb, 4 * (K + 1), boxRow)],
+    ["mask.weight", rowsFrom(mw, K + 1, maskRow)], ["mask.bias", rowsFrom(mb, K + 1, maskRow)],
+  ]);
+  return { cls, numClasses: K + 1 };
+}
+
+/**
+ * Builds the network from a detectron2 R50-FPN Mask R-CNN state dict (model-zoo `.pkl` or a training
+ * `.pth`, any widths and class count). `strideIn1x1` (default true: the MSRA R-50 of mask_rcnn_R_50_FPN_*)
+ * must match the RESNETS.STRIDE_IN_1X1 the checkpoint was trained with.
+ */
+export function maskRcnnFromDetectron2StateDict(sd: StateDict, file: string, opts: { strideIn1x1?: boolean } = {}): MaskRcnnNet {
+  const L = "detectron2" as const;
+  const in1x1 = opts.strideIn1x1 ?? true;
+  const b = "backbone.bottom_up";
+  const stageD2 = (name: string, stride: number): Bottleneck[] => {
+    const blocks: Bottleneck[] = [];
+    for (let i = 0; sd.has(`${b}.${name}.${i}.conv1.weight`); i++) {
+      const p = `${b}.${name}.${i}`, s = i === 0 ? stride : 1;
+      blocks.push({
+        conv1: convBnFrom(sd, `${p}.conv1`, `${p}.conv1.norm`, file, in1x1 ? s : 1, L),
+        conv2: convBnFrom(sd, `${p}.conv2`, `${p}.conv2.norm`, file, in1x1 ? 1 : s, L),
+        conv3: convBnFrom(sd, `${p}.conv3`, `${p}.conv3.norm`, file, 1, L),
+        downsample: sd.has(`${p}.shortcut.weight`) ? convBnFrom(sd, `${p}.shortcut`, `${p}.shortcut.norm`, file, s, L) : undefined,
+      });
+    }
+    if (!blocks.length) throw new MaskdistillError(`not a detectron2 Mask R-CNN checkpoint: no blocks under '${b}.${name}'`, file);
+    return blocks;
+  };
+  const body: ResNet50 = {
+    stem: convBnFrom(sd, `${b}.stem.conv1`, `${b}.stem.conv1.norm`, file, 2, L),
+    layer1: stageD2("res2", 1), layer2: stageD2("res3", 2), layer3: stageD2("res4", 2), layer4: stageD2("res5", 2),
+  };
+  const fpnInner = [2, 3, 4, 5].map((i) => convFrom(sd, `backbone.fpn_lateral${i}`, file, L));
+  const fpnLayer = [2, 3, 4, 5].map((i) => convFrom(sd, `backbone.fpn_output${i}`, file, L));
+  const fpnChannels = fpnInner[0].bias.shape[0];
+  const rpnCls = convFrom(sd, "proposal_generator.rpn_head.objectness_logits", file, L);
+  const fc1w = need(sd, "roi_heads.box_head.fc1.weight", file, L);
+  const pooledCells = fc1w.shape[1] / fpnChannels;
+  const side = Math.round(Math.sqrt(pooledCells));
+  if (side * side * fpnChannels !== fc1w.shape[1]) {
+    throw new MaskdistillError(`box head fc1 takes ${fc1w.shape[1]} inputs, not a square pooled map of the FPN's ${fpnChannels} channels`, file);
+  }
+  const maskConvs: Conv[] = [];
+  for (let i = 1; sd.has(`roi_heads.mask_head.mask_fcn${i}.weight`); i++) maskConvs.push(convFrom(sd, `roi_heads.mask_head.mask_fcn${i}`, file, L));
+  if (!maskConvs.length) throw new MaskdistillError("not a detectron2 Mask R-CNN checkpoint: no mask head convolutions (roi_heads.mask_head.mask_fcn1…)", file);
+  const { cls, numClasses } = detectron2Predictors(sd, file);
+  return {
+    body, fpnInner, fpnLayer,
+    rpnConv: convFrom(sd, "proposal_generator.rpn_head.conv", file, L),
+    rpnCls,
+    rpnBox: convFrom(sd, "proposal_generator.rpn_head.anchor_deltas", file, L),
+    // torch flattening C×7×7 (FastRCNNConvFCHead's torch.flatten) → ours 7×7×C, as for torchvision's fc6
+    fc6: linearFrom(sd, "roi_heads.box_head.fc1", file, (i) => (i % fpnChannels) * pooledCells + Math.floor(i / fpnChannels), L),
+    fc7: linearFrom(sd, "roi_heads.box_head.fc2", file, undefined, L),
+    clsScore: linearFrom(cls, "cls", file, undefined, L),
+    bboxPred: linearFrom(cls, "box", file, undefined, L),
+    maskConvs,
+    maskDeconv: deconvFrom(sd, "roi_heads.mask_head.deconv", file, L),
+    maskLogits: convFrom(cls, "mask", file, L),
+    numClasses, fpnChannels,
+    anchorsPerLocation: rpnCls.bias.shape[0],
+  };
+}
+
+/** Either layout, recognised from the keys; anything else is an error naming `file`. */
+export function maskRcnnFromAnyStateDict(sd: StateDict, file: string): { net: MaskRcnnNet; layout: MaskRcnnLayout } {
+  const layout = maskRcnnLayout(sd);
+  if (typeof layout !== "string") throw new MaskdistillError(`not a Mask R-CNN R50-FPN checkpoint: ${layout.unknown}`, file);
+  return { net: layout === "detectron2" ? maskRcnnFromDetectron2StateDict(sd, file) : maskRcnnFromStateDict(sd, file), layout };
 }
 
 /** Every variable of the network (for disposal). */

@@ -1,13 +1,14 @@
 // readCheckpoint: picks the container format from the file's first bytes.
 import * as fsp from "node:fs/promises";
 import { MaskdistillError, inputError } from "../../errors.js";
-import { readTorchLegacy, readTorchZip } from "./torch.js";
+import { readNumpyPickle, readTorchLegacy, readTorchZip } from "./torch.js";
 import { looksLikeSafetensors, readSafetensors } from "./safetensors.js";
 import { readExactly } from "./zip.js";
 
 /**
  * The object tree stored in a checkpoint, with every tensor as TensorData. PyTorch zip (torch.save
- * >= 1.6), legacy (< 1.6) and safetensors files are recognised by content, not by extension.
+ * >= 1.6), legacy (< 1.6), safetensors files and plain pickles of numpy arrays (detectron2 model-zoo
+ * .pkl) are recognised by content, not by extension.
  * Python dicts become Maps, tuples/lists arrays, argparse.Namespace a plain record. Unpickling
  * uses an allow-list of globals and never executes code from the file.
  */
@@ -25,6 +26,13 @@ export async function readCheckpoint(file: string): Promise<unknown> {
     await readExactly(handle, file, head, 0);
     if (head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5) && (head[3] === 4 || head[3] === 6)) {
       return await readTorchZip(file, handle, size);
+    }
+    // A plain pickle (detectron2 model-zoo .pkl): PROTO without the legacy magic number (LONG1) next,
+    // or a protocol 0/1 pickle opening a dict.
+    if ((head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && head[2] !== 0x8a) || head[0] === 0x7d || head[0] === 0x28) {
+      const bytes = new Uint8Array(size);
+      await readExactly(handle, file, bytes, 0);
+      return readNumpyPickle(file, bytes);
     }
     if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
       // Legacy torch.save is a sequence of pickles followed by raw storages: read it whole.

@@ -79,7 +79,15 @@ interface LoadContext {
   pending: PendingTensor[];
   tensors: WeakSet<TensorData>;
   namespaces: WeakSet<object>;
+  /** numpy arrays made by `_reconstruct`, filled in by their BUILD. */
+  ndarrays?: WeakSet<TensorData>;
+  ndarrayCount?: number;
 }
+
+/** numpy dtype codes (`dtype.str` without the byte order) of the arrays we read, as TensorData dtypes. */
+const NUMPY_ARRAY_DTYPES: Record<string, DType> = {
+  f4: "float32", f8: "float64", f2: "float16", i8: "int64", i4: "int32", i2: "int16", i1: "int8", u1: "uint8", b1: "bool",
+};
 
 function refuse(file: string, qualname: string): never {
   throw new MaskdistillError(
@@ -177,6 +185,12 @@ function makeAllowList(ctx: LoadContext): Map<string, AllowedGlobal> {
     if (enc === "utf8") return new TextEncoder().encode(text as string);
     return bad("_codecs.encode", `unsupported encoding ${String(encoding)}`);
   });
+  // Protocol 2 pickles an empty bytes object as builtins.bytes() (e.g. the data of an empty numpy array).
+  fn("builtins.bytes", (a) => {
+    if (a.length === 0) return new Uint8Array(0);
+    if (a[0] instanceof Uint8Array) return new Uint8Array(a[0]);
+    return bad("builtins.bytes", "only bytes() and bytes(bytes) are supported");
+  });
   // argparse.Namespace (DINO stores its `args`): a plain record; BUILD fills its fields.
   fn("argparse.Namespace", () => {
     const record: Record<string, unknown> = {};
@@ -190,6 +204,18 @@ function makeAllowList(ctx: LoadContext): Map<string, AllowedGlobal> {
     const dt: NumpyDType = { kind: "numpy-dtype", descr: descr as string, byteorder: "=" };
     return dt;
   });
+  // numpy arrays (detectron2 model-zoo .pkl files): _reconstruct(numpy.ndarray, (0,), b'b') makes an
+  // empty array, BUILD gives (version, shape, dtype, is_fortran, raw bytes); see the build hook.
+  list.set("numpy.ndarray", { kind: "type", qualname: "numpy.ndarray" });
+  for (const module of ["numpy.core.multiarray", "numpy._core.multiarray"]) {
+    fn(`${module}._reconstruct`, (a) => {
+      if (!isAllowed(a[0], "type") || a[0].qualname !== "numpy.ndarray") bad(`${module}._reconstruct`, `only plain numpy.ndarray is supported, not ${describe(a[0])}`);
+      const t: TensorData = { dtype: "uint8", shape: [0], data: new Uint8Array(0) };
+      (ctx.ndarrays ??= new WeakSet()).add(t);
+      ctx.ndarrayCount = (ctx.ndarrayCount ?? 0) + 1;
+      return t;
+    });
+  }
   for (const module of ["numpy.core.multiarray", "numpy._core.multiarray"]) {
     fn(`${module}.scalar`, (a) => {
       const [dt, raw] = a;
@@ -228,6 +254,10 @@ function makeHooks(ctx: LoadContext, persistentLoad?: (pid: unknown) => unknown)
         if (Array.isArray(state) && typeof state[1] === "string") obj.byteorder = state[1];
         return;
       }
+      if (typeof obj === "object" && obj !== null && ctx.ndarrays?.has(obj as TensorData)) {
+        buildNdarray(file, obj as TensorData, state);
+        return;
+      }
       if (typeof obj === "object" && obj !== null && ctx.namespaces.has(obj)) {
         const dict = Array.isArray(state) ? state[0] : state; // (dict, slots) or dict
         if (!(dict instanceof Map)) throw inputError(file, "argparse.Namespace state is not a dict");
@@ -238,6 +268,68 @@ function makeHooks(ctx: LoadContext, persistentLoad?: (pid: unknown) => unknown)
     },
     persistentLoad,
   };
+}
+
+/**
+ * numpy's ndarray.__setstate__((version, shape, dtype, is_fortran, rawdata)) on an array made by
+ * `_reconstruct`: the bytes are copied into a fresh typed array (byte-swapped for '>' dtypes,
+ * reordered to row-major for Fortran-order arrays). Object arrays (a list instead of bytes) are refused.
+ */
+function buildNdarray(file: string, t: TensorData, state: unknown): void {
+  const bad = (problem: string): never => { throw inputError(file, `numpy array: ${problem}`); };
+  if (!Array.isArray(state) || (state.length !== 5 && state.length !== 4)) bad("unexpected __setstate__ state");
+  const st = state as unknown[];
+  const [shapeArg, dt, fortran, raw] = st.length === 5 ? st.slice(1) : st;
+  const shape = intTuple(shapeArg, file, "numpy array shape");
+  if (!isNumpyDType(dt)) return bad("the dtype is not a numpy.dtype");
+  const dtype = NUMPY_ARRAY_DTYPES[dt.descr];
+  if (!dtype) return bad(`unsupported dtype '${dt.descr}'`);
+  let bytes: Uint8Array;
+  if (raw instanceof Uint8Array) bytes = raw;
+  else if (typeof raw === "string") {
+    // Python 2 pickles (read as latin-1, as detectron2 does) carry the data as a str
+    bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) {
+      const c = raw.charCodeAt(i);
+      if (c > 0xff) bad("array data is not a byte string");
+      bytes[i] = c;
+    }
+  } else return bad("array data is not bytes (object arrays are not supported)");
+  const size = DTYPE_SIZE[dtype], n = numel(shape);
+  if (bytes.length !== n * size) bad(`shape [${shape.join(", ")}] of ${dt.descr} needs ${n * size} bytes, the pickle has ${bytes.length}`);
+  const copy = new Uint8Array(n * size);
+  copy.set(bytes);
+  if (dt.byteorder === ">" && size > 1) swapBytes(copy, size);
+  let data = viewAs(dtype, copy.buffer, 0, n);
+  if (fortran === true && shape.length > 1) {
+    const out = allocate(dtype, n) as unknown as { [i: number]: number | bigint };
+    const src = data as unknown as { [i: number]: number | bigint };
+    const idx = new Array<number>(shape.length).fill(0);
+    for (let r = 0; r < n; r++) {
+      // row-major position r ↔ multi-index idx; column-major offset Σ idx[d]·Π_{e<d} shape[e]
+      let off = 0, mul = 1;
+      for (let d = 0; d < shape.length; d++) { off += idx[d] * mul; mul *= shape[d]; }
+      out[r] = src[off];
+      for (let d = shape.length - 1; d >= 0; d--) { if (++idx[d] < shape[d]) break; idx[d] = 0; }
+    }
+    data = out as unknown as TensorArray;
+  }
+  t.dtype = dtype;
+  t.shape = shape;
+  t.data = data;
+}
+
+/**
+ * A plain pickle (no torch.save framing), e.g. a detectron2 model-zoo `.pkl`: a dict whose "model"
+ * holds numpy arrays. Arrays become TensorData; the same allow-list as for torch files applies.
+ */
+export function readNumpyPickle(file: string, bytes: Uint8Array): unknown {
+  const ctx: LoadContext = { file, pending: [], tensors: new WeakSet(), namespaces: new WeakSet(), ndarrays: new WeakSet() };
+  const { value, end } = unpickle(bytes, 0, file, makeHooks(ctx));
+  if (ctx.pending.length) throw inputError(file, "a plain pickle that references torch storages (not a torch.save file)");
+  if (end !== bytes.length) throw inputError(file, `${bytes.length - end} bytes after the end of the pickle`);
+  if (!ctx.ndarrayCount) throw inputError(file, "a pickle, but not a PyTorch checkpoint (the legacy magic number is missing) nor a pickle of numpy arrays");
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------
