@@ -7,8 +7,10 @@ import { projectRoot } from "../paths.js";
 import type { Command } from "./command.js";
 
 export async function loadCommands(): Promise<Command[]> {
-  const dir = path.join(projectRoot(), "src", "cli", "commands");
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".ts")).sort();
+  // the launcher runs the compiled copy in dist/ when it is current (MASKDISTILL_CLI=dist), else src/
+  const compiled = process.env.MASKDISTILL_CLI === "dist";
+  const dir = path.join(projectRoot(), compiled ? "dist" : "src", "cli", "commands");
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(compiled ? ".js" : ".ts")).sort();
   const commands: Command[] = [];
   for (const f of files) {
     const mod = await import(pathToFileURL(path.join(dir, f)).href);
