@@ -220,6 +220,15 @@ test("an I/O fault no check caught is one line, not a stack trace", () => {
   assert.ok(!r.stderr.includes("    at "), r.stderr);
 });
 
+test("cluster checks its output file before loading weights or embedding anything", async () => {
+  const { default: cluster } = await import("../src/cli/commands/cluster.js");
+  const file = path.join(tmp, "plain-file-3");
+  fs.writeFileSync(file, "x");
+  const out = path.join(file, "clusters.json");
+  await assert.rejects(cluster.run(["--input-file1", path.join(tmp, "missing.json"), "--dataset-root1", tmp, "--output-file", out, "--weights", path.join(tmp, "missing.pth")]),
+    (e: Error) => e instanceof MaskdistillError && e.message === `${out}: cannot write the output here: ${file} is a file, not a folder (ENOTDIR); choose another output path`);
+});
+
 // ---------------------------------------------------------------------------------------------
 // (5) locks and interruption
 
@@ -281,6 +290,50 @@ test("SIGTERM to the launcher during gen-masks: prompt non-zero exit, no lock le
   assert.deepEqual([summary.images, summary.resumed, summary.masks], [40, done, 40]);
   assert.deepEqual(tmpFiles(path.dirname(out)), []);
   assert.deepEqual(fs.readdirSync(path.dirname(out)).sort(), ["pred.json", "pred.json.errors.jsonl"]);
+});
+
+test("temporaries of a killed run (dead pid) are removed when the next run starts; a live run's are kept", async () => {
+  const out = path.join(tmp, "stale", "out.json");
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const dead = spawnSync("true").pid!;
+  const stale = [`.out.json.${dead}.tmp`, `.out.json.errors.jsonl.${dead}.tmp`, `.out.json.${dead}.1700000000000.tmp`];
+  const keep = [`.out.json.${process.ppid}.tmp`, `.other.json.${dead}.tmp`];
+  for (const f of [...stale, ...keep]) fs.writeFileSync(path.join(path.dirname(out), f), "x");
+  finishRun(out, await runPerImage(runOpts(out)));
+  assert.deepEqual(fs.readdirSync(path.dirname(out)).sort(), [...keep, "out.json.errors.jsonl"].sort());
+});
+
+test("pretrain: SIGTERM to the launcher saves the checkpoint and exits 143; --resume continues and clears a dead run's temporary", async () => {
+  const imgDir = path.join(tmp, "pre-imgs");
+  fs.mkdirSync(imgDir, { recursive: true });
+  for (const f of fs.readdirSync(projectPath("data", "demo", "images")).sort().slice(0, 4)) fs.copyFileSync(projectPath("data", "demo", "images", f), path.join(imgDir, f));
+  const out = path.join(tmp, "pre-out");
+  const tiny = ["--batch", "2", "--dim", "24", "--depth", "1", "--heads", "6", "--patch", "8", "--global-size", "32", "--local-size", "16", "--local-crops", "2", "--out-dim", "32"];
+  const child = spawn(process.execPath, [BIN, "pretrain", "--images", imgDir, "--out", out, "--epochs", "1000", ...tiny], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
+  let stderr = "";
+  child.stderr.on("data", (d) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const log = path.join(out, "train_log.jsonl");
+  const t0 = Date.now();
+  while (!(fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("\n"))) {
+    assert.ok(Date.now() - t0 < 60_000, `no iteration in 60 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const tKill = Date.now();
+  child.kill("SIGTERM");
+  const code = await exited;
+  assert.ok(Date.now() - tKill < 15_000, "exits promptly");
+  assert.equal(code, 143, stderr);
+  assert.match(stderr, /stopping after this iteration \(saving the checkpoint\)/);
+  const { checkpointStep } = await import("../src/pretrain/trainer.js");
+  const step = await checkpointStep(path.join(out, "checkpoint.safetensors"));
+  assert.ok(step >= 1, `${step}`);
+  const dead = spawnSync("true").pid!;
+  fs.writeFileSync(path.join(out, `checkpoint.safetensors.tmp-${dead}`), "half a checkpoint");
+  const r = spawnSync(process.execPath, [BIN, "pretrain", "--resume", "--out", out, "--max-steps", "1", "--json"], { encoding: "utf8", env: { ...process.env } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout.trim().split("\n").pop()!).step, step + 1);
+  assert.deepEqual(tmpFiles(out), []);
 });
 
 // ---------------------------------------------------------------------------------------------

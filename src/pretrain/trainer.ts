@@ -23,6 +23,7 @@ import { resizeImage, shortSideSize } from "../data/resize.js";
 import { inputError, MaskdistillError } from "../errors.js";
 import { mulberry32 } from "../random.js";
 import { readSafetensorsFile, writeSafetensors } from "./safetensorsIo.js";
+import { removeStaleTemporaries } from "../runner/perImage.js";
 import { multiCrop, type MultiCrop } from "./augment.js";
 import { checkConfig, type PretrainConfig } from "./config.js";
 import { dinoHead, headParams, makeDinoHead, type DinoHead } from "./head.js";
@@ -427,6 +428,8 @@ export async function train(opts: TrainOptions): Promise<TrainState> {
   const ckpt = path.join(opts.outDir, CHECKPOINT_FILE);
   const logFile = path.join(opts.outDir, LOG_FILE);
   const names = opts.images.map((im) => im.name);
+  // a kill during a checkpoint write leaves `<file>.tmp-<pid>` (writeSafetensors): remove those of dead runs
+  removeStaleTemporaries(opts.outDir, /^[^/]+\.safetensors\.tmp-(?<pid>\d+)$/);
   let state: TrainState;
   if (opts.resume && fs.existsSync(ckpt)) {
     state = await loadCheckpoint(ckpt);

@@ -107,6 +107,9 @@ export async function runPerImage<I extends RunItem, E extends EntryBase, S>(opt
   checkOutputLocation(opts.out);
   const release = acquireOutputLock(opts.out, opts.label);
   try {
+    // temporaries of a run killed during a final write (OUT, its errors file)
+    const base = path.basename(opts.out).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    removeStaleTemporaries(path.dirname(path.resolve(opts.out)), new RegExp(`^\\.${base}(?:\\.errors\\.jsonl)?\\.(?<pid>\\d+)(?:\\.\\d+)?(?:\\.probe)?\\.tmp$`));
     return await runLocked(opts, list, kind, journal);
   } catch (e) {
     release();
@@ -252,6 +255,29 @@ function outputError(out: string, what: string, e: unknown): MaskdistillError {
     : code === "ENOTDIR" ? "a file stands where a folder should be"
     : undefined;
   return inputError(out, `${what}${hint ? ` (${hint})` : ""}; choose another output path`, e);
+}
+
+/**
+ * Removes the files in `dir` whose names match `pattern` (with a `pid` group) and whose process is
+ * gone: temporaries that a kill during a write left behind. Returns their names.
+ */
+export function removeStaleTemporaries(dir: string, pattern: RegExp): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = Number(pattern.exec(name)?.groups?.pid);
+    if (!Number.isInteger(pid) || pid === process.pid || pidAlive(pid)) continue;
+    try {
+      fs.rmSync(path.join(dir, name), { force: true });
+      removed.push(name);
+    } catch { /* leave it */ }
+  }
+  return removed;
 }
 
 /** Locks this process holds, and the exit hook that removes them if the process ends without `finishRun`. */

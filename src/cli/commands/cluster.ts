@@ -1,7 +1,7 @@
 // `maskdistill cluster`: stage (ii), the reference's utils/cluster.py — CLS embeddings of the mask
 // crops, K-means into pseudo classes, and (with ground truth) the cluster naming and ACC/NMI/ARI.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson } from "../command.js";
+import { numberFlag, parseFlags, printJson, abortOnSignals } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill cluster --input-file1 MASKS.json --dataset-root1 DIR --output-file OUT.json
@@ -111,6 +111,9 @@ const command: Command = {
     const saveDir = values["save-dir"] ?? "clusters";
     const weights = values.weights ?? "dino_vits8";
 
+    // a bad output location fails now, not after the embedding and k-means
+    const { checkOutputLocation } = await import("../../runner/perImage.js");
+    checkOutputLocation(outputFile);
     const { loadBackbone } = await import("../../modeling/backbone.js");
     const { runClustering } = await import("../../cluster/run.js");
     const { progress } = await import("../progress.js");
@@ -119,8 +122,7 @@ const command: Command = {
     const bars = new Map<string, ReturnType<typeof progress>>();
     const labels = { embed1: "embed (input 1)", embed2: "embed (input 2)", kmeans: "k-means steps" } as const;
     const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once("SIGINT", onSigint);
+    const removeSignals = abortOnSignals(controller, "cluster");
     let run;
     try {
       run = await runClustering({
@@ -136,7 +138,7 @@ const command: Command = {
         },
       });
     } finally {
-      process.removeListener("SIGINT", onSigint);
+      removeSignals();
       for (const bar of bars.values()) bar.stop();
       await backbone.dispose();
     }
