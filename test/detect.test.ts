@@ -11,6 +11,8 @@ import { projectPath } from "../src/paths.js";
 import { journalPath } from "../src/runner/perImage.js";
 
 const WEIGHTS = projectPath("test", "fixtures", "maskrcnn", "narrow_maskrcnn.pth");
+const D2_WEIGHTS = projectPath("test", "fixtures", "maskrcnn-d2", "narrow_maskrcnn_d2.pth");
+const D2_TINY_PKL = projectPath("test", "fixtures", "maskrcnn-d2", "tiny_p2.pkl");
 const VIT = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
 const SMALL = ["--min-size", "320", "--max-size", "512", "--score-thresh", "0", "--max-dets", "20"];
 let tmp = "", imageDir = "";
@@ -100,17 +102,38 @@ test("detect on a --dataset voc layout; the output scores with eval-instances an
   assert.equal(fs.readdirSync(path.join(tmp, "pseudo")).filter((f) => f.endsWith(".png")).length, 3);
 });
 
+test("detect with a detectron2 checkpoint: the detectron2 preset by default (the torchvision one on request), labels 1…K written as 0…K−1", () => {
+  const out = path.join(tmp, "d2.json");
+  const r = cli("detect", "--weights", D2_WEIGHTS, "--images", imageDir, "--out", out, ...SMALL, "--json");
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /note:/);
+  const s = last(r.stdout);
+  assert.deepEqual([s.images, s.errors, s.detections], [4, 1, 60]);
+  const ds = JSON.parse(read(out));
+  assert.equal(ds.categories.length, 20);
+  assert.ok(ds.annotations.every((a: any) => a.category_id >= 0 && a.category_id < 20));
+  // the same weights under the other preset: allowed, with a note, and other detections
+  const tvOut = path.join(tmp, "d2-tv.json");
+  const t = cli("detect", "--weights", D2_WEIGHTS, "--images", imageDir, "--out", tvOut, ...SMALL, "--preset", "torchvision");
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stderr, /has detectron2's layout but runs with the torchvision preset/);
+  assert.notEqual(read(tvOut), read(out));
+});
+
 test("bad input: a checkpoint of another architecture, an empty folder, missing flags — each a clear message, no stack trace", () => {
   const empty = path.join(tmp, "empty");
   fs.mkdirSync(empty);
   const wrong = cli("detect", "--weights", VIT, "--images", imageDir, "--out", path.join(tmp, "x.json"));
   assert.notEqual(wrong.status, 0);
-  assert.match(wrong.stderr, /not a torchvision Mask R-CNN checkpoint: tensor 'backbone\.body\.conv1\.weight' is missing/);
+  assert.match(wrong.stderr, /vit_small16_depth2_seed0\.pth: not a Mask R-CNN R50-FPN checkpoint: keys of neither torchvision's maskrcnn_resnet50_fpn nor detectron2's/);
   assert.doesNotMatch(wrong.stderr, /\n\s+at /);
   const none = cli("detect", "--weights", WEIGHTS, "--images", empty, "--out", path.join(tmp, "y.json"));
   assert.notEqual(none.status, 0);
   assert.match(none.stderr, /no images|empty/i);
   assert.doesNotMatch(none.stderr, /\n\s+at /);
   assert.match(cli("detect", "--images", imageDir, "--out", path.join(tmp, "z.json")).stderr, /--weights is required/);
-  assert.match(cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", path.join(tmp, "z.json"), "--preset", "mmdet").stderr, /--preset expects torchvision/);
+  assert.match(cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", path.join(tmp, "z.json"), "--preset", "mmdet").stderr, /--preset expects detectron2 or torchvision, got 'mmdet'/);
+  const pkl = cli("detect", "--weights", D2_TINY_PKL, "--images", imageDir, "--out", path.join(tmp, "z.json"));
+  assert.match(pkl.stderr, /tiny_p2\.pkl: not a Mask R-CNN R50-FPN checkpoint/);
+  assert.doesNotMatch(pkl.stderr, /\n\s+at /);
 });

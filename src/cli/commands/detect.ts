@@ -6,7 +6,7 @@ import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
 const usage = `usage: maskdistill detect --weights FILE --out OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
-                        [--preset torchvision] [--score-thresh 0.05] [--max-dets 100] [--min-size 800]
+                        [--preset detectron2|torchvision] [--score-thresh 0.05] [--max-dets 100] [--min-size 800]
                         [--max-size 1333] [--label-ids shift|keep] [--shard i/n] [--resume] [--threads N] [--json]
 
 Mask R-CNN R50-FPN on every image (MaskDistill stage iii). Output: {images, annotations (RLE masks, boxes
@@ -14,12 +14,22 @@ Mask R-CNN R50-FPN on every image (MaskDistill stage iii). Output: {images, anno
 turn it into pseudo-labels with 'maskdistill gen-segmentation'.
 
 ${IMAGE_SOURCE_USAGE}
-  --weights FILE           torchvision maskrcnn_resnet50_fpn state dict (any class count and width)
-  --preset torchvision     behaviour to reproduce: torchvision 0.14's maskrcnn_resnet50_fpn (resize,
-                           rounded anchors, RoIAlign aligned=False, its NMS counts and mask paste)
+  --weights FILE           Mask R-CNN R50-FPN weights, any class count and width: a detectron2 checkpoint
+                           (.pth {"model": …} or a model-zoo .pkl of numpy arrays; MSRA R-50, stride in
+                           the 1×1 convs) or a torchvision maskrcnn_resnet50_fpn state dict (.pth); the
+                           layout is recognised from the tensor names. Labels are 1…K either way
+                           (detectron2's class c is label c + 1; its background row becomes label 0)
+  --preset detectron2|torchvision
+                           behaviour to reproduce. detectron2 (default): mask_rcnn_R_50_FPN_3x at test
+                           time (ResizeShortestEdge with PIL bilinear, BGR 0–255 minus PIXEL_MEAN — the
+                           checkpoint's pixel_mean/pixel_std when it has them —, unrounded anchors,
+                           ROIAlignV2, find_top_rpn_proposals, fast_rcnn_inference, grid_sample paste).
+                           torchvision: 0.14's maskrcnn_resnet50_fpn (normalise-then-resize, rounded
+                           anchors, RoIAlign aligned=False, its NMS counts and mask paste). Without
+                           --preset a torchvision-layout checkpoint runs with the torchvision preset
   --score-thresh 0.05      keep detections scoring above this
   --max-dets 100           detections per image
-  --min-size 800           short side after resizing   --max-size 1333   long side limit
+  --min-size 800           short side after resizing   --max-size 1333   long side limit (both presets)
   --label-ids shift|keep   category_id = label − 1 (shift: pseudo-classes 0…K−1 as stage ii writes, the
                            default) or = label (keep: e.g. torchvision's COCO weights, COCO ids 1…90)
   --out OUT                output JSON; OUT.errors.jsonl lists the images that could not be processed
@@ -53,9 +63,10 @@ const command: Command = {
     }
     const out = values.out;
     if (!out) throw new MaskdistillError("--out is required. Run 'maskdistill detect --help' for the flags.");
-    if (!values.weights) throw new MaskdistillError("--weights is required: a torchvision Mask R-CNN state dict (.pth)");
-    const preset = values.preset ?? "torchvision";
-    if (preset !== "torchvision") throw new MaskdistillError(`--preset expects torchvision, got '${preset}' (the detectron2 preset comes with Mask R-CNN training)`);
+    if (!values.weights) throw new MaskdistillError("--weights is required: a detectron2 (.pth/.pkl) or torchvision (.pth) Mask R-CNN R50-FPN checkpoint");
+    if (values.preset !== undefined && values.preset !== "detectron2" && values.preset !== "torchvision") {
+      throw new MaskdistillError(`--preset expects detectron2 or torchvision, got '${values.preset}'`);
+    }
     const labelIds = values["label-ids"] ?? "shift";
     if (labelIds !== "shift" && labelIds !== "keep") throw new MaskdistillError(`--label-ids expects shift or keep, got '${labelIds}'`);
     const scoreThresh = numberFlag("score-thresh", values["score-thresh"], 0.05);
@@ -74,13 +85,20 @@ const command: Command = {
 
     const { initEngine } = await import("../../engine/index.js");
     const { readStateDict } = await import("../../modeling/checkpoint/index.js");
-    const { maskRcnnFromStateDict } = await import("../../engine/models/maskrcnn.js");
-    const { torchvisionInference } = await import("../../instance/maskrcnn.js");
+    const { maskRcnnFromAnyStateDict } = await import("../../engine/models/maskrcnn.js");
+    const { detectron2Inference, torchvisionInference } = await import("../../instance/maskrcnn.js");
+    const { toFloat32 } = await import("../../modeling/checkpoint/index.js");
     const { detectDataset, pseudoClassCategories } = await import("../../instance/detect.js");
     await initEngine({ backend: "wasm", threads });
     const { stateDict } = await readStateDict(values.weights);
-    const net = maskRcnnFromStateDict(stateDict, values.weights);
-    const inference = torchvisionInference({ minSize, maxSize, scoreThresh, detectionsPerImage: maxDets });
+    const { net, layout } = maskRcnnFromAnyStateDict(stateDict, values.weights);
+    const preset = (values.preset ?? (layout === "torchvision" ? "torchvision" : "detectron2")) as "detectron2" | "torchvision";
+    if (preset !== layout) console.error(`detect: note: ${values.weights} has ${layout}'s layout but runs with the ${preset} preset (its preprocessing may not be what the weights expect)`);
+    const over = { minSize, maxSize, scoreThresh, detectionsPerImage: maxDets };
+    // detectron2 .pth files carry the model's PIXEL_MEAN / PIXEL_STD as buffers: use them when present
+    const pm = stateDict.get("pixel_mean"), ps = stateDict.get("pixel_std");
+    const pixel = pm && ps && pm.data.length === 3 && ps.data.length === 3 ? { pixelMean: Array.from(toFloat32(pm)), pixelStd: Array.from(toFloat32(ps)) } : {};
+    const inference = preset === "detectron2" ? detectron2Inference({ ...over, transform: pixel }) : torchvisionInference(over);
     const categories = labelIds === "keep"
       ? Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i + 1, name: `class ${i + 1}` }))
       : pseudoClassCategories(net);
@@ -92,7 +110,7 @@ const command: Command = {
       summary = await detectDataset({
         images, out, net, inference, shard, resume: !!values.resume, signal: controller.signal, categories,
         categoryOf: labelIds === "keep" ? (l) => l : (l) => l - 1,
-        configTag: { weights: values.weights, labelIds },
+        configTag: { weights: values.weights, labelIds, layout },
       });
     } finally {
       process.removeListener("SIGINT", onSigint);
