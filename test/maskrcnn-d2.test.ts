@@ -67,10 +67,28 @@ test("model-zoo style .pkl: numpy arrays (float32/64, Fortran order, big-endian,
   }
 });
 
+test("plain pickles stay safe: a non-allowed global is refused, object arrays and unknown dtypes are errors naming the file", async () => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "d2pkl-"));
+  try {
+    const write = async (name: string, body: number[]) => { const f = path.join(dir, name); await fsp.writeFile(f, Uint8Array.from([0x80, 2, ...body, 0x2e])); return f; };
+    const g = (m: string, n: string) => [0x63, ...Buffer.from(`${m}\n${n}\n`, "latin1")];
+    const sys = await write("evil.pkl", [...g("posix", "system"), 0x8c, 4, ...Buffer.from("true"), 0x85, 0x52]);
+    await assert.rejects(readCheckpoint(sys), /evil\.pkl: refusing to load: the pickle references posix\.system/);
+    const obj = await write("object.pkl", [...g("numpy", "dtype"), 0x8c, 2, ...Buffer.from("O8"), 0x89, 0x88, 0x87, 0x52]);
+    await assert.rejects(readCheckpoint(obj), /object\.pkl: numpy\.dtype: unsupported numpy dtype O8/);
+    // an ndarray whose data is a list (object array)
+    const list = await write("list.pkl", [...g("numpy.core.multiarray", "_reconstruct"), ...g("numpy", "ndarray"), 0x4b, 0, 0x85, 0x43, 1, 0x62, 0x87, 0x52,
+      0x28, 0x4b, 1, 0x4b, 1, 0x85, ...g("numpy", "dtype"), 0x8c, 2, ...Buffer.from("f4"), 0x89, 0x88, 0x87, 0x52, 0x89, 0x5d, 0x74, 0x62]);
+    await assert.rejects(readCheckpoint(list), /list\.pkl: numpy array: array data is not bytes/);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("a .pkl of a detectron2 state dict loads into the same network as the .pth (layout recognised from the keys)", async () => {
   const { stateDict } = await readStateDict(`${DIR}/narrow_maskrcnn_d2.pth`);
   assert.equal(maskRcnnLayout(stateDict), "detectron2");
-  // the same tensors as a plain pickle of numpy arrays, written here in protocol 2 as numpy does
+  // the same tensors as a plain pickle of numpy arrays, written here as Python 2 numpy did (data as str)
   const pkl = await writeNumpyPickle(stateDict);
   try {
     const { stateDict: fromPkl, layout } = await readStateDict(pkl);
@@ -160,7 +178,7 @@ for (const [k, im] of (manifest.images as any[]).entries()) {
   });
 }
 
-/** A state dict as a protocol-2 pickle {"model": {name: numpy array}} the way numpy pickles arrays. */
+/** A state dict as a protocol-2 pickle {"model": {name: numpy array}} the way Python 2's numpy pickled arrays. */
 async function writeNumpyPickle(sd: Map<string, TensorData>): Promise<string> {
   const out: number[] = [0x80, 2];
   const u32 = (n: number) => out.push(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff);
@@ -181,8 +199,9 @@ async function writeNumpyPickle(sd: Map<string, TensorData>): Promise<string> {
     out.push(0x8c, 2, ...Buffer.from("f4"), 0x89, 0x88, 0x87, 0x52);
     out.push(0x28, 0x4b, 3, 0x8c, 1, 0x3c, 0x4e, 0x4e, 0x4e, 0x4a); u32(0xffffffff); out.push(0x4a); u32(0xffffffff); out.push(0x4b, 0, 0x74, 0x62);
     out.push(0x89);                     // is_fortran False
+    // the data as a Python 2 str (BINSTRING), which detectron2 reads with encoding="latin1"
     const bytes = new Uint8Array(toFloat32(t).slice().buffer);
-    out.push(0x42); u32(bytes.length); for (const b of bytes) out.push(b);
+    out.push(0x54); u32(bytes.length); for (const b of bytes) out.push(b);
     out.push(0x74, 0x62);               // TUPLE BUILD
   }
   out.push(0x75);                       // SETITEMS (model)
