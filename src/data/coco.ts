@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MaskdistillError, inputError } from "../errors.js";
-import { rleFromString, type CocoRle, type CocoSegmentation } from "../mask/rle.js";
+import { rleStringTotal, type CocoRle, type CocoSegmentation } from "../mask/rle.js";
 
 export type { CocoRle, CocoSegmentation } from "../mask/rle.js";
 
@@ -106,8 +106,7 @@ function segmentationProblem(seg: unknown, img: CocoImage): string | undefined {
   let total = 0;
   if (typeof seg.counts === "string") {
     try {
-      const r = rleFromString(seg.counts, h, w);
-      for (let j = 0; j < r.counts.length; j++) total += r.counts[j];
+      total = rleStringTotal(seg.counts); // structure and sum without decoding into runs
     } catch (e) {
       return `RLE counts string is malformed (${(e as Error).message})`;
     }

@@ -145,15 +145,45 @@ export function loadResults(gt: CocoDataset, results: CocoResult[]): CocoDetecti
 }
 
 // ---------------------------------------------------------------------------------------------
+// evaluate() keeps its results flat: one group per (category, image) with GT or detections, the
+// groups in pycocotools' [k][i] order, each group's (top maxDet, score-sorted) detections and GT in
+// shared typed arrays. Accumulation reads one state byte per (detection, area range, IoU threshold);
+// the pycocotools-style evalImgs entries are built only when asked for (`evalImageAt`).
 
-interface GtObject { id: number; area: number; crowd: boolean; ignore: boolean; bbox: ArrayLike<number>; rle?: Rle }
-interface DtObject { id: number; area: number; score: number; bbox: ArrayLike<number>; rle?: Rle }
-
-/** Stable sort by descending score (numpy argsort(-score, kind='mergesort')). */
-function byScoreDesc<T extends { score: number }>(dts: T[]): T[] {
-  const idx = dts.map((_, i) => i);
-  idx.sort((a, b) => dts[b].score - dts[a].score || a - b);
-  return idx.map((i) => dts[i]);
+/** Flat result of `evaluateImages` (pycocotools `evaluate()`). */
+export interface EvalStore {
+  I: number;
+  /** Categories evaluated (1 when useCats is off). */
+  K: number;
+  A: number;
+  T: number;
+  maxDet: number;
+  /** [K * I]: the group of (k, i), -1 where the image has neither GT nor detections of k. */
+  groupOf: Int32Array;
+  /** [groups + 1]: each group's range in the flat detection arrays. */
+  groupDtStart: Int32Array;
+  /** [groups + 1]: each group's range in the flat GT arrays. */
+  groupGtStart: Int32Array;
+  /** [groups]: where the group's matches start in dtMatch / gtMatch, -1 when it has no GT or no detection. */
+  groupDtMatchStart: Int32Array;
+  groupGtMatchStart: Int32Array;
+  /** [K + 1]: the range of category k's detections (its groups are contiguous, in image order). */
+  catDtStart: Int32Array;
+  /** Flat detections: id, score, area, rank within their group (score order). */
+  dtId: Float64Array;
+  dtScore: Float64Array;
+  dtRank: Int32Array;
+  /** [nDt, A, T]: 0 false positive, 1 true positive, 2 ignored. */
+  dtState: Uint8Array;
+  /** Flat GT in each group's file order: id, area, crowd. */
+  gtId: Float64Array;
+  gtArea: Float64Array;
+  gtCrowd: Uint8Array;
+  /** Per matched group: [A, T, D] the matched GT id (0 none) and [A, T, G] the matched detection id, G in evaluation order. */
+  dtMatch: Float64Array;
+  gtMatch: Float64Array;
+  /** [K, A]: non-ignored GT count. */
+  npig: Float64Array;
 }
 
 function segmentationRle(seg: CocoSegmentation | undefined, img: CocoImage, what: string): Rle {
@@ -170,10 +200,12 @@ function segmentationRle(seg: CocoSegmentation | undefined, img: CocoImage, what
  * ids, areas and boxes (see `loadResults`). Use `evaluateResults` for a plain results list.
  */
 export function cocoEval(gt: CocoDataset, dts: CocoDetection[], params: CocoEvalParams): CocoEvalResult {
-  const evalImgs = evaluateImages(gt, dts, params);
-  const { precision, recall, scores } = accumulate(evalImgs, params);
+  const store = evaluateImages(gt, dts, params);
+  const { precision, recall, scores } = accumulate(store, params);
+  let list: (EvalImage | null)[] | undefined;
   return {
-    params, evalImgs, precision, recall, scores,
+    params, precision, recall, scores,
+    get evalImgs() { return (list ??= evalImagesList(store, params)); },
     stats: summarize(precision, recall, params),
     ap50PerCategory: apPerCategory(precision, params, 0.5),
   };
@@ -189,169 +221,266 @@ export function evaluateResults(
   return cocoEval(gt, loadResults(gt, results), params);
 }
 
-/** pycocotools `evaluate()`: the evalImgs list, [k][a][i] flattened. */
-export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEvalParams): (EvalImage | null)[] {
+/** Stable counting sort of items into (image, category) pairs: offsets [I*Kc + 1] and the item indices. */
+function groupByPair(n: number, pairOf: (j: number) => number, pairs: number): { off: Int32Array; idx: Int32Array; pair: Int32Array } {
+  const pair = new Int32Array(n);
+  const off = new Int32Array(pairs + 1);
+  for (let j = 0; j < n; j++) {
+    const q = pairOf(j);
+    pair[j] = q;
+    if (q >= 0) off[q + 1]++;
+  }
+  for (let q = 0; q < pairs; q++) off[q + 1] += off[q];
+  const fill = off.slice(0, pairs);
+  const idx = new Int32Array(off[pairs]);
+  for (let j = 0; j < n; j++) if (pair[j] >= 0) idx[fill[pair[j]]++] = j;
+  return { off, idx, pair };
+}
+
+/**
+ * pycocotools `evaluate()`, kept flat (see `EvalStore`). Segmentations are decoded (and polygons
+ * rasterised) only for groups that have both GT and detections, each once, right before their IoUs.
+ */
+export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEvalParams): EvalStore {
   const imgIndex = new Map(p.imgIds.map((id, i) => [id, i]));
   const catIndex = new Map(p.catIds.map((id, k) => [id, k]));
   const imageById = new Map(gt.images.map((img) => [img.id, img]));
   const I = p.imgIds.length, Kc = p.catIds.length;
   const segm = p.iouType === "segm";
+  const anns = gt.annotations;
 
   // _prepare: GT and detections grouped per (image, category), in file order.
-  const gtGroups: GtObject[][] = Array.from({ length: I * Kc }, () => []);
-  const dtGroups: DtObject[][] = Array.from({ length: I * Kc }, () => []);
-  for (const ann of gt.annotations) {
-    const i = imgIndex.get(ann.image_id), k = catIndex.get(ann.category_id);
-    if (i === undefined || k === undefined) continue;
-    const img = imageById.get(ann.image_id)!;
-    gtGroups[i * Kc + k].push({
-      id: ann.id, area: ann.area, crowd: !!ann.iscrowd, ignore: !!ann.iscrowd, bbox: ann.bbox,
-      rle: segm ? segmentationRle(ann.segmentation, img, `GT annotation id ${ann.id}`) : undefined,
-    });
-  }
-  for (const d of dts) {
-    const i = imgIndex.get(d.image_id), k = catIndex.get(d.category_id);
-    if (i === undefined || k === undefined) continue;
-    const img = imageById.get(d.image_id)!;
-    dtGroups[i * Kc + k].push({
-      id: d.id, area: d.area, score: d.score, bbox: d.bbox,
-      rle: segm ? segmentationRle(d.segmentation, img, `detection id ${d.id} (image ${d.image_id})`) : undefined,
-    });
+  const pairOf = (imageId: number, categoryId: number): number => {
+    const i = imgIndex.get(imageId), k = catIndex.get(categoryId);
+    return i === undefined || k === undefined ? -1 : i * Kc + k;
+  };
+  const G0 = groupByPair(anns.length, (j) => pairOf(anns[j].image_id, anns[j].category_id), I * Kc);
+  const D0 = groupByPair(dts.length, (j) => pairOf(dts[j].image_id, dts[j].category_id), I * Kc);
+  if (segm) {
+    for (let j = 0; j < anns.length; j++) {
+      if (G0.pair[j] >= 0 && anns[j].segmentation === undefined) segmentationRle(undefined, imageById.get(anns[j].image_id)!, `GT annotation id ${anns[j].id}`);
+    }
+    for (let j = 0; j < dts.length; j++) {
+      if (D0.pair[j] >= 0 && dts[j].segmentation === undefined) segmentationRle(undefined, imageById.get(dts[j].image_id)!, `detection id ${dts[j].id} (image ${dts[j].image_id})`);
+    }
   }
 
-  const K = p.useCats ? Kc : 1, A = p.areaRng.length;
+  const K = p.useCats ? Kc : 1, A = p.areaRng.length, T = p.iouThrs.length;
   const maxDet = p.maxDets[p.maxDets.length - 1];
-  const evalImgs: (EvalImage | null)[] = new Array(K * A * I).fill(null);
+  // A group's ranges in the pair-sorted index arrays: one pair, or all pairs of the image.
+  const lo = (off: Int32Array, k: number, i: number) => off[i * Kc + (p.useCats ? k : 0)];
+  const hi = (off: Int32Array, k: number, i: number) => off[i * Kc + (p.useCats ? k + 1 : Kc)];
+
+  // Sizes first, so that every array is allocated once.
+  const groupOf = new Int32Array(K * I).fill(-1);
+  let nGroups = 0, nDt = 0, nGt = 0, nDtMatch = 0, nGtMatch = 0;
   for (let k = 0; k < K; k++) {
     for (let i = 0; i < I; i++) {
-      let g: GtObject[], d: DtObject[];
-      if (p.useCats) {
-        g = gtGroups[i * Kc + k];
-        d = dtGroups[i * Kc + k];
-      } else {
-        g = []; d = [];
-        for (let c = 0; c < Kc; c++) { g.push(...gtGroups[i * Kc + c]); d.push(...dtGroups[i * Kc + c]); }
-      }
-      if (g.length === 0 && d.length === 0) continue;
-      // computeIoU: top maxDet detections by score against all GT.
-      const dSorted = byScoreDesc(d).slice(0, maxDet);
-      const crowd = g.map((o) => o.crowd);
-      let ious: Float64Array;
-      if (dSorted.length === 0 || g.length === 0) ious = new Float64Array(0);
-      else if (segm) ious = rleIou(dSorted.map((o) => o.rle!), g.map((o) => o.rle!), crowd);
-      else ious = bboxIou(dSorted.map((o) => o.bbox), g.map((o) => o.bbox), crowd);
-      const imageId = p.imgIds[i], categoryId = p.useCats ? p.catIds[k] : -1;
-      for (let a = 0; a < A; a++) {
-        evalImgs[(k * A + a) * I + i] = evaluateImg(imageId, categoryId, g, dSorted, ious, p.areaRng[a], maxDet, p.iouThrs);
-      }
+      const G = hi(G0.off, k, i) - lo(G0.off, k, i);
+      const D = Math.min(hi(D0.off, k, i) - lo(D0.off, k, i), maxDet);
+      if (G === 0 && D === 0 && hi(D0.off, k, i) === lo(D0.off, k, i)) continue;
+      groupOf[k * I + i] = nGroups++;
+      nDt += D; nGt += G;
+      if (G > 0 && D > 0) { nDtMatch += A * T * D; nGtMatch += A * T * G; }
     }
   }
-  return evalImgs;
+  const s: EvalStore = {
+    I, K, A, T, maxDet, groupOf,
+    groupDtStart: new Int32Array(nGroups + 1), groupGtStart: new Int32Array(nGroups + 1),
+    groupDtMatchStart: new Int32Array(nGroups), groupGtMatchStart: new Int32Array(nGroups),
+    catDtStart: new Int32Array(K + 1),
+    dtId: new Float64Array(nDt), dtScore: new Float64Array(nDt), dtRank: new Int32Array(nDt),
+    dtState: new Uint8Array(nDt * A * T),
+    gtId: new Float64Array(nGt), gtArea: new Float64Array(nGt), gtCrowd: new Uint8Array(nGt),
+    dtMatch: new Float64Array(nDtMatch), gtMatch: new Float64Array(nGtMatch),
+    npig: new Float64Array(K * A),
+  };
+  const dtArea = new Float64Array(nDt);
+  const iouThrs = p.iouThrs;
+  // Per-group scratch.
+  let order = new Int32Array(64), gtind = new Int32Array(64), gIg = new Uint8Array(64), dtm = new Float64Array(64), dtIg = new Uint8Array(64);
+  let g = 0, dPos = 0, gPos = 0, dmPos = 0, gmPos = 0;
+  for (let k = 0; k < K; k++) {
+    s.catDtStart[k] = dPos;
+    for (let i = 0; i < I; i++) {
+      if (groupOf[k * I + i] < 0) continue;
+      const gLo = lo(G0.off, k, i), G = hi(G0.off, k, i) - gLo;
+      const dLo = lo(D0.off, k, i), Dall = hi(D0.off, k, i) - dLo;
+      const D = Math.min(Dall, maxDet);
+      s.groupDtStart[g] = dPos; s.groupGtStart[g] = gPos;
+      // Detections by descending score, stable (numpy argsort(-score, kind='mergesort')), top maxDet.
+      if (order.length < Dall) order = new Int32Array(2 * Dall);
+      for (let d = 0; d < Dall; d++) order[d] = D0.idx[dLo + d];
+      const ord = order.subarray(0, Dall);
+      if (Dall > 1) ord.sort((a, b) => dts[b].score - dts[a].score || a - b);
+      for (let d = 0; d < D; d++) {
+        const o = dts[ord[d]];
+        s.dtId[dPos + d] = o.id; s.dtScore[dPos + d] = o.score; s.dtRank[dPos + d] = d; dtArea[dPos + d] = o.area;
+      }
+      for (let j = 0; j < G; j++) {
+        const a = anns[G0.idx[gLo + j]];
+        s.gtId[gPos + j] = a.id; s.gtArea[gPos + j] = a.area; s.gtCrowd[gPos + j] = a.iscrowd ? 1 : 0;
+      }
+      const imageId = p.imgIds[i];
+      let ious: Float64Array | undefined;
+      if (G > 0 && D > 0) {
+        const crowd = s.gtCrowd.subarray(gPos, gPos + G);
+        if (segm) {
+          const img = imageById.get(imageId)!;
+          const dR: Rle[] = [], gR: Rle[] = [];
+          for (let d = 0; d < D; d++) {
+            const o = dts[ord[d]];
+            dR.push(segmentationRle(o.segmentation, img, `detection id ${o.id} (image ${o.image_id})`));
+          }
+          for (let j = 0; j < G; j++) {
+            const a = anns[G0.idx[gLo + j]];
+            gR.push(segmentationRle(a.segmentation, img, `GT annotation id ${a.id}`));
+          }
+          ious = rleIou(dR, gR, crowd);
+        } else {
+          const dB: ArrayLike<number>[] = [], gB: ArrayLike<number>[] = [];
+          for (let d = 0; d < D; d++) dB.push(dts[ord[d]].bbox);
+          for (let j = 0; j < G; j++) gB.push(anns[G0.idx[gLo + j]].bbox);
+          ious = bboxIou(dB, gB, crowd);
+        }
+        s.groupDtMatchStart[g] = dmPos; s.groupGtMatchStart[g] = gmPos;
+      } else {
+        s.groupDtMatchStart[g] = -1; s.groupGtMatchStart[g] = -1;
+      }
+      if (gtind.length < G) { gtind = new Int32Array(2 * G); gIg = new Uint8Array(2 * G); }
+      if (dtm.length < T * D) { dtm = new Float64Array(2 * T * D); dtIg = new Uint8Array(2 * T * D); }
+      for (let a = 0; a < A; a++) {
+        const aLo = p.areaRng[a][0], aHi = p.areaRng[a][1];
+        // GT order: non-ignored first, stable; ignore = crowd or outside the area range.
+        let nOk = 0;
+        for (let j = 0; j < G; j++) {
+          const ar = s.gtArea[gPos + j];
+          if (!(s.gtCrowd[gPos + j] || ar < aLo || ar > aHi)) gtind[nOk++] = j;
+        }
+        s.npig[k * A + a] += nOk;
+        let q = nOk;
+        for (let j = 0; j < G; j++) {
+          const ar = s.gtArea[gPos + j];
+          if (s.gtCrowd[gPos + j] || ar < aLo || ar > aHi) gtind[q++] = j;
+        }
+        for (let j = 0; j < G; j++) gIg[j] = j < nOk ? 0 : 1;
+        dtm.fill(0, 0, T * D); dtIg.fill(0, 0, T * D);
+        if (ious) {
+          const gtm = s.gtMatch.subarray(gmPos + a * T * G, gmPos + (a + 1) * T * G);
+          for (let t = 0; t < T; t++) {
+            for (let d = 0; d < D; d++) {
+              let best = Math.min(iouThrs[t], 1 - 1e-10);
+              let m = -1;
+              const row = d * G;
+              for (let j = 0; j < G; j++) {
+                // Already matched and not a crowd: skip.
+                if (gtm[t * G + j] > 0 && !s.gtCrowd[gPos + gtind[j]]) continue;
+                // Matched to a regular GT and only ignored GT remain: stop.
+                if (m > -1 && gIg[m] === 0 && gIg[j] === 1) break;
+                const iou = ious[row + gtind[j]];
+                if (iou < best) continue;
+                best = iou;
+                m = j;
+              }
+              if (m === -1) continue;
+              dtIg[t * D + d] = gIg[m];
+              dtm[t * D + d] = s.gtId[gPos + gtind[m]];
+              gtm[t * G + m] = s.dtId[dPos + d];
+            }
+          }
+          s.dtMatch.set(dtm.subarray(0, T * D), dmPos + a * T * D);
+        }
+        // Unmatched detections outside the area range are ignored; then one state byte each.
+        for (let d = 0; d < D; d++) {
+          const outside = dtArea[dPos + d] < aLo || dtArea[dPos + d] > aHi;
+          const base = ((dPos + d) * A + a) * T;
+          for (let t = 0; t < T; t++) {
+            const mt = dtm[t * D + d];
+            const ignored = dtIg[t * D + d] === 1 || (outside && mt === 0);
+            s.dtState[base + t] = ignored ? 2 : mt !== 0 ? 1 : 0;
+          }
+        }
+      }
+      if (ious) { dmPos += A * T * D; gmPos += A * T * G; }
+      dPos += D; gPos += G; g++;
+    }
+  }
+  s.catDtStart[K] = dPos;
+  s.groupDtStart[nGroups] = dPos; s.groupGtStart[nGroups] = gPos;
+  return s;
 }
 
-/** pycocotools `evaluateImg` for one (image, category, area range); `dt` already sorted by score. */
-function evaluateImg(
-  imageId: number, categoryId: number, gt: GtObject[], dt: DtObject[], ious: Float64Array,
-  aRng: [number, number], maxDet: number, iouThrs: Float64Array,
-): EvalImage {
-  const G = gt.length, D = Math.min(dt.length, maxDet), T = iouThrs.length;
-  const nIouCols = G; // ious is [dt.length x G] in the original GT order
-  const outside = (area: number) => area < aRng[0] || area > aRng[1];
-  const gIgnoreRaw = gt.map((g) => (g.ignore || outside(g.area) ? 1 : 0));
-  // GT order: non-ignored first, stable.
-  const gtind = gt.map((_, i) => i).sort((a, b) => gIgnoreRaw[a] - gIgnoreRaw[b] || a - b);
-  const gtIgnore = Uint8Array.from(gtind, (j) => gIgnoreRaw[j]);
-  const gtCrowd = gtind.map((j) => gt[j].crowd);
-  const gtIds = gtind.map((j) => gt[j].id);
-
-  const gtMatches = new Float64Array(T * G);
-  const dtMatches = new Float64Array(T * D);
-  const dtIgnore = new Uint8Array(T * D);
-  if (ious.length > 0) {
-    for (let t = 0; t < T; t++) {
-      for (let d = 0; d < D; d++) {
-        let best = Math.min(iouThrs[t], 1 - 1e-10);
-        let m = -1;
-        const row = d * nIouCols;
-        for (let g = 0; g < G; g++) {
-          // Already matched and not a crowd: skip.
-          if (gtMatches[t * G + g] > 0 && !gtCrowd[g]) continue;
-          // Matched to a regular GT and only ignored GT remain: stop.
-          if (m > -1 && gtIgnore[m] === 0 && gtIgnore[g] === 1) break;
-          const iou = ious[row + gtind[g]];
-          if (iou < best) continue;
-          best = iou;
-          m = g;
-        }
-        if (m === -1) continue;
-        dtIgnore[t * D + d] = gtIgnore[m];
-        dtMatches[t * D + d] = gtIds[m];
-        gtMatches[t * G + m] = dt[d].id;
-      }
-    }
+/** The pycocotools evalImgs entry of (category index k, area index a, image index i), or null. */
+export function evalImageAt(s: EvalStore, p: CocoEvalParams, k: number, a: number, i: number): EvalImage | null {
+  const g = s.groupOf[k * s.I + i];
+  if (g < 0) return null;
+  const T = s.T, A = s.A;
+  const d0 = s.groupDtStart[g], D = s.groupDtStart[g + 1] - d0;
+  const g0 = s.groupGtStart[g], G = s.groupGtStart[g + 1] - g0;
+  const aRng = p.areaRng[a];
+  const ign = (j: number) => (s.gtCrowd[g0 + j] || s.gtArea[g0 + j] < aRng[0] || s.gtArea[g0 + j] > aRng[1] ? 1 : 0);
+  const gtind: number[] = [];
+  for (let j = 0; j < G; j++) if (!ign(j)) gtind.push(j);
+  for (let j = 0; j < G; j++) if (ign(j)) gtind.push(j);
+  const dtMatches = new Float64Array(T * D), gtMatches = new Float64Array(T * G), dtIgnore = new Uint8Array(T * D);
+  if (s.groupDtMatchStart[g] >= 0) {
+    dtMatches.set(s.dtMatch.subarray(s.groupDtMatchStart[g] + a * T * D, s.groupDtMatchStart[g] + (a + 1) * T * D));
+    gtMatches.set(s.gtMatch.subarray(s.groupGtMatchStart[g] + a * T * G, s.groupGtMatchStart[g] + (a + 1) * T * G));
   }
-  // Unmatched detections outside the area range are ignored.
-  for (let d = 0; d < D; d++) {
-    if (!outside(dt[d].area)) continue;
-    for (let t = 0; t < T; t++) if (dtMatches[t * D + d] === 0) dtIgnore[t * D + d] = 1;
-  }
+  for (let d = 0; d < D; d++) for (let t = 0; t < T; t++) dtIgnore[t * D + d] = s.dtState[((d0 + d) * A + a) * T + t] === 2 ? 1 : 0;
   return {
-    imageId, categoryId, aRng, maxDet,
-    dtIds: dt.slice(0, D).map((o) => o.id), gtIds,
-    dtMatches, gtMatches,
-    dtScores: Float64Array.from(dt.slice(0, D), (o) => o.score),
-    gtIgnore, dtIgnore,
+    imageId: p.imgIds[i], categoryId: p.useCats ? p.catIds[k] : -1, aRng, maxDet: s.maxDet,
+    dtIds: Array.from(s.dtId.subarray(d0, d0 + D)), gtIds: gtind.map((j) => s.gtId[g0 + j]),
+    dtMatches, gtMatches, dtScores: s.dtScore.slice(d0, d0 + D),
+    gtIgnore: Uint8Array.from(gtind, (j) => ign(j)), dtIgnore,
   };
+}
+
+/** pycocotools' evalImgs list, [k][a][i] flattened. */
+export function evalImagesList(s: EvalStore, p: CocoEvalParams): (EvalImage | null)[] {
+  const out: (EvalImage | null)[] = [];
+  for (let k = 0; k < s.K; k++) for (let a = 0; a < s.A; a++) for (let i = 0; i < s.I; i++) out.push(evalImageAt(s, p, k, a, i));
+  return out;
 }
 
 const EPS = 2.220446049250313e-16; // np.spacing(1)
 
 /** pycocotools `accumulate()`. */
-export function accumulate(evalImgs: (EvalImage | null)[], p: CocoEvalParams) {
+export function accumulate(s: EvalStore, p: CocoEvalParams) {
   const T = p.iouThrs.length, R = p.recThrs.length, K = p.useCats ? p.catIds.length : 1;
-  const A = p.areaRng.length, M = p.maxDets.length, I = p.imgIds.length;
+  const A = p.areaRng.length, M = p.maxDets.length;
   const precision = new Float64Array(T * R * K * A * M).fill(-1);
   const recall = new Float64Array(T * K * A * M).fill(-1);
   const scores = new Float64Array(T * R * K * A * M).fill(-1);
   const maxDetAll = Math.max(...p.maxDets);
+  const recThrs = p.recThrs;
+  const AT = A * T;
   for (let k = 0; k < K; k++) {
-    // Images with GT or detections of this category (the same for every area range).
-    const imgs: number[] = [];
-    for (let i = 0; i < I; i++) if (evalImgs[k * A * I + i]) imgs.push(i);
-    if (imgs.length === 0) continue;
+    let anyGt = false;
+    for (let a = 0; a < A; a++) if (s.npig[k * A + a] > 0) anyGt = true;
+    if (!anyGt) continue;
     // pycocotools concatenates each image's score-sorted detections (top maxDet) in image order and
-    // sorts stably by score. One sort serves every maxDet: truncating each image's list keeps the
-    // relative order of what remains.
-    let nAll = 0;
-    for (const i of imgs) nAll += Math.min(evalImgs[k * A * I + i]!.dtScores.length, maxDetAll);
-    const dtScores = new Float64Array(nAll);
-    const slot = new Uint32Array(nAll), col = new Uint32Array(nAll);
-    let n = 0;
-    imgs.forEach((i, si) => {
-      const e = evalImgs[k * A * I + i]!;
-      const D = Math.min(e.dtScores.length, maxDetAll);
-      for (let d = 0; d < D; d++) { dtScores[n] = e.dtScores[d]; slot[n] = si; col[n] = d; n++; }
-    });
+    // sorts stably by score: category k's detections are already laid out that way. One sort serves
+    // every maxDet: truncating each image's list keeps the relative order of what remains.
+    const c0 = s.catDtStart[k], nAll = s.catDtStart[k + 1] - c0;
     const orderAll = new Uint32Array(nAll);
-    for (let j = 0; j < nAll; j++) orderAll[j] = j;
-    orderAll.sort((x, y) => dtScores[y] - dtScores[x] || x - y);
-
+    for (let j = 0; j < nAll; j++) orderAll[j] = c0 + j;
+    const sc = s.dtScore;
+    orderAll.sort((x, y) => sc[y] - sc[x] || x - y);
+    const rc = new Float64Array(nAll), pr = new Float64Array(nAll);
     for (let m = 0; m < M; m++) {
       const maxDet = p.maxDets[m];
-      const order = maxDet >= maxDetAll ? orderAll : orderAll.filter((o) => col[o] < maxDet);
+      const order = maxDet >= maxDetAll ? orderAll : orderAll.filter((o) => s.dtRank[o] < maxDet);
       const nd = order.length;
-      const rc = new Float64Array(nd), pr = new Float64Array(nd);
       for (let a = 0; a < A; a++) {
-        const E = imgs.map((i) => evalImgs[(k * A + a) * I + i]!);
-        let npig = 0;
-        for (const e of E) for (let g = 0; g < e.gtIgnore.length; g++) if (e.gtIgnore[g] === 0) npig++;
+        const npig = s.npig[k * A + a];
         if (npig === 0) continue;
         for (let t = 0; t < T; t++) {
           let tp = 0, fp = 0;
+          const off = a * T + t;
           for (let j = 0; j < nd; j++) {
-            const o = order[j], e = E[slot[o]];
-            const at = t * e.dtScores.length + col[o];
-            if (!e.dtIgnore[at]) { if (e.dtMatches[at] !== 0) tp++; else fp++; }
+            const st = s.dtState[order[j] * AT + off];
+            if (st === 1) tp++; else if (st === 0) fp++;
             rc[j] = tp / npig;
             pr[j] = tp / (fp + tp + EPS);
           }
@@ -361,9 +490,9 @@ export function accumulate(evalImgs: (EvalImage | null)[], p: CocoEvalParams) {
           // First index with recall >= each threshold (searchsorted left); 0 beyond the last.
           let pi = 0;
           for (let r = 0; r < R; r++) {
-            while (pi < nd && rc[pi] < p.recThrs[r]) pi++;
+            while (pi < nd && rc[pi] < recThrs[r]) pi++;
             const at = (((t * R + r) * K + k) * A + a) * M + m;
-            if (pi < nd) { precision[at] = pr[pi]; scores[at] = dtScores[order[pi]]; }
+            if (pi < nd) { precision[at] = pr[pi]; scores[at] = sc[order[pi]]; }
             else { precision[at] = 0; scores[at] = 0; }
           }
         }

@@ -117,27 +117,58 @@ export function rleToString(rle: Rle): string {
 
 /** Decompresses a COCO counts string (`rleFrString`). */
 export function rleFromString(str: string, h: number, w: number): Rle {
-  const cnts = new Uint32Array(str.length); // every count takes at least one character
-  let m = 0, p = 0;
-  while (p < str.length) {
-    let x = 0, k = 0, more = true;
-    while (more) {
-      if (p >= str.length) throw new MaskdistillError(`RLE counts string ends inside a number (truncated?)`);
+  const m = scanRleString(str, true);
+  return { h, w, counts: decodeScratch.slice(0, m) };
+}
+
+/**
+ * The sum of the run lengths of a COCO counts string, checking its structure exactly as
+ * `rleFromString` does (same errors) without allocating the runs: what validation needs.
+ */
+export function rleStringTotal(str: string): number {
+  scanRleString(str, false);
+  return scanTotal;
+}
+
+/** One buffer the decoder writes into (grown as needed); `rleFromString` copies the runs out. */
+let decodeScratch = new Uint32Array(4096);
+/** The sum of the counts of the last scan. */
+let scanTotal = 0;
+
+/**
+ * Decodes `str` (into `decodeScratch` when `write`), returning the number of counts. Integer maths
+ * for numbers of up to 6 characters (30 bits, every count of a real mask); longer ones take the
+ * double-precision path of maskApi's 64-bit arithmetic. The result is C's (uint) cast.
+ */
+function scanRleString(str: string, write: boolean): number {
+  const n = str.length;
+  if (write && decodeScratch.length < n) decodeScratch = new Uint32Array(Math.max(n, 2 * decodeScratch.length));
+  const out = decodeScratch;
+  let m = 0, p = 0, prev1 = 0, prev2 = 0, total = 0;
+  while (p < n) {
+    let x = 0, k = 0, c = 0;
+    do {
+      if (p >= n) throw new MaskdistillError(`RLE counts string ends inside a number (truncated?)`);
       if (k === 12) throw new MaskdistillError(`RLE counts string has a number longer than 12 characters at ${p}`);
       const code = str.charCodeAt(p);
       if (code < 48 || code > 111) {
         throw new MaskdistillError(`RLE counts string has an invalid character '${str[p]}' at ${p} (allowed: ASCII 48..111)`);
       }
-      const c = code - 48;
-      x += (c & 0x1f) * POW32[k];
-      more = (c & 0x20) !== 0;
+      c = code - 48;
+      if (k < 6) x |= (c & 0x1f) << (5 * k);
+      else x += (c & 0x1f) * POW32[k];
       p++; k++;
-      if (!more && c & 0x10) x -= POW32[k]; // sign-extend
-    }
-    if (m > 2) x += cnts[m - 2];
-    cnts[m++] = toUint32(x);
+    } while (c & 0x20);
+    if (c & 0x10) x -= k <= 6 ? 1 << (5 * k) : POW32[k]; // sign-extend
+    if (m > 2) x += prev2;
+    const v = k <= 6 ? x >>> 0 : toUint32(x);
+    if (write) out[m] = v;
+    m++;
+    total += v;
+    prev2 = prev1; prev1 = v;
   }
-  return { h, w, counts: cnts.slice(0, m) };
+  scanTotal = total;
+  return m;
 }
 
 /** 32**k: the weight of the k-th 5-bit group. */
