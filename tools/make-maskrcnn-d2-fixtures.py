@@ -37,6 +37,14 @@ from torchvision.ops import batched_nms, roi_align
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 OUT = os.path.join(ROOT, "test", "fixtures", "maskrcnn-d2")
+# --size SHORT,MAX: the same dump at another input size into .cache/fixtures/maskrcnn-d2-SHORT/ (git-ignored),
+# e.g. --size 800,1333 (detectron2's defaults) for an ad-hoc check of the levels the 320 px fixture never pools from
+if "--size" in sys.argv:
+    _s, _m = sys.argv[sys.argv.index("--size") + 1].split(",")
+    SIZE_OVERRIDE = (int(_s), int(_m))
+    OUT = os.path.join(ROOT, ".cache", "fixtures", "maskrcnn-d2-%s" % _s)
+else:
+    SIZE_OVERRIDE = None
 spec = importlib.util.spec_from_file_location("tvfix", os.path.join(HERE, "make-maskrcnn-fixtures.py"))
 tvfix = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tvfix)
@@ -44,6 +52,8 @@ spec.loader.exec_module(tvfix)
 SEED = tvfix.SEED + 7
 IMAGES = ["000000000009", "000000166918"]
 SHORT, MAX_SIZE = 320, 512
+if SIZE_OVERRIDE:
+    SHORT, MAX_SIZE = SIZE_OVERRIDE
 PIXEL_MEAN = [103.530, 116.280, 123.675]
 PIXEL_STD = [1.0, 1.0, 1.0]
 K = 20
