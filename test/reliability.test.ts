@@ -107,6 +107,40 @@ test("weights inspect exits non-zero on a checkpoint gen-masks refuses: missing 
   await assert.rejects(weightsCommand.run(["inspect", shape]), (e: Error) => e.message === loadError!.message);
 });
 
+test("a graph-cache entry changed in place (same size) is rebuilt, not used", async () => {
+  const home = path.join(tmp, "cache-home");
+  process.env.MASKDISTILL_HOME = home;
+  try {
+    const img = { width: 32, height: 32, data: Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.37)) };
+    const run = async () => {
+      const vit = await loadBackbone(CKPT);
+      try {
+        return { cls: await vit.cls(img), q: (await vit.lastSelfAttention(img)).q };
+      } finally {
+        await vit.dispose();
+      }
+    };
+    const want = await run();
+    const graphs = path.join(home, "graphs");
+    const corrupt = (name: string) => {
+      const f = path.join(graphs, name);
+      const b = fs.readFileSync(f);
+      for (let i = Math.floor(b.length / 3); i < b.length; i += 997) b[i] ^= 0x5a;
+      fs.writeFileSync(f, b);
+    };
+    corrupt(fs.readdirSync(graphs).find((f) => f.endsWith(".vit.weights"))!);
+    const got = await run();
+    assert.deepEqual(got.cls, want.cls);
+    assert.deepEqual(got.q, want.q);
+    for (const g of fs.readdirSync(graphs).filter((f) => f.endsWith(".onnx"))) corrupt(g);
+    const again = await run();
+    assert.deepEqual(again.cls, want.cls);
+    assert.deepEqual(again.q, want.q);
+  } finally {
+    process.env.MASKDISTILL_HOME = path.join(tmp, "home");
+  }
+});
+
 const gt = (anns: object[]) => ({
   images: [{ id: 1, width: 10, height: 10, file_name: "a.jpg" }],
   categories: [{ id: 1, name: "thing" }],

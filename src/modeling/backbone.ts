@@ -88,6 +88,8 @@ interface VitMeta {
   config: Omit<VitConfig, "heads" | "headDim">;
   weights: string;
   weightsSize: number;
+  /** sha256 of the weights file: a cache entry changed in place (same size) is rebuilt, not used. */
+  weightsSha256: string;
   entries: Record<string, { dims: number[]; offset: number; length: number }>;
   layout: string;
 }
@@ -133,8 +135,7 @@ export async function loadBackbone(nameOrPath: string, opts: VitOptions = {}): P
     let s = sessions.get(kind);
     if (!s) {
       const graph = graphCachePath(`${sha}-v${CACHE_VERSION}.vit-h${heads}-${kind}.onnx`);
-      if (!fs.existsSync(graph)) writeFileAtomic(graph, buildVitGraph(kind, cfg, weightFileOf(meta)));
-      s = createSession(graph, device);
+      s = ensureGraph(graph, () => buildVitGraph(kind, cfg, weightFileOf(meta))).then(() => createSession(graph, device));
       sessions.set(kind, s);
     }
     return s;
@@ -211,7 +212,7 @@ export async function loadBackbone(nameOrPath: string, opts: VitOptions = {}): P
 /** Reads the cached description of a checkpoint, or reads the checkpoint and fills the cache. */
 async function vitMeta(file: string, sha: string, arch: VitArch | undefined, opts: VitOptions): Promise<VitMeta> {
   const metaFile = graphCachePath(`${sha}-v${CACHE_VERSION}.vit.json`);
-  const cached = readMeta<VitMeta>(metaFile);
+  const cached = await readMeta<VitMeta>(metaFile);
   if (cached) {
     if (opts.patch !== undefined && opts.patch !== cached.config.patch) {
       throw new MaskdistillError(`patch size ${opts.patch} was asked for but the checkpoint's patch embedding is ${cached.config.patch}×${cached.config.patch}`, file);
@@ -223,8 +224,9 @@ async function vitMeta(file: string, sha: string, arch: VitArch | undefined, opt
   const weightsName = `${sha}-v${CACHE_VERSION}.vit.weights`;
   const wf = vitWeightFile(stateDict, cfg, weightsName);
   const { heads: _h, headDim: _d, ...config } = cfg;
-  const meta: VitMeta = { format: 1, config, weights: weightsName, weightsSize: wf.size, entries: Object.fromEntries(wf.entries), layout };
   writeFileAtomic(graphCachePath(weightsName), (tmp) => saveWeightFile(wf, tmp));
+  const weightsSha256 = await fileSha256(graphCachePath(weightsName));
+  const meta: VitMeta = { format: 1, config, weights: weightsName, weightsSize: wf.size, weightsSha256, entries: Object.fromEntries(wf.entries), layout };
   writeFileAtomic(metaFile, JSON.stringify(meta));
   return meta;
 }
@@ -265,6 +267,8 @@ interface ResNetMeta {
   config: ResNetConfig;
   weights: string;
   weightsSize: number;
+  /** sha256 of the weights file: a cache entry changed in place (same size) is rebuilt, not used. */
+  weightsSha256: string;
   entries: Record<string, { dims: number[]; offset: number; length: number }>;
   layout: string;
 }
@@ -279,19 +283,20 @@ export async function loadResNet50(nameOrPath: string, opts: { dilated: boolean;
   const device = opts.device ?? "cpu";
   const sha = (await fileSha256(file)).slice(0, 16);
   const metaFile = graphCachePath(`${sha}-v${CACHE_VERSION}.resnet.json`);
-  let meta = readMeta<ResNetMeta>(metaFile);
+  let meta = await readMeta<ResNetMeta>(metaFile);
   if (!meta) {
     const { stateDict, layout } = await readStateDict(file, "resnet");
     const cfg = checkResNetStateDict(stateDict, file);
     const weightsName = `${sha}-v${CACHE_VERSION}.resnet.weights`;
     const wf = resnetWeightFile(stateDict, cfg, weightsName);
-    meta = { format: 1, config: cfg, weights: weightsName, weightsSize: wf.size, entries: Object.fromEntries(wf.entries), layout };
     writeFileAtomic(graphCachePath(weightsName), (tmp) => saveWeightFile(wf, tmp));
+    const weightsSha256 = await fileSha256(graphCachePath(weightsName));
+    meta = { format: 1, config: cfg, weights: weightsName, weightsSize: wf.size, weightsSha256, entries: Object.fromEntries(wf.entries), layout };
     writeFileAtomic(metaFile, JSON.stringify(meta));
   }
   const m = meta;
   const graph = graphCachePath(`${sha}-v${CACHE_VERSION}.resnet-${opts.dilated ? "os8" : "os32"}.onnx`);
-  if (!fs.existsSync(graph)) writeFileAtomic(graph, buildResNetGraph(m.config, weightFileOf(m), { dilated: opts.dilated }));
+  await ensureGraph(graph, () => buildResNetGraph(m.config, weightFileOf(m), { dilated: opts.dilated }));
   let session: Promise<Session> | undefined;
 
   return {
@@ -393,15 +398,36 @@ function requireExactKeys(sd: StateDict, expected: Map<string, number[]>, file: 
   if (unexpected.length) throw new MaskdistillError(`the checkpoint has ${unexpected.length} tensor(s) the model does not use: ${list(unexpected)}`, file);
 }
 
-function readMeta<T extends { format: number; weights: string; weightsSize: number }>(metaFile: string): T | undefined {
+/**
+ * A cached checkpoint description, or undefined when it is missing, of another format, or its weights
+ * file is not the one written (size or sha256 differ: the entry is rebuilt from the checkpoint).
+ */
+async function readMeta<T extends { format: number; weights: string; weightsSize: number; weightsSha256: string }>(metaFile: string): Promise<T | undefined> {
   try {
     const meta = JSON.parse(fs.readFileSync(metaFile, "utf8")) as T;
-    if (meta.format !== 1) return undefined;
-    if (fs.statSync(graphCachePath(meta.weights)).size !== meta.weightsSize) return undefined;
+    if (meta.format !== 1 || typeof meta.weightsSha256 !== "string") return undefined;
+    const weights = graphCachePath(meta.weights);
+    if (fs.statSync(weights).size !== meta.weightsSize) return undefined;
+    if ((await fileSha256(weights)) !== meta.weightsSha256) return undefined;
     return meta;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Builds a cached graph unless it is there with the sha256 recorded next to it (`<graph>.sha256`):
+ * a graph changed in place is rebuilt. The hash of an unchanged file is memoised (path, mtime, size).
+ */
+async function ensureGraph(graph: string, build: () => Uint8Array): Promise<void> {
+  const sumFile = `${graph}.sha256`;
+  if (fs.existsSync(graph) && fs.existsSync(sumFile)) {
+    try {
+      if ((await fileSha256(graph)) === fs.readFileSync(sumFile, "utf8").trim()) return;
+    } catch { /* rebuild */ }
+  }
+  writeFileAtomic(graph, build());
+  writeFileAtomic(sumFile, (await fileSha256(graph)) + "\n");
 }
 
 /** The entries of a saved weight file (enough to build graphs that refer to it). */

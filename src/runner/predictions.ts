@@ -41,8 +41,9 @@ export function writePredictionsFromJournal<I, E extends PredEntry, S>(out: stri
     hasImage: (info: S) => boolean): void {
   const withImage = run.records.filter((r) => hasImage(r.info)).sort((a, b) => a.image_id - b.image_id || a.index - b.index);
   const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, "w");
+  let fd = -1;
   try {
+    fd = fs.openSync(tmp, "w");
     fs.writeSync(fd, '{"images":[');
     withImage.forEach((r, i) => fs.writeSync(fd, (i ? "," : "") + JSON.stringify(run.readEntry(r).image)));
     fs.writeSync(fd, '],"annotations":[');
@@ -57,7 +58,7 @@ export function writePredictionsFromJournal<I, E extends PredEntry, S>(out: stri
     fs.closeSync(fd);
     fs.renameSync(tmp, out);
   } catch (e) {
-    try { fs.closeSync(fd); } catch { /* already closed */ }
+    if (fd >= 0) try { fs.closeSync(fd); } catch { /* already closed */ }
     fs.rmSync(tmp, { force: true });
     throw inputError(out, "could not be written", e);
   }
