@@ -312,7 +312,9 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
       if (order.length < Dall) order = new Int32Array(2 * Dall);
       for (let d = 0; d < Dall; d++) order[d] = D0.idx[dLo + d];
       const ord = order.subarray(0, Dall);
-      if (Dall > 1) ord.sort((a, b) => dts[b].score - dts[a].score || a - b);
+      // Ties keep the order of the concatenation: by pair (category, when class-agnostic), then file order.
+      const dPair = D0.pair;
+      if (Dall > 1) ord.sort((a, b) => dts[b].score - dts[a].score || dPair[a] - dPair[b] || a - b);
       for (let d = 0; d < D; d++) {
         const o = dts[ord[d]];
         s.dtId[dPos + d] = o.id; s.dtScore[dPos + d] = o.score; s.dtRank[dPos + d] = d; dtArea[dPos + d] = o.area;
