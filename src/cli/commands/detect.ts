@@ -31,7 +31,8 @@ ${IMAGE_SOURCE_USAGE}
   --max-dets 100           detections per image
   --min-size 800           short side after resizing   --max-size 1333   long side limit (both presets)
   --label-ids shift|keep   category_id = label − 1 (shift: pseudo-classes 0…K−1 as stage ii writes, the
-                           default) or = label (keep: e.g. torchvision's COCO weights, COCO ids 1…90)
+                           default) or = label (keep: e.g. torchvision's COCO weights, COCO ids 1…90;
+                           a detectron2 COCO model gives its contiguous classes + 1, i.e. 1…80)
   --out OUT                output JSON; OUT.errors.jsonl lists the images that could not be processed
   --shard i/n              process images j with j % n == i (join the outputs with merge-preds)
   --resume                 continue from OUT.partial.jsonl after an interruption
