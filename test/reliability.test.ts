@@ -370,6 +370,42 @@ test("pretrain: SIGTERM to the launcher saves the checkpoint and exits 143; --re
   assert.deepEqual(tmpFiles(out), []);
 });
 
+test("cluster: SIGTERM through the launcher keeps the embeddings made so far in the cache, exit 143", async () => {
+  const DEMO = projectPath("data", "demo");
+  const gtDemo = JSON.parse(fs.readFileSync(path.join(DEMO, "instances.json"), "utf8"));
+  // whole-image boxes: slow enough crops to stop the run in the middle
+  const images = [...gtDemo.images].sort((a: any, b: any) => a.id - b.id);
+  const annotations = images.map((im: any, i: number) => ({ id: i + 1, image_id: im.id, category_id: 0, bbox: [0, 0, im.width, im.height], area: im.width * im.height, iscrowd: 0 }));
+  const masks = path.join(tmp, "cluster-masks.json");
+  fs.writeFileSync(masks, JSON.stringify({ images, annotations, categories: [{ id: 0, name: "object" }] }));
+  const cache = path.join(tmp, "cluster-cache");
+  const WEIGHTS8 = projectPath("test", "fixtures", "reference-vit", "vit_small8_depth2_seed1.pth");
+  const child = spawn(process.execPath, [BIN, "cluster", "--input-file1", masks, "--dataset-root1", DEMO, "--dataset", "voc", "--batch-size", "1",
+    "--output-file", path.join(tmp, "clusters.json"), "--save-dir", cache, "--weights", WEIGHTS8, "--device", "cpu"],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MASKDISTILL_QUIET: "" } });
+  let stderr = "";
+  child.stderr.on("data", (d) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  // the first progress line (after 5 s of embedding): some crops are done, most are not
+  const t0 = Date.now();
+  while (!/embed \(input 1\) \d+\/\d+/.test(stderr)) {
+    assert.ok(Date.now() - t0 < 90_000, `no progress in 90 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const tKill = Date.now();
+  child.kill("SIGTERM");
+  const code = await exited;
+  assert.ok(Date.now() - tKill < 15_000, "exits promptly");
+  assert.equal(code, 143, stderr);
+  const m = /interrupted; (\d+) new embeddings are cached in/.exec(stderr);
+  assert.ok(m, stderr);
+  const index = fs.readdirSync(cache).find((f) => f.endsWith(".json"))!;
+  const keys = JSON.parse(fs.readFileSync(path.join(cache, index), "utf8")).keys.length;
+  assert.equal(keys, Number(m![1]));
+  assert.ok(keys > 0 && keys < images.length, `${keys} of ${images.length}`);
+  assert.ok(!fs.existsSync(path.join(tmp, "clusters.json")));
+});
+
 // ---------------------------------------------------------------------------------------------
 // (6) messages that pointed at the wrong file
 
