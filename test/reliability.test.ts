@@ -406,6 +406,34 @@ test("cluster: SIGTERM through the launcher keeps the embeddings made so far in 
   assert.ok(!fs.existsSync(path.join(tmp, "clusters.json")));
 });
 
+test("pretrain: an unreadable image is left out and recorded, not fatal", async () => {
+  const { default: cmd } = await import("../src/cli/commands/pretrain.js");
+  const imgDir = path.join(tmp, "pre-bad-imgs");
+  fs.mkdirSync(imgDir, { recursive: true });
+  for (const f of fs.readdirSync(projectPath("data", "demo", "images")).sort().slice(0, 4)) fs.copyFileSync(projectPath("data", "demo", "images", f), path.join(imgDir, f));
+  const bad = path.join(imgDir, "0000_truncated.jpg");
+  fs.writeFileSync(bad, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
+  const out = path.join(tmp, "pre-bad-out");
+  const tiny = ["--epochs", "2", "--batch", "2", "--dim", "24", "--depth", "1", "--heads", "6", "--patch", "8", "--global-size", "32", "--local-size", "16", "--local-crops", "2", "--out-dim", "32"];
+  const log = console.log, error = console.error;
+  const printed: string[] = [], warned: string[] = [];
+  console.log = (x: string) => void printed.push(String(x));
+  console.error = (x: string) => void warned.push(String(x));
+  try {
+    assert.equal(await cmd.run(["--images", imgDir, "--out", out, ...tiny, "--max-steps", "1", "--json"]), 0);
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+  assert.equal(JSON.parse(printed[printed.length - 1]).step, 1);
+  const errors = fs.readFileSync(path.join(out, "pretrain.errors.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].file, bad);
+  assert.ok(warned.some((w) => w.includes("1 image(s) cannot be read and are left out")), warned.join("\n"));
+  const { checkpointInfo } = await import("../src/pretrain/trainer.js");
+  assert.equal((await checkpointInfo(path.join(out, "checkpoint.safetensors")))!.images, 4);
+});
+
 // ---------------------------------------------------------------------------------------------
 // (6) messages that pointed at the wrong file
 

@@ -129,7 +129,7 @@ export function disposeState(s: TrainState): void {
 // data
 
 /** The images of the given folders (jpg/jpeg/png, sorted by name), decoded and resized once. */
-export async function loadTrainImages(dirs: string[], shortSide: number, opts: { limit?: number } = {}): Promise<TrainImage[]> {
+export async function loadTrainImages(dirs: string[], shortSide: number, opts: { limit?: number; onSkip?: (file: string, reason: string) => void } = {}): Promise<TrainImage[]> {
   const files: { name: string; file: string }[] = [];
   for (const dir of dirs) {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw inputError(dir, "not a folder of images");
@@ -141,13 +141,23 @@ export async function loadTrainImages(dirs: string[], shortSide: number, opts: {
   const take = opts.limit ? files.slice(0, opts.limit) : files;
   const out: TrainImage[] = [];
   for (const { name, file } of take) {
-    let image = await loadRgb(file);
+    let image: RgbImage;
+    try {
+      image = await loadRgb(file);
+    } catch (e) {
+      // one bad image does not stop training: with `onSkip` it is left out (and the caller records it);
+      // the names stored in the checkpoint leave it out too, so a resume skips the same images
+      if (!(e instanceof MaskdistillError) || !opts.onSkip) throw e;
+      opts.onSkip(file, e.file && e.message.startsWith(`${e.file}: `) ? e.message.slice(e.file.length + 2) : e.message);
+      continue;
+    }
     if (shortSide > 0 && Math.min(image.width, image.height) > shortSide) {
       const [w, h] = shortSideSize(image.width, image.height, shortSide);
       image = resizeImage(image, w, h, "bicubic");
     }
     out.push({ name, image });
   }
+  if (out.length === 0) throw new MaskdistillError(`pretrain: none of the ${take.length} images in ${dirs.join(", ")} can be read`);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // `maskdistill pretrain`: DINO self-supervised pretraining of a small ViT on unlabelled images
 // (src/pretrain/), resumable, deterministic given --seed.
+import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "../command.js";
 import { numberFlag, parseFlags, printJson } from "../command.js";
@@ -102,7 +103,18 @@ const command: Command = {
     const info = engineInfo();
     if (info.backend === "cpu") throw new MaskdistillError("pretrain: refusing the cpu backend (too slow); install the wasm backend or tfjs-node");
 
-    const images = await trainer.loadTrainImages(dirs, config.cacheShortSide);
+    // unreadable images are skipped and listed in OUT/pretrain.errors.jsonl, like gen-masks' errors file
+    const skipped: { file: string; reason: string }[] = [];
+    const images = await trainer.loadTrainImages(dirs, config.cacheShortSide, { onSkip: (file, reason) => skipped.push({ file, reason }) });
+    const { checkOutputLocation, writeLinesAtomic } = await import("../../runner/perImage.js");
+    const errorsFile = path.join(outDir, "pretrain.errors.jsonl");
+    checkOutputLocation(errorsFile);
+    if (skipped.length) {
+      writeLinesAtomic(errorsFile, skipped.map((r) => JSON.stringify(r)));
+      console.error(`pretrain: ${skipped.length} image(s) cannot be read and are left out: see ${errorsFile}`);
+    } else {
+      fs.rmSync(errorsFile, { force: true });
+    }
     const ipe = trainer.itersPerEpoch(config, images.length);
     const total = ipe * config.epochs;
     const startStep = existing?.step ?? 0;
