@@ -13,7 +13,7 @@ import { loadBackbone, requireFinite } from "../src/modeling/backbone.js";
 import weightsCommand from "../src/cli/commands/weights.js";
 import { validateCocoDataset, validateCocoResults, writeCocoJson } from "../src/data/coco.js";
 import { mergePreds } from "../src/runner/predictions.js";
-import { cocoImages } from "../src/distill/imageList.js";
+import { cocoImages, folderImages } from "../src/distill/imageList.js";
 import { genMasks } from "../src/distill/genMasks.js";
 import { loadRgb } from "../src/data/image.js";
 import { runPerImage, finishRun, writeFileAtomic, lockPath, journalPath, errorsPath, checkOutputLocation } from "../src/runner/perImage.js";
@@ -213,6 +213,43 @@ test("GT image sizes that disagree with the decoded file are reported per image,
     file: path.join(dir, "b.jpg"), image_id: 2,
     reason: `the ground truth gives image 2 the size ${width + 1}×${height}, but the file decodes to ${width}×${height}; fix the GT entry or the file (skipped)`,
   }]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// (1) memory blow-ups
+
+test("gen-masks: an image whose attention would exceed the memory budget (4000×3) is skipped and recorded; the run goes on", async () => {
+  const dir = path.join(tmp, "budget-images");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(COCO_IMG, path.join(dir, "a.jpg"));
+  writeLabelPng(path.join(dir, "b_thin.png"), { width: 4000, height: 3, data: new Uint8Array(12000).fill(1) });
+  const backbone = await loadBackbone(CKPT);
+  const out = path.join(tmp, "budget-pred.json");
+  const summary = await genMasks({ images: folderImages(dir), predJson: out, backbone, resize: 64, quiet: true });
+  await backbone.dispose();
+  assert.deepEqual([summary.images, summary.masks, summary.errors], [2, 1, 1]);
+  const errors = fs.readFileSync(errorsPath(out), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(errors[0].file, path.join(dir, "b_thin.png"));
+  assert.match(errors[0].reason, /^image 4000×3 is 85333×64 after resizing: 21337 tokens, whose self-attention needs 10 GiB, over the 4\.0 GiB budget/);
+});
+
+test("cluster embeddings: batches are bounded by attention memory, not only by count; a crop over the budget is skipped", async () => {
+  const { embedCrops } = await import("../src/cluster/embed.js");
+  const batches: number[] = [];
+  const backbone = {
+    patch: 8, dim: 4, heads: 6,
+    async clsBatch(imgs: { width: number; height: number }[]) {
+      batches.push(imgs.length);
+      return imgs.map(() => new Float32Array(4));
+    },
+  };
+  // 64×64 crops: 65 tokens, 6 × 65² × 4 = 101400 bytes each; a budget of 250000 takes 2 per call
+  const items = [0, 1, 2, 3, 4].map((k) => ({ file: COCO_IMG, bbox: [k * 10, 0, 64, 64] }));
+  items.push({ file: COCO_IMG, bbox: [0, 0, 200, 200] });
+  const r = await embedCrops(items, { backbone, batchSize: 8, attentionBudgetBytes: 250_000 });
+  assert.deepEqual(batches, [2, 2, 1]);
+  assert.deepEqual([...r.ok], [1, 1, 1, 1, 1, 0]);
+  assert.deepEqual(r.problems, [{ index: 5, file: COCO_IMG, problem: "crop 200×200 needs 9.0 MiB for its self-attention, over the 0.2 MiB budget; skipped" }]);
 });
 
 // ---------------------------------------------------------------------------------------------

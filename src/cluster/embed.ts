@@ -13,6 +13,8 @@ import type { FeatureCache } from "./featureCache.js";
 export interface ClsBackbone {
   patch: number;
   dim: number;
+  /** Attention heads (for the memory budget; default dim / 64). */
+  heads?: number;
   clsBatch(imgs: { data: Float32Array; width: number; height: number }[]): Promise<Float32Array[]>;
 }
 
@@ -33,6 +35,11 @@ export interface EmbedOptions {
   backbone: ClsBackbone;
   /** Crops of one padded size run together up to this many (default 8). */
   batchSize?: number;
+  /**
+   * Memory budget of one backbone call's self-attention, heads × tokens² float32 per crop summed over
+   * the batch (default 4 GiB): large crops run in smaller batches, and a crop over it alone is skipped.
+   */
+  attentionBudgetBytes?: number;
   /** Crops waiting for a batch are run early when they hold more than this many bytes (default 256 MiB). */
   maxPendingBytes?: number;
   cache?: FeatureCache;
@@ -72,6 +79,12 @@ export async function embedCrops(items: readonly CropItem[], opts: EmbedOptions)
   const dim = backbone.dim, patch = backbone.patch;
   const batchSize = Math.max(1, opts.batchSize ?? 8);
   const maxPending = opts.maxPendingBytes ?? 256 * 1024 * 1024;
+  const budget = opts.attentionBudgetBytes ?? 4 * 2 ** 30;
+  const heads = backbone.heads ?? Math.max(1, Math.round(dim / 64));
+  const attentionBytes = (crop: PreprocessedImage) => {
+    const tokens = 1 + (crop.width / patch) * (crop.height / patch);
+    return heads * tokens * tokens * 4;
+  };
   const saveEvery = (opts.saveEverySeconds ?? 60) * 1000;
   const features = new Float32Array(items.length * dim);
   const ok = new Uint8Array(items.length);
@@ -165,6 +178,14 @@ export async function embedCrops(items: readonly CropItem[], opts: EmbedOptions)
         continue;
       }
       const size = `${crop.width}x${crop.height}`;
+      const bytes = attentionBytes(crop);
+      if (bytes > budget) {
+        const human = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
+        fail(i, `crop ${crop.width}×${crop.height} needs ${human(bytes)} for its self-attention, over the ${human(budget)} budget; skipped`);
+        continue;
+      }
+      // batching by memory, not only by count: a batch's attention stays within the budget
+      if ((pending.get(size)?.length ?? 0) * bytes + bytes > budget) await flush(size);
       const list = pending.get(size) ?? [];
       list.push({ index: i, crop });
       pending.set(size, list);

@@ -11,6 +11,7 @@
 // resumed run, an uninterrupted run and merged shards (mergePreds, src/runner/predictions.ts) give the same bytes. (The reference
 // numbers annotations from 0; COCOeval takes a ground-truth id 0 for "unmatched", so we start at 1.)
 import { MaskdistillError } from "../errors.js";
+import { shortSideSize } from "../data/resize.js";
 import { runPerImage, finishRun, journalPath, errorsPath, shardImages } from "../runner/perImage.js";
 import { mergePreds, writePredictionsFromJournal, type PredAnnotation, type PredDataset, type PredEntry } from "../runner/predictions.js";
 import { rleArea, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
@@ -153,6 +154,27 @@ interface ImageSteps {
 }
 
 /**
+ * Memory budget of one image's self-attention: heads × tokens² float32 scores per layer. A pathological
+ * image (e.g. 4000×3, whose short side is resized to 640) would ask for terabytes and kill the run.
+ */
+export const ATTENTION_BUDGET_BYTES = 4 * 2 ** 30;
+
+/** Refuses (for this image only) a size whose attention exceeds ATTENTION_BUDGET_BYTES, before resizing. */
+function checkAttentionBudget(width: number, height: number, s: ImageSteps): void {
+  const [w, h] = s.resize > 0 ? shortSideSize(width, height, s.resize) : [width, height];
+  const p = s.backbone.patch;
+  const tokens = 1 + Math.ceil(w / p) * Math.ceil(h / p);
+  const bytes = s.backbone.heads * tokens * tokens * 4;
+  if (bytes > ATTENTION_BUDGET_BYTES) {
+    const gib = (b: number) => (b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 1 : 0);
+    throw new MaskdistillError(
+      `image ${width}×${height} is ${w}×${h} after resizing: ${tokens} tokens, whose self-attention needs ${gib(bytes)} GiB, ` +
+        `over the ${gib(ATTENTION_BUDGET_BYTES)} GiB budget (an extreme size or aspect ratio); skipped — a smaller --resize fits more`,
+    );
+  }
+}
+
+/**
  * One image: load -> preprocess -> q/k -> mask -> back-projection -> annotation (or the reason there is
  * none). Bad input throws a MaskdistillError, which the runner records.
  */
@@ -164,6 +186,7 @@ async function processImage(item: ImageItem, index: number, s: ImageSteps): Prom
     throw new MaskdistillError(`the ground truth gives image ${item.id} the size ${item.width}×${item.height}, but the file decodes to ${img.width}×${img.height}; fix the GT entry or the file (skipped)`, item.file);
   }
   entry.image = { id: item.id, file_name: item.fileName, width: img.width, height: img.height };
+  checkAttentionBudget(img.width, img.height, s);
   const pre = s.preprocess(img, { resize: s.resize > 0 ? s.resize : undefined, multiple: s.backbone.patch });
   const qk = await s.backbone.lastSelfAttention(pre);
   const mask = maskFromAttention(qk.q, qk.k, qk, { avgHeads: s.avgHeads, topk: s.topk });
