@@ -368,7 +368,7 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
         for (let j = 0; j < G; j++) gIg[j] = j < nOk ? 0 : 1;
         dtm.fill(0, 0, T * D); dtIg.fill(0, 0, T * D);
         if (ious) {
-          const gtm = s.gtMatch.subarray(gmPos + a * T * G, gmPos + (a + 1) * T * G);
+          const gtm = s.gtMatch, g0 = gmPos + a * T * G;
           for (let t = 0; t < T; t++) {
             for (let d = 0; d < D; d++) {
               let best = Math.min(iouThrs[t], 1 - 1e-10);
@@ -376,7 +376,7 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
               const row = d * G;
               for (let j = 0; j < G; j++) {
                 // Already matched and not a crowd: skip.
-                if (gtm[t * G + j] > 0 && !s.gtCrowd[gPos + gtind[j]]) continue;
+                if (gtm[g0 + t * G + j] > 0 && !s.gtCrowd[gPos + gtind[j]]) continue;
                 // Matched to a regular GT and only ignored GT remain: stop.
                 if (m > -1 && gIg[m] === 0 && gIg[j] === 1) break;
                 const iou = ious[row + gtind[j]];
@@ -387,10 +387,10 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
               if (m === -1) continue;
               dtIg[t * D + d] = gIg[m];
               dtm[t * D + d] = s.gtId[gPos + gtind[m]];
-              gtm[t * G + m] = s.dtId[dPos + d];
+              gtm[g0 + t * G + m] = s.dtId[dPos + d];
             }
           }
-          s.dtMatch.set(dtm.subarray(0, T * D), dmPos + a * T * D);
+          for (let q = 0, o = dmPos + a * T * D; q < T * D; q++) s.dtMatch[o + q] = dtm[q];
         }
         // Unmatched detections outside the area range are ignored; then one state byte each.
         for (let d = 0; d < D; d++) {
@@ -469,7 +469,9 @@ export function accumulate(s: EvalStore, p: CocoEvalParams) {
     for (let j = 0; j < nAll; j++) orderAll[j] = c0 + j;
     const sc = s.dtScore;
     orderAll.sort((x, y) => sc[y] - sc[x] || x - y);
-    const rc = new Float64Array(nAll), pr = new Float64Array(nAll);
+    // [T, nd] running recall and precision, filled in one pass over the detections for all T.
+    const rcAll = new Float64Array(T * nAll), prAll = new Float64Array(T * nAll);
+    const tp = new Float64Array(T), fp = new Float64Array(T);
     for (let m = 0; m < M; m++) {
       const maxDet = p.maxDets[m];
       const order = maxDet >= maxDetAll ? orderAll : orderAll.filter((o) => s.dtRank[o] < maxDet);
@@ -477,15 +479,18 @@ export function accumulate(s: EvalStore, p: CocoEvalParams) {
       for (let a = 0; a < A; a++) {
         const npig = s.npig[k * A + a];
         if (npig === 0) continue;
-        for (let t = 0; t < T; t++) {
-          let tp = 0, fp = 0;
-          const off = a * T + t;
-          for (let j = 0; j < nd; j++) {
-            const st = s.dtState[order[j] * AT + off];
-            if (st === 1) tp++; else if (st === 0) fp++;
-            rc[j] = tp / npig;
-            pr[j] = tp / (fp + tp + EPS);
+        tp.fill(0); fp.fill(0);
+        for (let j = 0; j < nd; j++) {
+          const base = order[j] * AT + a * T;
+          for (let t = 0; t < T; t++) {
+            const st = s.dtState[base + t];
+            if (st === 1) tp[t]++; else if (st === 0) fp[t]++;
+            rcAll[t * nAll + j] = tp[t] / npig;
+            prAll[t * nAll + j] = tp[t] / (fp[t] + tp[t] + EPS);
           }
+        }
+        for (let t = 0; t < T; t++) {
+          const rc = rcAll.subarray(t * nAll, t * nAll + nd), pr = prAll.subarray(t * nAll, t * nAll + nd);
           recall[((t * K + k) * A + a) * M + m] = nd ? rc[nd - 1] : 0;
           // Precision envelope: non-increasing from the right.
           for (let j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];

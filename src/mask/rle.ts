@@ -212,6 +212,22 @@ export function rleToBbox(rle: Rle): [number, number, number, number] {
   return [xs, ys, (xe - xs + 1) >>> 0, (ye - ys + 1) >>> 0];
 }
 
+/** maskApi's boundary step from (pu, pv) to (u, v) on the x5 grid: a toggle where it crosses a column centre. */
+function pushToggle(toggles: number[], u: number, v: number, pu: number, pv: number, h: number, lastColumn: number): void {
+  const xd = ((u < pu ? u : u - 1) + 0.5) / 5 - 0.5;
+  if (Math.floor(xd) === xd && xd >= 0 && xd <= lastColumn) {
+    let yd = ((v < pv ? v : pv) + 0.5) / 5 - 0.5;
+    if (yd < 0) yd = 0;
+    else if (yd > h) yd = h;
+    toggles.push(xd * h + Math.ceil(yd));
+  }
+}
+
+function mod5(x: number): number {
+  const r = x % 5;
+  return r < 0 ? r + 5 : r;
+}
+
 /** Rasterises one polygon [x0, y0, x1, y1, ...] exactly as maskApi's rleFrPoly (boundary upsampled ×5). */
 export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): Rle {
   const k = Math.floor(xy.length / 2);
@@ -237,20 +253,69 @@ export function rleFromPolygon(xy: ArrayLike<number>, h: number, w: number): Rle
     // A zero-length edge gives s = NaN; its single point repeats its neighbours' u, so it is never used.
     const s = dx >= dy ? (ye - ys) / dx : (xe - xs) / dy;
     const n = dx >= dy ? dx : dy;
-    for (let d = 0; d <= n; d++) {
-      const t = flip ? n - d : d;
-      let u: number, v: number;
-      if (dx >= dy) { u = t + xs; v = Math.trunc(ys + s * t + 0.5); }
-      else { v = t + ys; u = Math.trunc(xs + s * t + 0.5); }
-      if (started && u !== pu) {
-        const xd = ((u < pu ? u : u - 1) + 0.5) / scale - 0.5;
-        if (Math.floor(xd) === xd && xd >= 0 && xd <= lastColumn) {
-          let yd = ((v < pv ? v : pv) + 0.5) / scale - 0.5;
+    if (dx >= dy && n > 0) {
+      // Along x: u moves by one per step, so a step crosses a column centre exactly when
+      // min(u, previous u) = 2 (mod 5); only those steps (and the first point) are evaluated.
+      const t0 = flip ? n : 0;
+      const u0 = t0 + xs, v0 = Math.trunc(ys + s * t0 + 0.5);
+      if (started && u0 !== pu) pushToggle(toggles, u0, v0, pu, pv, h, lastColumn);
+      // Step d (1..n) goes from t' = t - dir to t; the column index is min(u) = xs + min(t, t').
+      // Not flipped: t = d, min = d - 1. Flipped: t = n - d, min = n - d.
+      // Not flipped: need xs + d - 1 = 2 (mod 5) -> d = 3 - xs (mod 5), d >= 1.
+      // Flipped: need xs + n - d = 2 (mod 5) -> d = xs + n - 2 (mod 5), d >= 1.
+      let d = flip ? mod5(xs + n - 2) : mod5(3 - xs);
+      if (d === 0) d = 5;
+      for (; d <= n; d += 5) {
+        const t = flip ? n - d : d, tp = flip ? t + 1 : t - 1;
+        const col = (flip ? t : tp) + xs; // min(u, previous u)
+        const xd = (col - 2) / scale;
+        if (xd >= 0 && xd <= lastColumn) {
+          const v = Math.trunc(ys + s * t + 0.5), vp = Math.trunc(ys + s * tp + 0.5);
+          let yd = ((v < vp ? v : vp) + 0.5) / scale - 0.5;
           if (yd < 0) yd = 0;
           else if (yd > h) yd = h;
           toggles.push(xd * h + Math.ceil(yd));
         }
       }
+      const tn = flip ? 0 : n;
+      pu = tn + xs; pv = Math.trunc(ys + s * tn + 0.5); started = true;
+      continue;
+    }
+    if (dx < dy) {
+      // Along y: v moves by one per step and u = trunc(xs + s*t + 0.5) by at most one, monotonically
+      // in t; each change of u between columns c and c + 1 with c = 2 (mod 5) is a toggle at
+      // min(v) of the two points. Each such change is found by bisection over t.
+      const t0 = flip ? n : 0;
+      const u0 = Math.trunc(xs + s * t0 + 0.5), v0 = t0 + ys;
+      if (started && u0 !== pu) pushToggle(toggles, u0, v0, pu, pv, h, lastColumn);
+      const uA = Math.trunc(xs + 0.5), uB = Math.trunc(xs + s * n + 0.5);
+      const up = uB > uA;
+      const cLo = up ? uA : uB, cHi = up ? uB : uA;
+      for (let c = cLo + mod5(2 - cLo); c < cHi; c += 5) {
+        const xd = (c - 2) / scale;
+        if (xd < 0 || xd > lastColumn) continue;
+        // First t in [1, n] with u(t) on the far side of the c | c + 1 boundary.
+        let lo = 1, hi = n;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          const um = Math.trunc(xs + s * mid + 0.5);
+          if (up ? um >= c + 1 : um <= c) hi = mid; else lo = mid + 1;
+        }
+        let yd = ((lo - 1 + ys) + 0.5) / scale - 0.5;
+        if (yd < 0) yd = 0;
+        else if (yd > h) yd = h;
+        toggles.push(xd * h + Math.ceil(yd));
+      }
+      const tn = flip ? 0 : n;
+      pu = Math.trunc(xs + s * tn + 0.5); pv = tn + ys; started = true;
+      continue;
+    }
+    for (let d = 0; d <= n; d++) {
+      const t = flip ? n - d : d;
+      let u: number, v: number;
+      if (dx >= dy) { u = t + xs; v = Math.trunc(ys + s * t + 0.5); }
+      else { v = t + ys; u = Math.trunc(xs + s * t + 0.5); }
+      if (started && u !== pu) pushToggle(toggles, u, v, pu, pv, h, lastColumn);
       pu = u; pv = v; started = true;
     }
   }
