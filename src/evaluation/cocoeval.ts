@@ -314,7 +314,16 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
       const ord = order.subarray(0, Dall);
       // Ties keep the order of the concatenation: by pair (category, when class-agnostic), then file order.
       const dPair = D0.pair;
-      if (Dall > 1) ord.sort((a, b) => dts[b].score - dts[a].score || dPair[a] - dPair[b] || a - b);
+      if (Dall > 64) ord.sort((a, b) => dts[b].score - dts[a].score || dPair[a] - dPair[b] || a - b);
+      else {
+        // Stable insertion sort: ord starts in that order.
+        for (let q = 1; q < Dall; q++) {
+          const o = ord[q], sq = dts[o].score;
+          let r = q - 1;
+          while (r >= 0 && dts[ord[r]].score < sq) { ord[r + 1] = ord[r]; r--; }
+          ord[r + 1] = o;
+        }
+      }
       for (let d = 0; d < D; d++) {
         const o = dts[ord[d]];
         s.dtId[dPos + d] = o.id; s.dtScore[dPos + d] = o.score; s.dtRank[dPos + d] = d; dtArea[dPos + d] = o.area;
@@ -447,6 +456,26 @@ export function evalImagesList(s: EvalStore, p: CocoEvalParams): (EvalImage | nu
 
 const EPS = 2.220446049250313e-16; // np.spacing(1)
 
+/**
+ * The indices start..start+n-1 stably sorted by descending score (ties keep index order), as numpy's
+ * argsort(-score, kind='mergesort'): a bottom-up merge sort without a comparator callback.
+ */
+function sortByScoreDesc(score: Float64Array, start: number, n: number): Uint32Array {
+  let src = new Uint32Array(n), dst = new Uint32Array(n);
+  for (let j = 0; j < n; j++) src[j] = start + j;
+  for (let width = 1; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(lo + width, n), hi = Math.min(lo + 2 * width, n);
+      let i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) dst[o++] = score[src[i]] >= score[src[j]] ? src[i++] : src[j++];
+      while (i < mid) dst[o++] = src[i++];
+      while (j < hi) dst[o++] = src[j++];
+    }
+    const t = src; src = dst; dst = t;
+  }
+  return src;
+}
+
 /** pycocotools `accumulate()`. */
 export function accumulate(s: EvalStore, p: CocoEvalParams) {
   const T = p.iouThrs.length, R = p.recThrs.length, K = p.useCats ? p.catIds.length : 1;
@@ -457,49 +486,64 @@ export function accumulate(s: EvalStore, p: CocoEvalParams) {
   const maxDetAll = Math.max(...p.maxDets);
   const recThrs = p.recThrs;
   const AT = A * T;
+  const state = s.dtState, rank = s.dtRank, npigAll = s.npig, catDtStart = s.catDtStart, sc = s.dtScore;
   for (let k = 0; k < K; k++) {
     let anyGt = false;
-    for (let a = 0; a < A; a++) if (s.npig[k * A + a] > 0) anyGt = true;
+    for (let a = 0; a < A; a++) if (npigAll[k * A + a] > 0) anyGt = true;
     if (!anyGt) continue;
     // pycocotools concatenates each image's score-sorted detections (top maxDet) in image order and
     // sorts stably by score: category k's detections are already laid out that way. One sort serves
     // every maxDet: truncating each image's list keeps the relative order of what remains.
-    const c0 = s.catDtStart[k], nAll = s.catDtStart[k + 1] - c0;
-    const orderAll = new Uint32Array(nAll);
-    for (let j = 0; j < nAll; j++) orderAll[j] = c0 + j;
-    const sc = s.dtScore;
-    orderAll.sort((x, y) => sc[y] - sc[x] || x - y);
-    // [T, nd] running recall and precision, filled in one pass over the detections for all T.
-    const rcAll = new Float64Array(T * nAll), prAll = new Float64Array(T * nAll);
+    const c0 = catDtStart[k], nAll = catDtStart[k + 1] - c0;
+    const orderAll = sortByScoreDesc(sc, c0, nAll);
+    // Recall only rises at a true positive and precision only rises there too, so the precision
+    // envelope and the searchsorted of the recall thresholds need the running values at the first
+    // detection and at each true positive only ("events"): the same numbers, far fewer of them.
+    const E = nAll + 1;
+    const evRc = new Float64Array(T * E), evPr = new Float64Array(T * E), evJ = new Int32Array(T * E);
+    const nEv = new Int32Array(T);
     const tp = new Float64Array(T), fp = new Float64Array(T);
     for (let m = 0; m < M; m++) {
       const maxDet = p.maxDets[m];
-      const order = maxDet >= maxDetAll ? orderAll : orderAll.filter((o) => s.dtRank[o] < maxDet);
+      const order = maxDet >= maxDetAll ? orderAll : orderAll.filter((o) => rank[o] < maxDet);
       const nd = order.length;
       for (let a = 0; a < A; a++) {
-        const npig = s.npig[k * A + a];
+        const npig = npigAll[k * A + a];
         if (npig === 0) continue;
-        tp.fill(0); fp.fill(0);
+        if (nd === 0) {
+          for (let t = 0; t < T; t++) {
+            recall[((t * K + k) * A + a) * M + m] = 0;
+            for (let r = 0; r < R; r++) {
+              const at = (((t * R + r) * K + k) * A + a) * M + m;
+              precision[at] = 0; scores[at] = 0;
+            }
+          }
+          continue;
+        }
+        tp.fill(0); fp.fill(0); nEv.fill(0);
         for (let j = 0; j < nd; j++) {
           const base = order[j] * AT + a * T;
           for (let t = 0; t < T; t++) {
-            const st = s.dtState[base + t];
-            if (st === 1) tp[t]++; else if (st === 0) fp[t]++;
-            rcAll[t * nAll + j] = tp[t] / npig;
-            prAll[t * nAll + j] = tp[t] / (fp[t] + tp[t] + EPS);
+            const st = state[base + t];
+            if (st === 1) tp[t]++;
+            else { if (st === 0) fp[t]++; if (j > 0) continue; }
+            const e = t * E + nEv[t]++;
+            evRc[e] = tp[t] / npig;
+            evPr[e] = tp[t] / (fp[t] + tp[t] + EPS);
+            evJ[e] = j;
           }
         }
         for (let t = 0; t < T; t++) {
-          const rc = rcAll.subarray(t * nAll, t * nAll + nd), pr = prAll.subarray(t * nAll, t * nAll + nd);
-          recall[((t * K + k) * A + a) * M + m] = nd ? rc[nd - 1] : 0;
+          const e0 = t * E, ne = nEv[t];
+          recall[((t * K + k) * A + a) * M + m] = tp[t] / npig;
           // Precision envelope: non-increasing from the right.
-          for (let j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
+          for (let e = e0 + ne - 1; e > e0; e--) if (evPr[e] > evPr[e - 1]) evPr[e - 1] = evPr[e];
           // First index with recall >= each threshold (searchsorted left); 0 beyond the last.
-          let pi = 0;
+          let e = e0;
           for (let r = 0; r < R; r++) {
-            while (pi < nd && rc[pi] < recThrs[r]) pi++;
+            while (e < e0 + ne && evRc[e] < recThrs[r]) e++;
             const at = (((t * R + r) * K + k) * A + a) * M + m;
-            if (pi < nd) { precision[at] = pr[pi]; scores[at] = sc[order[pi]]; }
+            if (e < e0 + ne) { precision[at] = evPr[e]; scores[at] = sc[order[evJ[e]]]; }
             else { precision[at] = 0; scores[at] = 0; }
           }
         }
