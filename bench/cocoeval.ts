@@ -182,17 +182,17 @@ export function largeWorkload(): { dir: string; gtFile: string; predFile: string
 }
 
 /** Runs `node bin/maskdistill.cjs eval-instances` on the workload: wall time, peak RSS, the stats line. */
-function timeProcess(dir: string, gtFile: string, predFile: string): { wallS: number; peakRssMB: number; stats: number[] } {
+function timeProcess(dir: string, gtFile: string, predFile: string, root = projectPath(), env: NodeJS.ProcessEnv = process.env): { wallS: number; peakRssMB: number; stats: number[]; cli: string } {
   const preload = path.join(dir, "maxrss.cjs");
-  fs.writeFileSync(preload, `process.on("exit", () => { require("node:fs").writeFileSync(${JSON.stringify(path.join(dir, "maxrss.txt"))}, String(process.resourceUsage().maxRSS)); });\n`);
+  fs.writeFileSync(preload, `process.on("exit", () => { require("node:fs").writeFileSync(${JSON.stringify(path.join(dir, "maxrss.json"))}, JSON.stringify({ maxRSS: process.resourceUsage().maxRSS, cli: process.env.MASKDISTILL_CLI || "src/ through tsx" })); });\n`);
   const t0 = performance.now();
-  const run = spawnSync(process.execPath, ["--require", preload, projectPath("bin", "maskdistill.cjs"), "eval-instances",
-    "--gt-file", gtFile, "--input-file", predFile, "--json"], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const run = spawnSync(process.execPath, ["--require", preload, path.join(root, "bin", "maskdistill.cjs"), "eval-instances",
+    "--gt-file", gtFile, "--input-file", predFile, "--json"], { encoding: "utf8", maxBuffer: 1 << 26, env });
   const wallS = (performance.now() - t0) / 1000;
   if (run.status !== 0) throw new Error(`eval-instances failed: ${run.stderr.trim().split("\n").slice(-3).join(" | ")}`);
   const last = JSON.parse(run.stdout.trim().split("\n").pop()!) as { stats: number[] };
-  const peakRssMB = Number(fs.readFileSync(path.join(dir, "maxrss.txt"), "utf8")) / 1024;
-  return { wallS, peakRssMB, stats: last.stats };
+  const exit = JSON.parse(fs.readFileSync(path.join(dir, "maxrss.json"), "utf8")) as { maxRSS: number; cli: string };
+  return { wallS, peakRssMB: exit.maxRSS / 1024, stats: last.stats, cli: exit.cli };
 }
 
 export async function benchCocoevalLarge(): Promise<object> {
@@ -221,6 +221,16 @@ export async function benchCocoevalLarge(): Promise<object> {
   }
   const procRuns = [timeProcess(dir, gtFile, predFile), timeProcess(dir, gtFile, predFile)];
   const best = procRuns.reduce((a, b) => (b.wallS < a.wallS ? b : a));
+  // The same through tsx (no compiled dist/), as the code before measured.
+  const tsxRun = best.cli === "dist" ? timeProcess(dir, gtFile, predFile, projectPath(), { ...process.env, MASKDISTILL_NO_DIST: "1" }) : undefined;
+  // MASKDISTILL_BENCH_BEFORE_ROOT: an export of the code before (`git archive 8be4789 | tar -x -C DIR`, with
+  // node_modules linked) to time it in this same run; otherwise the recorded figures are shown.
+  const beforeRoot = process.env.MASKDISTILL_BENCH_BEFORE_ROOT;
+  const beforeRun = beforeRoot ? timeProcess(dir, gtFile, predFile, beforeRoot) : undefined;
+  const before = beforeRun
+    ? { root: beforeRoot, wholeProcessS: Math.round(beforeRun.wallS * 100) / 100, peakRssMB: Math.round(beforeRun.peakRssMB), launcherRan: beforeRun.cli, statsIdentical: beforeRun.stats.every((v, i) => v === stats[i]), recorded: LARGE_BEFORE }
+    : LARGE_BEFORE;
+  const beforeS = before.wholeProcessS;
   const identical = procRuns.every((r) => r.stats.every((v, i) => v === stats[i]));
   const wholeProcessS = Math.round(best.wallS * 100) / 100;
   return {
@@ -230,10 +240,15 @@ export async function benchCocoevalLarge(): Promise<object> {
       loadResultsPlusEvaluateS: Math.round(inProc.evaluate) / 1000, accumulateS: Math.round(inProc.accumulate) / 1000,
       evaluatePlusAccumulateS: Math.round(inProc.total) / 1000,
     },
-    wholeProcess: { evalInstancesS: wholeProcessS, peakRssMB: Math.round(best.peakRssMB), runs: procRuns.map((r) => Math.round(r.wallS * 100) / 100) },
+    wholeProcess: {
+      evalInstancesS: wholeProcessS, peakRssMB: Math.round(best.peakRssMB), runs: procRuns.map((r) => Math.round(r.wallS * 100) / 100),
+      launcherRan: best.cli,
+      ...(tsxRun ? { throughTsxS: Math.round(tsxRun.wallS * 100) / 100 } : {}),
+    },
     statsIdenticalInProcessAndCli: identical, AP: stats[0], AP50: stats[1],
-    before: LARGE_BEFORE,
-    speedupWholeProcess: Number.isFinite(LARGE_BEFORE.wholeProcessS) ? Math.round((LARGE_BEFORE.wholeProcessS / wholeProcessS) * 100) / 100 : null,
+    before,
+    speedupWholeProcess: Math.round((beforeS / wholeProcessS) * 100) / 100,
+    peakRssRatio: Math.round((before.peakRssMB / best.peakRssMB) * 100) / 100,
     peers: {
       "faster-coco-eval": "not installable here (/usr/bin/python3 cannot import faster_coco_eval), so no figure in this run; issue 22 measured it at 8.1 s whole process (on its machine) for a workload of this size",
       pycocotools: pycocotoolsImportable() ? "importable (timing on this workload not wired)" : "not installable here (/usr/bin/python3 cannot import pycocotools)",
