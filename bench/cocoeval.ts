@@ -2,7 +2,7 @@
 // replicated to ~11k detections (each copy with deterministically jittered scores, so images hold
 // up to 5x the detections and the 100-per-image cap is exercised). Times evaluate (incl. RLE decoding
 // and polygon rasterisation of the GT) and accumulate for segm and bbox; pycocotools too when
-// Debian's python3 has it.
+// Debian's python3 has it. Second record: the issue-22 workload (see `benchCocoevalLarge`).
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
