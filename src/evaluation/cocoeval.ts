@@ -268,17 +268,17 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
   const K = p.useCats ? Kc : 1, A = p.areaRng.length, T = p.iouThrs.length;
   const maxDet = p.maxDets[p.maxDets.length - 1];
   // A group's ranges in the pair-sorted index arrays: one pair, or all pairs of the image.
-  const lo = (off: Int32Array, k: number, i: number) => off[i * Kc + (p.useCats ? k : 0)];
-  const hi = (off: Int32Array, k: number, i: number) => off[i * Kc + (p.useCats ? k + 1 : Kc)];
+  const useCats = p.useCats, gOff = G0.off, dOff = D0.off;
 
   // Sizes first, so that every array is allocated once.
   const groupOf = new Int32Array(K * I).fill(-1);
   let nGroups = 0, nDt = 0, nGt = 0, nDtMatch = 0, nGtMatch = 0;
   for (let k = 0; k < K; k++) {
     for (let i = 0; i < I; i++) {
-      const G = hi(G0.off, k, i) - lo(G0.off, k, i);
-      const D = Math.min(hi(D0.off, k, i) - lo(D0.off, k, i), maxDet);
-      if (G === 0 && D === 0 && hi(D0.off, k, i) === lo(D0.off, k, i)) continue;
+      const q0 = i * Kc + (useCats ? k : 0), q1 = i * Kc + (useCats ? k + 1 : Kc);
+      const G = gOff[q1] - gOff[q0];
+      const D = Math.min(dOff[q1] - dOff[q0], maxDet);
+      if (G === 0 && dOff[q1] === dOff[q0]) continue;
       groupOf[k * I + i] = nGroups++;
       nDt += D; nGt += G;
       if (G > 0 && D > 0) { nDtMatch += A * T * D; nGtMatch += A * T * G; }
@@ -304,8 +304,9 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
     s.catDtStart[k] = dPos;
     for (let i = 0; i < I; i++) {
       if (groupOf[k * I + i] < 0) continue;
-      const gLo = lo(G0.off, k, i), G = hi(G0.off, k, i) - gLo;
-      const dLo = lo(D0.off, k, i), Dall = hi(D0.off, k, i) - dLo;
+      const q0 = i * Kc + (useCats ? k : 0), q1 = i * Kc + (useCats ? k + 1 : Kc);
+      const gLo = gOff[q0], G = gOff[q1] - gLo;
+      const dLo = dOff[q0], Dall = dOff[q1] - dLo;
       const D = Math.min(Dall, maxDet);
       s.groupDtStart[g] = dPos; s.groupGtStart[g] = gPos;
       // Detections by descending score, stable (numpy argsort(-score, kind='mergesort')), top maxDet.
@@ -375,8 +376,8 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
           if (s.gtCrowd[gPos + j] || ar < aLo || ar > aHi) gtind[q++] = j;
         }
         for (let j = 0; j < G; j++) gIg[j] = j < nOk ? 0 : 1;
-        dtm.fill(0, 0, T * D); dtIg.fill(0, 0, T * D);
         if (ious) {
+          dtm.fill(0, 0, T * D); dtIg.fill(0, 0, T * D);
           const gtm = s.gtMatch, g0 = gmPos + a * T * G;
           for (let t = 0; t < T; t++) {
             for (let d = 0; d < D; d++) {
@@ -402,13 +403,18 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
           for (let q = 0, o = dmPos + a * T * D; q < T * D; q++) s.dtMatch[o + q] = dtm[q];
         }
         // Unmatched detections outside the area range are ignored; then one state byte each.
+        const state = s.dtState;
         for (let d = 0; d < D; d++) {
           const outside = dtArea[dPos + d] < aLo || dtArea[dPos + d] > aHi;
           const base = ((dPos + d) * A + a) * T;
+          if (!ious) { // no GT: nothing matched (state 0, already there) or ignored
+            if (outside) for (let t = 0; t < T; t++) state[base + t] = 2;
+            continue;
+          }
           for (let t = 0; t < T; t++) {
             const mt = dtm[t * D + d];
             const ignored = dtIg[t * D + d] === 1 || (outside && mt === 0);
-            s.dtState[base + t] = ignored ? 2 : mt !== 0 ? 1 : 0;
+            state[base + t] = ignored ? 2 : mt !== 0 ? 1 : 0;
           }
         }
       }
