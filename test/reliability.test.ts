@@ -280,6 +280,15 @@ test("output locations are checked before the work starts: a file where a folder
   assert.deepEqual(tmpFiles(tmp), []);
 });
 
+test("output locations the process cannot write (sysfs, procfs) are refused up front, without hanging", { skip: !fs.existsSync("/sys/kernel") }, () => {
+  // sysfs takes no new files, even from root: EACCES (or EROFS where it is mounted read-only)
+  assert.throws(() => checkOutputLocation("/sys/kernel/md-out.json"), (e: Error) =>
+    e instanceof MaskdistillError && /^\/sys\/kernel\/md-out\.json: cannot write in the output folder \/sys\/kernel \((no permission to write there|the file system is read-only)\); choose another output path \((EACCES|EROFS|EPERM)/.test(e.message));
+  // node's recursive mkdir spins forever here; the check makes the folders one by one
+  assert.throws(() => checkOutputLocation("/proc/self/md-missing/out.json"), /cannot create the output folder \/proc\/self\/md-missing; choose another output path \(ENOENT/);
+  assert.deepEqual(fs.readdirSync("/sys/kernel").filter((f) => f.includes("md-out")), []);
+});
+
 test("an I/O fault no check caught is one line, not a stack trace", () => {
   // gen-masks' --pred-json under a file fails in the runner's check (exit 2, one line)
   const file = path.join(tmp, "plain-file-2");

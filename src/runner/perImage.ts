@@ -213,7 +213,9 @@ export const lockPath = (out: string): string => `${out}.lock`;
 export function checkOutputLocation(out: string): void {
   const abs = path.resolve(out);
   const dir = path.dirname(abs);
-  // the nearest part of the path that exists must be a folder
+  // the nearest part of the path that exists must be a folder; the missing ones are made one by one
+  // (not mkdir -p: node's recursive mkdir can spin forever under /proc)
+  const missing: string[] = [];
   for (let p = dir; ; p = path.dirname(p)) {
     let st: fs.Stats | undefined;
     try {
@@ -225,12 +227,16 @@ export function checkOutputLocation(out: string): void {
       if (!st.isDirectory()) throw new MaskdistillError(`cannot write the output here: ${p} is a file, not a folder (ENOTDIR); choose another output path`, out);
       break;
     }
+    missing.push(p);
     if (path.dirname(p) === p) break;
   }
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw outputError(out, `cannot create the output folder ${dir}`, e);
+  for (const p of missing.reverse()) {
+    try {
+      fs.mkdirSync(p);
+    } catch (e) {
+      if ((e as { code?: unknown }).code === "EEXIST" && fs.statSync(p).isDirectory()) continue;
+      throw outputError(out, `cannot create the output folder ${dir}`, e);
+    }
   }
   if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) {
     throw new MaskdistillError("the output path is a folder (EISDIR); give a file path", out);
