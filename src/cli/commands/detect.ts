@@ -1,7 +1,7 @@
 // `maskdistill detect`: Mask R-CNN inference over a dataset (MaskDistill stage iii), written as
 // {images, annotations, categories} with each image's detections in descending score order.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson } from "../command.js";
+import { abortOnSignals, numberFlag, parseFlags, parseShard, printJson } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
@@ -103,9 +103,9 @@ const command: Command = {
     const categories = labelIds === "keep"
       ? Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i + 1, name: `class ${i + 1}` }))
       : pseudoClassCategories(net);
+    // Ctrl-C / SIGTERM stop after the current image (exit 130 / 143); the journal keeps what is done
     const controller = new AbortController();
-    const onSigint = () => controller.abort();
-    process.once("SIGINT", onSigint);
+    const stopHandling = abortOnSignals(controller, "detect");
     let summary;
     try {
       summary = await detectDataset({
@@ -114,7 +114,7 @@ const command: Command = {
         configTag: { weights: values.weights, labelIds, layout },
       });
     } finally {
-      process.removeListener("SIGINT", onSigint);
+      stopHandling();
     }
     console.log(
       `detect: ${summary.images} images, ${summary.detections} detections, ${summary.withoutDetections} images without any, ` +
