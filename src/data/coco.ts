@@ -206,8 +206,9 @@ export function validateCocoResults(raw: unknown, file: string, gt?: CocoDataset
     if (res.bbox !== undefined && !isBox(res.bbox)) {
       throw new MaskdistillError(`${where} (image ${res.image_id}): 'bbox' must be [x, y, width, height] (4 finite numbers)`, file);
     }
-    if (res.bbox !== undefined && (res.bbox[2] < 0 || res.bbox[3] < 0)) {
-      throw new MaskdistillError(`${where} (image ${res.image_id}): 'bbox' [${res.bbox.join(", ")}] has a negative width or height (results are [x, y, width, height] with width, height >= 0)`, file);
+    const bbox = res.bbox as number[] | undefined;   // checked by isBox above (TS 5.0, tslab's, does not keep that narrowing)
+    if (bbox !== undefined && (bbox[2] < 0 || bbox[3] < 0)) {
+      throw new MaskdistillError(`${where} (image ${res.image_id}): 'bbox' [${bbox.join(", ")}] has a negative width or height (results are [x, y, width, height] with width, height >= 0)`, file);
     }
     if (res.bbox === undefined && res.segmentation === undefined) {
       throw new MaskdistillError(`${where} (image ${res.image_id}): has neither 'bbox' nor 'segmentation'`, file);

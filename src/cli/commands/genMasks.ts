@@ -72,7 +72,8 @@ const command: Command = {
     const images = await imagesFromFlags(values);
     const { loadBackbone } = await import("../../modeling/backbone.js");
     const { genMasks } = await import("../../distill/genMasks.js");
-    const backbone = await loadBackbone(weights, { arch, patch: patchFlag, device });
+    // (the casts restate the checks above: TypeScript 5.0, which tslab uses, loses those narrowings across the awaits)
+    const backbone = await loadBackbone(weights, { arch: arch as "vit_small" | "vit_base" | undefined, patch: patchFlag as 16 | 8 | undefined, device });
     if (backbone.heads < heads) throw new MaskdistillError(`--heads ${heads} but the backbone has ${backbone.heads} heads`);
     // Ctrl-C stops after the current image; the journal keeps what is done for --resume
     const controller = new AbortController();
