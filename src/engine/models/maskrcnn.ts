@@ -181,10 +181,17 @@ function convKernel(t: TensorData): tf.Variable {
   for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
     dst[((y * kw + x) * i + b) * o + a] = src[((a * i + b) * kh + y) * kw + x];
   }
-  return tf.variable(tf.tensor4d(dst, [kh, kw, i, o]), false);
+  return frozenVariable(tf.tensor4d(dst, [kh, kw, i, o]));
 }
 
-const vector = (t: TensorData): tf.Variable => tf.variable(tf.tensor1d(toFloat32(t)), false);
+/** A non-trainable variable holding `t`'s data; `t` itself is released (the variable keeps the data). */
+function frozenVariable(t: tf.Tensor): tf.Variable {
+  const v = tf.variable(t, false);
+  t.dispose();
+  return v;
+}
+
+const vector = (t: TensorData): tf.Variable => frozenVariable(tf.tensor1d(toFloat32(t)));
 
 function convFrom(sd: StateDict, prefix: string, file: string, layout: MaskRcnnLayout = "torchvision"): Conv {
   const w = need(sd, `${prefix}.weight`, file, layout);
@@ -199,7 +206,7 @@ function linearFrom(sd: StateDict, prefix: string, file: string, permuteIn?: (i:
     const ti = permuteIn ? permuteIn(i) : i;
     for (let o = 0; o < out; o++) dst[i * out + o] = src[o * inn + ti];
   }
-  return { w: tf.variable(tf.tensor2d(dst, [inn, out]), false), b: vector(need(sd, `${prefix}.bias`, file, layout)) };
+  return { w: frozenVariable(tf.tensor2d(dst, [inn, out])), b: vector(need(sd, `${prefix}.bias`, file, layout)) };
 }
 
 /** conv (no bias) + FrozenBatchNorm2d (weight, bias, running_mean, running_var) as a frozen ConvBn. */
@@ -235,7 +242,7 @@ function deconvFrom(sd: StateDict, prefix: string, file: string, layout: MaskRcn
   if (kh !== 2 || kw !== 2) throw new MaskdistillError(`mask head deconvolution '${prefix}' is ${kh}×${kw}, expected 2×2`, file);
   const dsrc = toFloat32(dw), dm = new Float32Array(cin * 4 * cout);
   for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) for (let t = 0; t < 4; t++) dm[c * 4 * cout + t * cout + o] = dsrc[(c * cout + o) * 4 + t];
-  return { w: tf.variable(tf.tensor2d(dm, [cin, 4 * cout]), false), b: vector(need(sd, `${prefix}.bias`, file, layout)) };
+  return { w: frozenVariable(tf.tensor2d(dm, [cin, 4 * cout])), b: vector(need(sd, `${prefix}.bias`, file, layout)) };
 }
 
 /** The first key present, so both torchvision naming generations load (e.g. mask_fcn1 vs 0.0 since 0.13). */
