@@ -16,7 +16,7 @@ import { readCheckpoint, readStateDict, toFloat32, type TensorData } from "../sr
 import { maskRcnnFromAnyStateDict, maskRcnnFromDetectron2StateDict, maskRcnnLayout, maskRcnnVariables, type MaskRcnnNet } from "../src/engine/models/maskrcnn.js";
 import { detectImage, detectron2Inference, type ImageDetections } from "../src/instance/maskrcnn.js";
 import { loadRgb } from "../src/data/image.js";
-import { boxIou } from "../src/instance/boxes.js";
+import { compareDetections, matchBoxes } from "./maskrcnnParity.js";
 import { readF32, relError } from "./helpers.js";
 
 const DIR = projectPath("test", "fixtures", "maskrcnn-d2");
@@ -34,19 +34,6 @@ before(async () => {
   for (const im of manifest.images) results.set(im.stem, await detectImage(net, await loadRgb(projectPath(im.file)), cfg, { keepSteps: true }));
 });
 after(() => tf.dispose(maskRcnnVariables(net)));
-
-function matchBoxes(a: Float32Array, b: Float32Array, minIou: number, la?: ArrayLike<number>, lb?: ArrayLike<number>): [number, number][] {
-  const iou = boxIou(a, b), nb = b.length / 4, used = new Uint8Array(nb), pairs: [number, number][] = [];
-  for (let i = 0; i < a.length / 4; i++) {
-    let best = -1, bestIou = minIou;
-    for (let j = 0; j < nb; j++) {
-      if (used[j] || (la && lb && la[i] !== lb[j])) continue;
-      if (iou[i * nb + j] >= bestIou) { bestIou = iou[i * nb + j]; best = j; }
-    }
-    if (best >= 0) { used[best] = 1; pairs.push([i, best]); }
-  }
-  return pairs;
-}
 
 test("model-zoo style .pkl: numpy arrays (float32/64, Fortran order, big-endian, int64, 0-d, empty) read exactly, protocols 2 and 4", async () => {
   for (const f of ["tiny_p2.pkl", "tiny_p4.pkl"]) {
@@ -159,17 +146,7 @@ for (const [k, im] of (manifest.images as any[]).entries()) {
     }
     assert.ok(logitErr / mag <= 1e-4, `class logits relative error ${logitErr / mag}`);
     const ref = im.detections;
-    const refBoxes = Float32Array.from(ref.boxes.flat() as number[]);
-    const pairs = matchBoxes(r.boxes, refBoxes, 0.99, r.labels, ref.labels).filter(([a, b]) => Math.abs(r.scores[a] - ref.scores[b]) <= 1e-3);
-    let worstMask = 1, exact = 0;
-    for (const [a, b] of pairs) {
-      const mask = r.masks[a], refMask = new Uint8Array(mask.length);
-      for (const [st, len] of ref.mask_runs[b] as number[][]) refMask.fill(1, st, st + len);
-      let inter = 0, uni = 0, same = true;
-      for (let i = 0; i < mask.length; i++) { inter += mask[i] & refMask[i]; uni += mask[i] | refMask[i]; if (mask[i] !== refMask[i]) same = false; }
-      worstMask = Math.min(worstMask, uni ? inter / uni : 1);
-      if (same) exact++;
-    }
+    const { pairs, worstMaskIou: worstMask, identicalMasks: exact } = compareDetections(r, ref);
     t.diagnostic(`proposals ${pp.length}/${refProps.length / 4} matched (${inOrder} at the same rank), objectness ≤ ${objErr.toExponential(1)}; ` +
       `class logits ${(logitErr / mag).toExponential(1)}; detections ${pairs.length}/${ref.scores.length} matched; worst mask IoU ${worstMask.toFixed(4)}; ${exact} masks pixel-identical`);
     assert.equal(r.scores.length, ref.scores.length);

@@ -14,8 +14,8 @@ import { backboneFeatures, maskRcnnFromStateDict, maskRcnnVariables, rpnHeadOutp
 import { detectImage, torchvisionInference, type ImageDetections } from "../src/instance/maskrcnn.js";
 import { rcnnTransform } from "../src/instance/transform.js";
 import { loadRgb } from "../src/data/image.js";
-import { boxIou } from "../src/instance/boxes.js";
-import { readF32, relError, rowRuns } from "./helpers.js";
+import { readF32, relError } from "./helpers.js";
+import { compareDetections, matchBoxes } from "./maskrcnnParity.js";
 
 const DIR = projectPath("test", "fixtures", "maskrcnn");
 const manifest = JSON.parse(fs.readFileSync(`${DIR}/manifest.json`, "utf8"));
@@ -38,20 +38,6 @@ function hwc(chw: Float32Array, c: number, h: number, w: number): Float32Array {
   const out = new Float32Array(chw.length);
   for (let k = 0; k < c; k++) for (let i = 0; i < h * w; i++) out[i * c + k] = chw[k * h * w + i];
   return out;
-}
-
-/** Greedy matching of detections a → b: same label, box IoU ≥ minIou; returns pairs. */
-function matchBoxes(a: Float32Array, b: Float32Array, minIou: number, la?: ArrayLike<number>, lb?: ArrayLike<number>): [number, number][] {
-  const iou = boxIou(a, b), nb = b.length / 4, used = new Uint8Array(nb), pairs: [number, number][] = [];
-  for (let i = 0; i < a.length / 4; i++) {
-    let best = -1, bestIou = minIou;
-    for (let j = 0; j < nb; j++) {
-      if (used[j] || (la && lb && la[i] !== lb[j])) continue;
-      if (iou[i * nb + j] >= bestIou) { bestIou = iou[i * nb + j]; best = j; }
-    }
-    if (best >= 0) { used[best] = 1; pairs.push([i, best]); }
-  }
-  return pairs;
 }
 
 test("checkpoint: every tensor of torchvision's maskrcnn_resnet50_fpn layout loads (narrow widths read from the tensors)", () => {
@@ -114,20 +100,8 @@ for (const [k, im] of (manifest.images as any[]).entries()) {
     assert.ok(logitErr / mag <= 1e-4, `class logits relative error ${logitErr / mag}`);
     // detections: same label, box IoU ≥ 0.99, |Δscore| ≤ 1e-3; masks IoU ≥ 0.98
     const ref = im.detections;
-    const refBoxes = Float32Array.from(ref.boxes.flat() as number[]);
-    const pairs = matchBoxes(r.boxes, refBoxes, 0.99, r.labels, ref.labels).filter(([a, b]) => Math.abs(r.scores[a] - ref.scores[b]) <= 1e-3);
+    const { pairs, worstMaskIou: worstMask, identicalMasks: exact } = compareDetections(r, ref);
     const detShare = pairs.length / ref.scores.length;
-    let worstMask = 1;
-    for (const [a, b] of pairs) {
-      const mask = r.masks[a];
-      const refRuns: number[][] = ref.mask_runs[b];
-      const refMask = new Uint8Array(mask.length);
-      for (const [st, len] of refRuns) refMask.fill(1, st, st + len);
-      let inter = 0, uni = 0;
-      for (let i = 0; i < mask.length; i++) { inter += mask[i] & refMask[i]; uni += mask[i] | refMask[i]; }
-      worstMask = Math.min(worstMask, uni ? inter / uni : 1);
-    }
-    const exact = pairs.filter(([a, b]) => JSON.stringify(rowRuns(r.masks[a])) === JSON.stringify(ref.mask_runs[b])).length;
     t.diagnostic(`proposals ${pp.length}/1000 matched (${inOrder} at the same rank); class logits ${(logitErr / mag).toExponential(1)}; ` +
       `detections ${pairs.length}/${ref.scores.length} matched; worst mask IoU ${worstMask.toFixed(4)}; ${exact} masks pixel-identical`);
     assert.equal(r.scores.length, ref.scores.length);

@@ -118,6 +118,44 @@ export function roiAlignForward(input: Float32Array, shape: MapShape, boxes: Arr
 }
 
 /**
+ * Box k's bilinear samples, bin by bin: for sample j of bin t (binStart[t] ≤ j < binStart[t + 1]) the
+ * four cells (element offsets of channel 0 in the [N, H, W, C] map) and their float32 weights. One plan
+ * serves the forward pass and the gradient, so both visit the same samples in the same order.
+ */
+interface SamplePlan { offsets: Int32Array; weights: Float32Array; binStart: Int32Array; count: number }
+
+function samplePlan(boxes: ArrayLike<number>, k: number, imageIndex: number, shape: MapShape, p: RoiAlignParams, scale: number): SamplePlan {
+  const [, H, W, C] = shape;
+  const { ys, xs, count } = boxSamples(boxes, k, H, W, { ...p, spatialScale: scale });
+  const [ph, pw] = p.outputSize;
+  const most = ph * pw * ys.grid * xs.grid;
+  const offsets = new Int32Array(4 * most), weights = new Float32Array(4 * most), binStart = new Int32Array(ph * pw + 1);
+  const base = imageIndex * H * W;
+  let j = 0;
+  for (let by = 0; by < ph; by++) {
+    for (let bx = 0; bx < pw; bx++) {
+      binStart[by * pw + bx] = j;
+      for (let iy = 0; iy < ys.grid; iy++) {
+        const sy = by * ys.grid + iy;
+        if (!ys.valid[sy]) continue;
+        const rowLow = (base + ys.low[sy] * W) * C, rowHigh = (base + ys.high[sy] * W) * C;
+        const hy = ys.wLow[sy], ly = ys.wHigh[sy];
+        for (let ix = 0; ix < xs.grid; ix++) {
+          const sx = bx * xs.grid + ix;
+          if (!xs.valid[sx]) continue;
+          const hx = xs.wLow[sx], lx = xs.wHigh[sx], q = 4 * j++;
+          offsets[q] = rowLow + xs.low[sx] * C; offsets[q + 1] = rowLow + xs.high[sx] * C;
+          offsets[q + 2] = rowHigh + xs.low[sx] * C; offsets[q + 3] = rowHigh + xs.high[sx] * C;
+          weights[q] = f(hy * hx); weights[q + 1] = f(hy * lx); weights[q + 2] = f(ly * hx); weights[q + 3] = f(ly * lx);
+        }
+      }
+    }
+  }
+  binStart[ph * pw] = j;
+  return { offsets, weights, binStart, count };
+}
+
+/**
  * RoIAlign over a feature pyramid, as MultiScaleRoIAlign: box k is pooled from level `levels[k]`
  * (`inputs[l]` [N, H_l, W_l, C] at `scales[l]`; p.spatialScale is ignored) → [K, ph, pw, C] in box order.
  */
@@ -125,33 +163,21 @@ export function roiAlignForwardLevels(inputs: Float32Array[], shapes: MapShape[]
     boxIndex: ArrayLike<number>, levels: ArrayLike<number>, p: RoiAlignParams): Float32Array {
   const C = shapes[0][3];
   const K = checkLevels(shapes, boxes, boxIndex, levels, p);
-  const [ph, pw] = p.outputSize;
-  const out = new Float32Array(K * ph * pw * C);
+  const bins = p.outputSize[0] * p.outputSize[1];
+  const out = new Float32Array(K * bins * C);
   const acc = new Float32Array(C);
   for (let k = 0; k < K; k++) {
-    const l = levels[k], input = inputs[l], [, H, W] = shapes[l];
-    const { ys, xs, count } = boxSamples(boxes, k, H, W, { ...p, spatialScale: scales[l] });
-    const base = boxIndex[k] * H * W;
-    for (let by = 0; by < ph; by++) {
-      for (let bx = 0; bx < pw; bx++) {
-        acc.fill(0);
-        for (let iy = 0; iy < ys.grid; iy++) {
-          const sy = by * ys.grid + iy;
-          if (!ys.valid[sy]) continue;
-          const rowLow = (base + ys.low[sy] * W) * C, rowHigh = (base + ys.high[sy] * W) * C;
-          const hy = ys.wLow[sy], ly = ys.wHigh[sy];
-          for (let ix = 0; ix < xs.grid; ix++) {
-            const sx = bx * xs.grid + ix;
-            if (!xs.valid[sx]) continue;
-            const hx = xs.wLow[sx], lx = xs.wHigh[sx];
-            const w1 = f(hy * hx), w2 = f(hy * lx), w3 = f(ly * hx), w4 = f(ly * lx);
-            const o1 = rowLow + xs.low[sx] * C, o2 = rowLow + xs.high[sx] * C, o3 = rowHigh + xs.low[sx] * C, o4 = rowHigh + xs.high[sx] * C;
-            for (let c = 0; c < C; c++) acc[c] += w1 * input[o1 + c] + w2 * input[o2 + c] + w3 * input[o3 + c] + w4 * input[o4 + c];
-          }
-        }
-        const o = ((k * ph + by) * pw + bx) * C;
-        for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
+    const input = inputs[levels[k]];
+    const { offsets, weights, binStart, count } = samplePlan(boxes, k, boxIndex[k], shapes[levels[k]], p, scales[levels[k]]);
+    for (let t = 0; t < bins; t++) {
+      acc.fill(0);
+      for (let q = 4 * binStart[t]; q < 4 * binStart[t + 1]; q += 4) {
+        const o1 = offsets[q], o2 = offsets[q + 1], o3 = offsets[q + 2], o4 = offsets[q + 3];
+        const w1 = weights[q], w2 = weights[q + 1], w3 = weights[q + 2], w4 = weights[q + 3];
+        for (let c = 0; c < C; c++) acc[c] += w1 * input[o1 + c] + w2 * input[o2 + c] + w3 * input[o3 + c] + w4 * input[o4 + c];
       }
+      const o = (k * bins + t) * C;
+      for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
     }
   }
   return out;
@@ -170,35 +196,23 @@ export function roiAlignBackwardLevels(dy: Float32Array, shapes: MapShape[], sca
     boxIndex: ArrayLike<number>, levels: ArrayLike<number>, p: RoiAlignParams): Float32Array[] {
   const C = shapes[0][3];
   const K = checkLevels(shapes, boxes, boxIndex, levels, p);
-  const [ph, pw] = p.outputSize;
-  if (dy.length !== K * ph * pw * C) throw new MaskdistillError(`roiAlign gradient: dy has ${dy.length} values, expected ${K}×${ph}×${pw}×${C}`);
+  const [ph, pw] = p.outputSize, bins = ph * pw;
+  if (dy.length !== K * bins * C) throw new MaskdistillError(`roiAlign gradient: dy has ${dy.length} values, expected ${K}×${ph}×${pw}×${C}`);
   const dxs = shapes.map(([N, H, W]) => new Float32Array(N * H * W * C));
   for (let k = 0; k < K; k++) {
-    const l = levels[k], dx = dxs[l], [, H, W] = shapes[l];
-    const { ys, xs, count } = boxSamples(boxes, k, H, W, { ...p, spatialScale: scales[l] });
-    const base = boxIndex[k] * H * W;
-    for (let by = 0; by < ph; by++) {
-      for (let bx = 0; bx < pw; bx++) {
-        const g = ((k * ph + by) * pw + bx) * C;
-        for (let iy = 0; iy < ys.grid; iy++) {
-          const sy = by * ys.grid + iy;
-          if (!ys.valid[sy]) continue;
-          const rowLow = (base + ys.low[sy] * W) * C, rowHigh = (base + ys.high[sy] * W) * C;
-          const hy = ys.wLow[sy], ly = ys.wHigh[sy];
-          for (let ix = 0; ix < xs.grid; ix++) {
-            const sx = bx * xs.grid + ix;
-            if (!xs.valid[sx]) continue;
-            const hx = xs.wLow[sx], lx = xs.wHigh[sx];
-            const w1 = f(hy * hx), w2 = f(hy * lx), w3 = f(ly * hx), w4 = f(ly * lx);
-            const o1 = rowLow + xs.low[sx] * C, o2 = rowLow + xs.high[sx] * C, o3 = rowHigh + xs.low[sx] * C, o4 = rowHigh + xs.high[sx] * C;
-            for (let c = 0; c < C; c++) {
-              const d = dy[g + c];
-              dx[o1 + c] += f(d * w1) / count;
-              dx[o2 + c] += f(d * w2) / count;
-              dx[o3 + c] += f(d * w3) / count;
-              dx[o4 + c] += f(d * w4) / count;
-            }
-          }
+    const dx = dxs[levels[k]];
+    const { offsets, weights, binStart, count } = samplePlan(boxes, k, boxIndex[k], shapes[levels[k]], p, scales[levels[k]]);
+    for (let t = 0; t < bins; t++) {
+      const g = (k * bins + t) * C;
+      for (let q = 4 * binStart[t]; q < 4 * binStart[t + 1]; q += 4) {
+        const o1 = offsets[q], o2 = offsets[q + 1], o3 = offsets[q + 2], o4 = offsets[q + 3];
+        const w1 = weights[q], w2 = weights[q + 1], w3 = weights[q + 2], w4 = weights[q + 3];
+        for (let c = 0; c < C; c++) {
+          const d = dy[g + c];
+          dx[o1 + c] += f(d * w1) / count;
+          dx[o2 + c] += f(d * w2) / count;
+          dx[o3 + c] += f(d * w3) / count;
+          dx[o4 + c] += f(d * w4) / count;
         }
       }
     }
