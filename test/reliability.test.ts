@@ -336,27 +336,37 @@ test("two runs on one output: a live run's lock is refused, a dead run's lock is
   assert.ok(fs.existsSync(journalPath(out)));
 });
 
-test("SIGTERM to the launcher during gen-masks: prompt non-zero exit, no lock left, --resume finishes", async () => {
-  const dir = path.join(tmp, "sig-images");
-  fs.mkdirSync(dir, { recursive: true });
-  for (let i = 0; i < 40; i++) fs.copyFileSync(COCO_IMG, path.join(dir, `img${String(i).padStart(2, "0")}.jpg`));
-  const out = path.join(tmp, "sig", "pred.json");
-  const args = [BIN, "gen-masks", "--images", dir, "--weights", CKPT, "--device", "cpu", "--resize", "0", "--pred-json", out];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
+/**
+ * Runs the CLI (through the launcher), waits until `ready(stderr)` holds (polling; fails after
+ * `waitMs`), sends SIGTERM and returns the exit code and stderr; asserts the exit came within `exitMs`.
+ */
+async function terminateWhenReady(args: string[], ready: (stderr: string) => boolean, what: string, waitMs: number, exitMs: number,
+    env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...env } });
   let stderr = "";
   child.stderr.on("data", (d) => { stderr += d; });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  // wait for the first finished image in the journal
   const t0 = Date.now();
-  const lines = () => (fs.existsSync(journalPath(out)) ? fs.readFileSync(journalPath(out), "utf8").split("\n").length - 1 : 0);
-  while (lines() < 2) {
-    assert.ok(Date.now() - t0 < 60_000, `no image finished in 60 s: ${stderr}`);
+  while (!ready(stderr)) {
+    assert.ok(Date.now() - t0 < waitMs, `${what} in ${waitMs / 1000} s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const tKill = Date.now();
   child.kill("SIGTERM");
   const code = await exited;
-  assert.ok(Date.now() - tKill < 10_000, "exits promptly");
+  assert.ok(Date.now() - tKill < exitMs, "exits promptly");
+  return { code, stderr };
+}
+
+test("SIGTERM to the launcher during gen-masks: prompt non-zero exit, no lock left, --resume finishes", async () => {
+  const dir = path.join(tmp, "sig-images");
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < 40; i++) fs.copyFileSync(COCO_IMG, path.join(dir, `img${String(i).padStart(2, "0")}.jpg`));
+  const out = path.join(tmp, "sig", "pred.json");
+  const args = ["gen-masks", "--images", dir, "--weights", CKPT, "--device", "cpu", "--resize", "0", "--pred-json", out];
+  // stop once the first image is finished in the journal
+  const lines = () => (fs.existsSync(journalPath(out)) ? fs.readFileSync(journalPath(out), "utf8").split("\n").length - 1 : 0);
+  const { code, stderr } = await terminateWhenReady(args, () => lines() >= 2, "no image finished", 60_000, 10_000);
   assert.equal(code, 143, stderr);
   assert.match(stderr, /interrupted after \d+ of 40 images; rerun with --resume to continue/);
   assert.ok(!stderr.includes("    at "), stderr);
@@ -364,7 +374,7 @@ test("SIGTERM to the launcher during gen-masks: prompt non-zero exit, no lock le
   assert.ok(!fs.existsSync(out));
   const done = lines() - 1;
   assert.ok(done >= 1 && done < 40, `${done}`);
-  const r = spawnSync(process.execPath, [...args, "--resume", "--json"], { encoding: "utf8", env: { ...process.env } });
+  const r = spawnSync(process.execPath, [BIN, ...args, "--resume", "--json"], { encoding: "utf8", env: { ...process.env } });
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout.trim().split("\n").pop()!);
   assert.deepEqual([summary.images, summary.resumed, summary.masks], [40, done, 40]);
@@ -389,20 +399,9 @@ test("pretrain: SIGTERM to the launcher saves the checkpoint and exits 143; --re
   for (const f of fs.readdirSync(projectPath("data", "demo", "images")).sort().slice(0, 4)) fs.copyFileSync(projectPath("data", "demo", "images", f), path.join(imgDir, f));
   const out = path.join(tmp, "pre-out");
   const tiny = ["--batch", "2", "--dim", "24", "--depth", "1", "--heads", "6", "--patch", "8", "--global-size", "32", "--local-size", "16", "--local-crops", "2", "--out-dim", "32"];
-  const child = spawn(process.execPath, [BIN, "pretrain", "--images", imgDir, "--out", out, "--epochs", "1000", ...tiny], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
-  let stderr = "";
-  child.stderr.on("data", (d) => { stderr += d; });
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const log = path.join(out, "train_log.jsonl");
-  const t0 = Date.now();
-  while (!(fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("\n"))) {
-    assert.ok(Date.now() - t0 < 60_000, `no iteration in 60 s: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const tKill = Date.now();
-  child.kill("SIGTERM");
-  const code = await exited;
-  assert.ok(Date.now() - tKill < 15_000, "exits promptly");
+  const { code, stderr } = await terminateWhenReady(["pretrain", "--images", imgDir, "--out", out, "--epochs", "1000", ...tiny],
+    () => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("\n"), "no iteration", 60_000, 15_000);
   assert.equal(code, 143, stderr);
   assert.match(stderr, /stopping after this iteration \(saving the checkpoint\)/);
   const { checkpointStep } = await import("../src/pretrain/trainer.js");
@@ -426,22 +425,10 @@ test("cluster: SIGTERM through the launcher keeps the embeddings made so far in 
   fs.writeFileSync(masks, JSON.stringify({ images, annotations, categories: [{ id: 0, name: "object" }] }));
   const cache = path.join(tmp, "cluster-cache");
   const WEIGHTS8 = projectPath("test", "fixtures", "reference-vit", "vit_small8_depth2_seed1.pth");
-  const child = spawn(process.execPath, [BIN, "cluster", "--input-file1", masks, "--dataset-root1", DEMO, "--dataset", "voc", "--batch-size", "1",
+  // stop at the first progress line (after 5 s of embedding): some crops are done, most are not
+  const { code, stderr } = await terminateWhenReady(["cluster", "--input-file1", masks, "--dataset-root1", DEMO, "--dataset", "voc", "--batch-size", "1",
     "--output-file", path.join(tmp, "clusters.json"), "--save-dir", cache, "--weights", WEIGHTS8, "--device", "cpu"],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MASKDISTILL_QUIET: "" } });
-  let stderr = "";
-  child.stderr.on("data", (d) => { stderr += d; });
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  // the first progress line (after 5 s of embedding): some crops are done, most are not
-  const t0 = Date.now();
-  while (!/embed \(input 1\) \d+\/\d+/.test(stderr)) {
-    assert.ok(Date.now() - t0 < 90_000, `no progress in 90 s: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const tKill = Date.now();
-  child.kill("SIGTERM");
-  const code = await exited;
-  assert.ok(Date.now() - tKill < 15_000, "exits promptly");
+    (err) => /embed \(input 1\) \d+\/\d+/.test(err), "no progress", 90_000, 15_000, { ...process.env, MASKDISTILL_QUIET: "" });
   assert.equal(code, 143, stderr);
   const m = /interrupted; (\d+) new embeddings are cached in/.exec(stderr);
   assert.ok(m, stderr);
