@@ -25,6 +25,25 @@ function replicate(results: CocoResult[], copies: number): CocoResult[] {
   return out;
 }
 
+/** Best of `repeats` in-process runs of loadResults + evaluate (ms) and accumulate (ms), with the 12 stats. */
+function timeInProcess(gt: Parameters<typeof loadResults>[0], results: Parameters<typeof loadResults>[1], iouType: IouType, repeats: number) {
+  const best = { evaluate: Infinity, accumulate: Infinity, total: Infinity };
+  let stats: number[] = [];
+  for (let rep = 0; rep < repeats; rep++) {
+    const params = defaultParams(gt, iouType, true);
+    const t0 = performance.now();
+    const evalImgs = evaluateImages(gt, loadResults(gt, results), params);
+    const t1 = performance.now();
+    const acc = accumulate(evalImgs, params);
+    const t2 = performance.now();
+    stats = summarize(acc.precision, acc.recall, params);
+    best.evaluate = Math.min(best.evaluate, t1 - t0);
+    best.accumulate = Math.min(best.accumulate, t2 - t1);
+    best.total = Math.min(best.total, t2 - t0);
+  }
+  return { best, stats };
+}
+
 export async function benchCocoeval(): Promise<object[]> {
   return [await benchCocoevalSmall(), await benchCocoevalLarge()];
 }
@@ -38,23 +57,7 @@ async function benchCocoevalSmall(): Promise<object> {
     images: gt.images.length, gtObjects: gt.annotations.length, detections: results.length, repeats: REPEATS,
   };
   for (const iouType of ["segm", "bbox"] as IouType[]) {
-    let best = { evaluate: Infinity, accumulate: Infinity, total: Infinity };
-    let stats: number[] = [];
-    for (let rep = 0; rep < REPEATS; rep++) {
-      const params = defaultParams(gt, iouType, true);
-      const t0 = performance.now();
-      const dts = loadResults(gt, results);
-      const evalImgs = evaluateImages(gt, dts, params);
-      const t1 = performance.now();
-      const acc = accumulate(evalImgs, params);
-      const t2 = performance.now();
-      stats = summarize(acc.precision, acc.recall, params);
-      best = {
-        evaluate: Math.min(best.evaluate, t1 - t0),
-        accumulate: Math.min(best.accumulate, t2 - t1),
-        total: Math.min(best.total, t2 - t0),
-      };
-    }
+    const { best, stats } = timeInProcess(gt, results, iouType, REPEATS);
     report[iouType] = {
       evaluateMs: round(best.evaluate), accumulateMs: round(best.accumulate), evaluatePlusAccumulateMs: round(best.total),
       detectionsPerSecond: Math.round(results.length / (best.total / 1000)), AP: stats[0], AP50: stats[1],
@@ -206,19 +209,7 @@ export async function benchCocoevalLarge(): Promise<object> {
   // pairs without GT
   const withGt = new Set(gt.annotations.map((a) => `${a.image_id}/${a.category_id}`));
   const noGt = results.filter((r) => !withGt.has(`${r.image_id}/${r.category_id}`)).length;
-  let inProc = { evaluate: Infinity, accumulate: Infinity, total: Infinity };
-  let stats: number[] = [];
-  for (let rep = 0; rep < 2; rep++) {
-    const params = defaultParams(gt, "segm", true);
-    const t0 = performance.now();
-    const dts = loadResults(gt, results);
-    const evalImgs = evaluateImages(gt, dts, params);
-    const t1 = performance.now();
-    const acc = accumulate(evalImgs, params);
-    const t2 = performance.now();
-    stats = summarize(acc.precision, acc.recall, params);
-    inProc = { evaluate: Math.min(inProc.evaluate, t1 - t0), accumulate: Math.min(inProc.accumulate, t2 - t1), total: Math.min(inProc.total, t2 - t0) };
-  }
+  const { best: inProc, stats } = timeInProcess(gt, results, "segm", 2);
   const procRuns = [timeProcess(dir, gtFile, predFile), timeProcess(dir, gtFile, predFile)];
   const best = procRuns.reduce((a, b) => (b.wallS < a.wallS ? b : a));
   // The same through tsx (no compiled dist/), as the code before measured.
