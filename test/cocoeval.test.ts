@@ -1,4 +1,4 @@
-// COCOeval against pycocotools: every number of ../shared/fixtures/pycocotools/eval_{good,noisy,agnostic}.json
+// COCOeval against pycocotools: every number of test/fixtures/pycocotools/eval_{good,noisy,agnostic}.json
 // (segm and bbox, useCats 1 and 0) within 1e-9, plus hand-checked semantics and the printed summary.
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// The pycocotools mask API: every entry of ../shared/fixtures/pycocotools/mask_api.json (encode,
+// The pycocotools mask API: every entry of test/fixtures/pycocotools/mask_api.json (encode,
 // polygon rasterisation, merge: exact; iou, box iou: 1e-12).
 import { test } from "node:test";
 import assert from "node:assert/strict";

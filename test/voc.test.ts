@@ -1,4 +1,4 @@
-// VOC readers and the palette writer against real PASCAL VOC 2012 files (../shared/data/voc-mini).
+// VOC readers and the palette writer against real PASCAL VOC 2012 files (data/voc-mini).
 // Expected pixel counts were read with PIL (np.unique on the palette indices).
 import { test } from "node:test";
 import assert from "node:assert/strict";
