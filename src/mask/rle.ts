@@ -48,22 +48,9 @@ export function rleFromMask(mask: ArrayLike<number>, h: number, w: number): Rle 
 
 /** Decodes to a row-major 0/1 mask. */
 export function maskFromRle(rle: Rle): Uint8Array {
-  const { h, w, counts } = rle;
-  const out = new Uint8Array(h * w);
-  let pos = 0;
-  for (let j = 0; j < counts.length; j++) {
-    const n = counts[j];
-    if (pos + n > h * w) throw new MaskdistillError(`RLE counts sum past h*w = ${h * w} (malformed RLE)`);
-    if (j & 1) {
-      // Column-major position pos -> (x, y); walk down the column, wrapping to the next one.
-      let x = Math.floor(pos / h), y = pos - x * h;
-      for (let i = 0; i < n; i++) {
-        out[y * w + x] = 1;
-        if (++y === h) { y = 0; x++; }
-      }
-    }
-    pos += n;
-  }
+  const out = new Uint8Array(rle.h * rle.w);
+  const pixels = rlePixels(rle);
+  for (let i = 0; i < pixels.length; i++) out[pixels[i]] = 1;
   return out;
 }
 
