@@ -45,7 +45,7 @@ function timeInProcess(gt: Parameters<typeof loadResults>[0], results: Parameter
 }
 
 export async function benchCocoeval(): Promise<object[]> {
-  return [await benchCocoevalSmall(), await benchCocoevalLarge()];
+  return [await benchCocoevalSmall(), await benchCocoevalLarge(), await benchCocoevalHugeGt()];
 }
 
 async function benchCocoevalSmall(): Promise<object> {
@@ -93,7 +93,10 @@ function pycocotoolsTimes(gtFile: string, results: CocoResult[]): unknown {
 // image/category pairs without GT as in the profiled run. Times the whole `eval-instances` process
 // (with its peak RSS) and, in-process, loadResults + evaluate + accumulate.
 
-const LARGE = { images: 4000, gtPerImage: 8, dtPerImage: 26, categories: 80, version: 3 };
+export interface LargeWorkloadSpec { images: number; gtPerImage: number; dtPerImage: number; categories: number; version: number }
+const LARGE: LargeWorkloadSpec = { images: 4000, gtPerImage: 8, dtPerImage: 26, categories: 80, version: 3 };
+/** Issue 21 item 7: a ~100 MB GT file (10x the images of LARGE), with a few detections per image. */
+export const HUGE_GT: LargeWorkloadSpec = { images: 40000, gtPerImage: 8, dtPerImage: 6, categories: 80, version: 1 };
 
 /**
  * Figures of this workload on the code before the issue-22 work (commit 8be4789, measured with this
@@ -118,8 +121,9 @@ function polygon(rnd: () => number, cx: number, cy: number, rx: number, ry: numb
 }
 
 /** Writes gt.json and dets.json for the large workload (once per version) and returns their paths. */
-export function largeWorkload(): { dir: string; gtFile: string; predFile: string } {
-  const dir = path.join(os.tmpdir(), `maskdistill-cocoeval-large-v${LARGE.version}`);
+export function largeWorkload(spec: LargeWorkloadSpec = LARGE): { dir: string; gtFile: string; predFile: string } {
+  const name = spec === HUGE_GT ? "hugegt" : "large";
+  const dir = path.join(os.tmpdir(), `maskdistill-cocoeval-${name}-v${spec.version}`);
   const gtFile = path.join(dir, "gt.json"), predFile = path.join(dir, "dets.json");
   if (fs.existsSync(gtFile) && fs.existsSync(predFile)) return { dir, gtFile, predFile };
   fs.mkdirSync(dir, { recursive: true });
@@ -131,15 +135,15 @@ export function largeWorkload(): { dir: string; gtFile: string; predFile: string
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const images: CocoDataset["images"] = [], annotations: CocoDataset["annotations"] = [];
-  const categories = Array.from({ length: LARGE.categories }, (_, k) => ({ id: k + 1, name: `class${k + 1}`, supercategory: "thing" }));
+  const categories = Array.from({ length: spec.categories }, (_, k) => ({ id: k + 1, name: `class${k + 1}`, supercategory: "thing" }));
   const dets: CocoResult[] = [];
   const sizes: [number, number][] = [[480, 640], [427, 640], [640, 480], [512, 640], [640, 640]];
-  for (let i = 0; i < LARGE.images; i++) {
+  for (let i = 0; i < spec.images; i++) {
     const [h, w] = sizes[i % sizes.length];
     const id = 1000 + i;
     images.push({ id, width: w, height: h, file_name: `${id}.jpg` });
     const imgCats = [1 + Math.floor(rnd() * 80), 1 + Math.floor(rnd() * 80), 1 + Math.floor(rnd() * 80)];
-    const nGt = 1 + Math.floor(rnd() * (2 * LARGE.gtPerImage - 1));
+    const nGt = 1 + Math.floor(rnd() * (2 * spec.gtPerImage - 1));
     const gts: { cat: number; cx: number; cy: number; rx: number; ry: number }[] = [];
     for (let g = 0; g < nGt; g++) {
       const cat = imgCats[Math.floor(rnd() * 3)];
@@ -156,7 +160,7 @@ export function largeWorkload(): { dir: string; gtFile: string; predFile: string
         segmentation: crowd ? { size: [h, w], counts: Array.from(rle.counts) } : [poly],
       });
     }
-    const nDt = LARGE.dtPerImage - 6 + Math.floor(rnd() * 13);
+    const nDt = Math.max(1, spec.dtPerImage - 6 + Math.floor(rnd() * 13));
     const nHit = Math.round(nDt * 0.28);
     for (let d = 0; d < nDt; d++) {
       let cat: number, poly: number[];
@@ -245,6 +249,23 @@ export async function benchCocoevalLarge(): Promise<object> {
       pycocotools: pycocotoolsImportable() ? "importable (timing on this workload not wired)" : "not installable here (/usr/bin/python3 cannot import pycocotools)",
       target: "issue 22: whole process >= 2x faster than faster-coco-eval",
     },
+  };
+}
+
+/**
+ * Issue 21 item 7: a ~100 MB GT file (which once took 118 s and 3.4 GB), whole `eval-instances` process:
+ * wall time, peak RSS, and RSS per MB of input (the memory bound the README states).
+ */
+export async function benchCocoevalHugeGt(): Promise<object> {
+  const { dir, gtFile, predFile } = largeWorkload(HUGE_GT);
+  const mb = (f: string) => fs.statSync(f).size / 1e6;
+  const run = timeProcess(dir, gtFile, predFile);
+  const inputMB = mb(gtFile) + mb(predFile);
+  return {
+    workload: `generated in ${dir}: GT ${mb(gtFile).toFixed(0)} MB (${HUGE_GT.images} images), predictions ${mb(predFile).toFixed(0)} MB`,
+    evalInstancesS: Math.round(run.wallS * 100) / 100, peakRssMB: Math.round(run.peakRssMB),
+    rssPerInputMB: Math.round((run.peakRssMB / inputMB) * 100) / 100,
+    before: "issue 21: 118 s and 3.4 GB for a 100 MB GT file",
   };
 }
 

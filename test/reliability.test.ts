@@ -382,6 +382,49 @@ test("SIGTERM to the launcher during gen-masks: prompt non-zero exit, no lock le
   assert.deepEqual(fs.readdirSync(path.dirname(out)).sort(), ["pred.json", "pred.json.errors.jsonl"]);
 });
 
+// A real full disk: a small tmpfs (mounting needs root, as in CI; elsewhere the test says why it skips).
+const canMount = process.getuid?.() === 0 && spawnSync("mount", ["--version"]).status === 0;
+test("gen-masks on a disk that fills up mid-run: one line naming the file, the journal kept, no temporaries; --resume after freeing space gives the uninterrupted output", { skip: canMount ? false : "needs root to mount a small tmpfs" }, async () => {
+  const dir = path.join(tmp, "enospc-images");
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < 10; i++) fs.copyFileSync(COCO_IMG, path.join(dir, `img${String(i).padStart(2, "0")}.jpg`));
+  const args = (out: string) => ["gen-masks", "--images", dir, "--weights", CKPT, "--device", "cpu", "--resize", "0", "--pred-json", out];
+  const refOut = path.join(tmp, "enospc-ref", "pred.json");
+  const ref = spawnSync(process.execPath, [BIN, ...args(refOut)], { encoding: "utf8" });
+  assert.equal(ref.status, 0, ref.stderr);
+  const mnt = path.join(tmp, "enospc-mnt");
+  fs.mkdirSync(mnt);
+  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt], { encoding: "utf8" });
+  assert.equal(mounted.status, 0, mounted.stderr);
+  try {
+    // leave 3 pages free: the probe passes, the journal (about 1.9 KB per image) fills them after a few images
+    const filler = path.join(mnt, "filler");
+    const fill = spawnSync("dd", ["if=/dev/zero", `of=${filler}`, "bs=4096", `count=${256 / 4 - 3}`], { encoding: "utf8" });
+    assert.equal(fill.status, 0, fill.stderr);
+    const out = path.join(mnt, "pred.json");
+    const full = spawnSync(process.execPath, [BIN, ...args(out)], { encoding: "utf8" });
+    assert.notEqual(full.status, 0);
+    assert.match(full.stderr, /the disk is full/, full.stderr);
+    assert.ok(full.stderr.includes(mnt), full.stderr);
+    assert.ok(!full.stderr.includes("    at "), full.stderr);
+    assert.equal(full.stderr.trim().split("\n").length, 1, full.stderr);
+    assert.ok(!fs.existsSync(out) && !fs.existsSync(lockPath(out)));
+    assert.deepEqual(tmpFiles(mnt), []);
+    const kept = fs.readFileSync(journalPath(out), "utf8").split("\n").filter((l) => l.trim().startsWith("{"));
+    for (const line of kept) JSON.parse(line); // no torn line survives as JSON garbage
+    assert.ok(kept.length >= 2 && kept.length < 11, `${kept.length} journal lines`);
+    fs.rmSync(filler);
+    const resumed = spawnSync(process.execPath, [BIN, ...args(out), "--resume", "--json"], { encoding: "utf8" });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const summary = JSON.parse(resumed.stdout.trim().split("\n").pop()!);
+    assert.ok(summary.resumed >= 1, JSON.stringify(summary));
+    assert.equal(fs.readFileSync(out, "utf8"), fs.readFileSync(refOut, "utf8"));
+    assert.deepEqual(tmpFiles(mnt), []);
+  } finally {
+    spawnSync("umount", [mnt]);
+  }
+});
+
 test("temporaries of a killed run (dead pid) are removed when the next run starts; a live run's are kept", async () => {
   const out = path.join(tmp, "stale", "out.json");
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -486,4 +529,22 @@ test("pretrain --resume with no checkpoint says that none was found", async () =
   const out = path.join(tmp, "no-ckpt");
   await assert.rejects(cmd.run(["--resume", "--out", out]), (e: Error) =>
     e instanceof MaskdistillError && e.message.startsWith(`pretrain --resume: no checkpoint found in ${out} (looked for ${path.join(out, "checkpoint.safetensors")})`));
+});
+
+// ---------------------------------------------------------------------------------------------
+// (7) scale: long evaluations report progress (eval-instances draws a bar from it)
+
+test("COCOeval reports its matching progress, ending at (groups, groups), and the result does not depend on it", async () => {
+  const { readCocoDataset, readCocoResults } = await import("../src/data/coco.js");
+  const { evaluateInstances } = await import("../src/evaluation/instances.js");
+  const gt = readCocoDataset(projectPath("data", "coco-mini", "instances.json"));
+  const results = readCocoResults(projectPath("test", "fixtures", "pycocotools", "preds_noisy.json"), gt);
+  const calls: [number, number][] = [];
+  const withProgress = evaluateInstances(gt, results, { onProgress: (done, total) => calls.push([done, total]) });
+  const without = evaluateInstances(gt, results);
+  assert.deepEqual(withProgress.stats, without.stats);
+  const [lastDone, total] = calls[calls.length - 1];
+  assert.equal(lastDone, total);
+  assert.ok(total > 500, `${total} groups`);
+  for (let i = 1; i < calls.length; i++) assert.ok(calls[i][0] > calls[i - 1][0]);
 });

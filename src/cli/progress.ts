@@ -1,2 +1,2 @@
 // The progress bar lives below the CLI (library code uses it too); CLI commands import it from here.
-export { progress, type Progress } from "../runner/progress.js";
+export { progress, announceLargeRead, type Progress } from "../runner/progress.js";

@@ -199,8 +199,8 @@ function segmentationRle(seg: CocoSegmentation | undefined, img: CocoImage, what
  * evaluate() + accumulate() + summarize() of pycocotools COCOeval on detections that already carry
  * ids, areas and boxes (see `loadResults`). Use `evaluateResults` for a plain results list.
  */
-export function cocoEval(gt: CocoDataset, dts: CocoDetection[], params: CocoEvalParams): CocoEvalResult {
-  const store = evaluateImages(gt, dts, params);
+export function cocoEval(gt: CocoDataset, dts: CocoDetection[], params: CocoEvalParams, onProgress?: EvalProgress): CocoEvalResult {
+  const store = evaluateImages(gt, dts, params, onProgress);
   const { precision, recall, scores } = accumulate(store, params);
   let list: (EvalImage | null)[] | undefined;
   return {
@@ -241,7 +241,10 @@ function groupByPair(n: number, pairOf: (j: number) => number, pairs: number): {
  * pycocotools `evaluate()`, kept flat (see `EvalStore`). Segmentations are decoded (and polygons
  * rasterised) only for groups that have both GT and detections, each once, right before their IoUs.
  */
-export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEvalParams): EvalStore {
+/** Called with (groups done, groups in all) every few thousand (image, category) groups and at the end. */
+export type EvalProgress = (done: number, total: number) => void;
+
+export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEvalParams, onProgress?: EvalProgress): EvalStore {
   const imgIndex = new Map(p.imgIds.map((id, i) => [id, i]));
   const catIndex = new Map(p.catIds.map((id, k) => [id, k]));
   const imageById = new Map(gt.images.map((img) => [img.id, img]));
@@ -420,8 +423,10 @@ export function evaluateImages(gt: CocoDataset, dts: CocoDetection[], p: CocoEva
       }
       if (ious) { dmPos += A * T * D; gmPos += A * T * G; }
       dPos += D; gPos += G; g++;
+      if (onProgress && (g & 4095) === 0) onProgress(g, nGroups);
     }
   }
+  onProgress?.(nGroups, nGroups);
   s.catDtStart[K] = dPos;
   s.groupDtStart[nGroups] = dPos; s.groupGtStart[nGroups] = gPos;
   return s;

@@ -7,7 +7,7 @@ import type { CocoAnnotation, CocoDataset, CocoResult } from "../data/coco.js";
 import { MaskdistillError } from "../errors.js";
 import { rleFromCoco, rleToBbox } from "../mask/rle.js";
 import {
-  cocoEval, defaultParams, formatSummary, loadResults, type CocoDetection, type CocoEvalResult, type IouType,
+  cocoEval, defaultParams, formatSummary, loadResults, type CocoDetection, type CocoEvalResult, type EvalProgress, type IouType,
 } from "./cocoeval.js";
 
 export type InstanceProtocol = "multi" | "single";
@@ -19,6 +19,8 @@ export interface InstanceEvalOptions {
   agnostic?: boolean;
   /** The "single" protocol (reference flag --eval_most_confident). */
   mostConfident?: boolean;
+  /** Progress of the matching step (groups of one image and category). */
+  onProgress?: EvalProgress;
 }
 
 export interface InstanceEvalReport {
@@ -145,7 +147,7 @@ export function evaluateInstances(gt: CocoDataset, results: CocoResult[], opts: 
     detections = loadResults(gt, results);
   }
   const params = defaultParams(evalGt, iouType, useCats);
-  const ev = cocoEval(evalGt, detections, params);
+  const ev = cocoEval(evalGt, detections, params, opts.onProgress);
   const perCategory = useCats
     ? params.catIds.map((id, k) => ({ id, name: gt.categories.find((c) => c.id === id)!.name, ap50: ev.ap50PerCategory[k] }))
     : [{ id: -1, name: "all", ap50: ev.ap50PerCategory[0] }];

@@ -9,6 +9,12 @@
 //   OUT.lock            the pid of the run writing OUT, from `runPerImage` to `finishRun` (or an
 //                       error): a second run on the same output is refused while that process lives;
 //                       a lock whose process is gone (kill -9) is taken over.
+// Shards: shard i of n writes OUT' = `shardOutputPath(OUT, shard)` (DIR/name.shard-i-of-n.ext), so that
+// the shards of an array job share one folder without clobbering each other (nor each other's journal
+// and lock). Stages whose output is a folder of per-image files plus a summary keep a finished shard's
+// journal as OUT'.entries.jsonl (`finishRun(..., {keepEntries})`); `mergeShardRuns` reads those back as
+// one run over all items, from which the caller writes OUT exactly as a single run does. A finished
+// shard rerun with `resume` takes its entries file back as its journal (nothing is recomputed).
 // The output location is checked before any work (`checkOutputLocation`), and no `*.tmp` file is left
 // behind by a failed write.
 // The caller writes OUT from the journal (`readEntry`) after `runPerImage` returns, so a resumed run, an
@@ -89,11 +95,76 @@ export interface PerImageRun<I, E, S> {
 
 export const journalPath = (out: string): string => `${out}.partial.jsonl`;
 export const errorsPath = (out: string): string => `${out}.errors.jsonl`;
+/** A finished shard's journal, kept for `mergeShardRuns`. */
+export const entriesPath = (out: string): string => `${out}.entries.jsonl`;
+
+/** One shard of a dataset-wide run: the items at positions j with j % count == index. */
+export interface Shard {
+  index: number;
+  count: number;
+}
 
 /** The items of shard `index` of `count`: positions j with j % count == index. */
-export function shardImages<T>(images: T[], shard?: { index: number; count: number }): T[] {
+export function shardImages<T>(images: T[], shard?: Shard): T[] {
   if (!shard || shard.count === 1) return images.slice();
   return images.filter((_, j) => j % shard.count === shard.index);
+}
+
+/** `name.ext` → [`name`, `.ext`] (a name without extension, or a dot file, has ext ""). */
+function splitExtension(base: string): [string, string] {
+  const ext = path.extname(base);
+  return ext && ext !== base ? [base.slice(0, -ext.length), ext] : [base, ""];
+}
+
+/** The output of one shard: DIR/name.shard-i-of-n.ext; OUT itself for an unsharded run. */
+export function shardOutputPath(out: string, shard?: Shard): string {
+  if (!shard || shard.count <= 1) return out;
+  const [stem, ext] = splitExtension(path.basename(out));
+  return path.join(path.dirname(out), `${stem}.shard-${shard.index}-of-${shard.count}${ext}`);
+}
+
+/**
+ * The finished shards of OUT: the files `shardOutputPath(OUT, {i, n}) + suffix` beside it, for one n
+ * and every i. Refuses, naming what to do, when there are none, when shards of several counts are
+ * there, or when a shard is missing (saying whether its journal shows it started).
+ */
+export function findShardOutputs(out: string, suffix = ""): { count: number; files: string[] } {
+  const dir = path.dirname(path.resolve(out));
+  const [stem, ext] = splitExtension(path.basename(out));
+  const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pattern = new RegExp(`^${esc(stem)}\\.shard-(\\d+)-of-(\\d+)${esc(ext + suffix)}$`);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    throw inputError(out, `cannot list the folder ${dir} of the shard outputs`, e);
+  }
+  const byCount = new Map<number, Set<number>>();
+  for (const name of names) {
+    const m = pattern.exec(name);
+    if (!m) continue;
+    const index = Number(m[1]), count = Number(m[2]);
+    if (index >= count) continue;
+    if (!byCount.has(count)) byCount.set(count, new Set());
+    byCount.get(count)!.add(index);
+  }
+  const example = `${stem}.shard-I-of-N${ext}${suffix}`;
+  if (byCount.size === 0) throw new MaskdistillError(`no finished shard outputs (${example}) in ${dir}: run the shards first (--shard i/n or --shard auto)`, out);
+  if (byCount.size > 1) {
+    const counts = [...byCount.keys()].sort((a, b) => a - b);
+    throw new MaskdistillError(`${dir} holds the shards of runs with ${counts.join(" and ")} shards (${example}); remove the stale ones and merge again`, out);
+  }
+  const [[count, present]] = [...byCount.entries()];
+  const files = Array.from({ length: count }, (_, i) => shardOutputPath(path.join(dir, path.basename(out)), { index: i, count }) + suffix);
+  const missing = files.map((_, i) => i).filter((i) => !present.has(i));
+  if (missing.length) {
+    const state = missing.map((i) => {
+      const journal = journalPath(shardOutputPath(path.join(dir, path.basename(out)), { index: i, count }));
+      return fs.existsSync(journal) ? `${i} (started: ${path.basename(journal)}; rerun it with --resume)` : `${i} (not started)`;
+    });
+    throw new MaskdistillError(`${missing.length} of ${count} shards have not finished: shard ${state.join(", ")}; run them, then merge again`, out);
+  }
+  return { count, files };
 }
 
 /**
@@ -123,11 +194,16 @@ async function runLocked<I extends RunItem, E extends EntryBase, S>(opts: PerIma
     index: e.index, image_id: e.image_id, file: e.file, offset, bytes, problem: e.problem, reason: e.reason, info: opts.summarize(e),
   });
   let journalBytes: number;
+  const entries = entriesPath(opts.out);
+  // a finished shard rerun with resume: its kept journal becomes the journal again
+  if (opts.resume && !fs.existsSync(journal) && fs.existsSync(entries)) fs.renameSync(entries, journal);
   if (opts.resume && fs.existsSync(journal)) {
     const { entries, bytes } = readJournal<E>(journal, kind, opts.label, opts.config, opts.settingsHint);
     for (const { entry, offset, bytes: n } of entries) if (!done.has(entry.index)) done.set(entry.index, recordOf(entry, offset, n));
     journalBytes = bytes;
   } else {
+    // a fresh start: the entries of an earlier finished run are stale now (a merge must not take them)
+    fs.rmSync(entries, { force: true });
     const header = JSON.stringify({ kind, config: opts.config }) + "\n";
     try {
       fs.writeFileSync(journal, header);
@@ -157,10 +233,12 @@ async function runLocked<I extends RunItem, E extends EntryBase, S>(opts: PerIma
       }
       const line = Buffer.from(JSON.stringify(entry) + "\n");
       try {
-        fs.writeSync(fd, line);
+        // a short write (the disk filling up) returns a count; the rest then fails with the reason
+        for (let at = 0; at < line.length;) at += fs.writeSync(fd, line, at, line.length - at);
       } catch (e) {
-        // a full disk, a removed folder, ...: what the journal holds so far is kept
-        throw inputError(journal, `could not append image ${item.file} to the journal after ${done.size} of ${list.length} images; free space or fix the folder, then rerun with --resume`, e);
+        // a full disk, a removed folder, ...: what the journal holds so far is kept, without a torn line
+        try { fs.ftruncateSync(fd, journalBytes); } catch { /* --resume drops a torn tail too */ }
+        throw inputError(journal, `could not append image ${item.file} to the journal after ${done.size} of ${list.length} images${ioFaultHint(e)}; free space or fix the folder, then rerun with --resume`, e);
       }
       done.set(index, recordOf(entry, journalBytes, line.length));
       journalBytes += line.length;
@@ -175,28 +253,98 @@ async function runLocked<I extends RunItem, E extends EntryBase, S>(opts: PerIma
   const records = list.map((_, j) => done.get(j)!);
   return {
     items: list, records, resumed: list.length - todo.length, computed: todo.length, seconds, journal,
-    readEntry(r: RunRecord<S>): E {
-      const buf = Buffer.alloc(r.bytes);
-      const jfd = fs.openSync(journal, "r");
-      try {
-        fs.readSync(jfd, buf, 0, r.bytes, r.offset);
-      } finally {
-        fs.closeSync(jfd);
-      }
-      return JSON.parse(buf.toString("utf8")) as E;
-    },
+    readEntry: (r: RunRecord<S>): E => readJournalLine<E>(journal, r.offset, r.bytes),
   };
 }
 
-/** Writes OUT.errors.jsonl (problem entries sorted by image id) and removes the journal. */
-export function finishRun(out: string, run: { records: RunRecord<unknown>[]; journal: string }): number {
+/** The journal line at `offset` (`bytes` long), parsed. */
+function readJournalLine<E>(file: string, offset: number, bytes: number): E {
+  const buf = Buffer.alloc(bytes);
+  const fd = fs.openSync(file, "r");
+  try {
+    fs.readSync(fd, buf, 0, bytes, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return JSON.parse(buf.toString("utf8")) as E;
+}
+
+export interface MergeShardsOptions<I extends RunItem, E extends EntryBase, S> {
+  /** Command name, as in the shards' runs. */
+  label: string;
+  /** All items, as a single run lists them. */
+  items: I[];
+  /** The single run's output path; shard i of n kept `entriesPath(shardOutputPath(out, {i, n}))`. */
+  out: string;
+  /** The journal config of a run of `shard` (each shard's header must hold exactly this). */
+  configFor: (shard: Shard) => Record<string, unknown>;
+  settingsHint?: string;
+  summarize: (entry: E) => S;
+}
+
+/**
+ * The finished shards of `out` (`finishRun` with keepEntries) read back as one run over all items in
+ * list order, entries renumbered to their position in the full list: write OUT from it exactly as after
+ * `runPerImage`, then call `finishRun(out, run)`. Holds OUT's lock until then. Refuses missing or
+ * incomplete shards and shards run with other settings (`configFor`).
+ */
+export function mergeShardRuns<I extends RunItem, E extends EntryBase, S>(opts: MergeShardsOptions<I, E, S>): PerImageRun<I, E, S> {
+  checkOutputLocation(opts.out);
+  const { count, files } = findShardOutputs(opts.out, ".entries.jsonl");
+  const release = acquireOutputLock(opts.out, opts.label);
+  try {
+    const kind = `maskdistill ${opts.label} journal`;
+    const records: RunRecord<S>[] = new Array(opts.items.length);
+    const fileOf: string[] = new Array(opts.items.length);
+    files.forEach((file, i) => {
+      const shard = { index: i, count };
+      const list = shardImages(opts.items, shard);
+      const { entries } = readJournal<E>(file, kind, opts.label, opts.configFor(shard), opts.settingsHint,
+        `shard ${i} of ${count} was run with other settings than this merge; merge with the shards' flags, or rerun the shard`);
+      const seen = new Set<number>();
+      for (const { entry, offset, bytes } of entries) {
+        const j = entry.index;
+        if (seen.has(j)) continue;
+        if (!Number.isInteger(j) || j < 0 || j >= list.length || entry.image_id !== list[j].id) {
+          throw new MaskdistillError(`entry ${JSON.stringify({ index: j, image_id: entry.image_id })} is not an item of shard ${i} of ${count}; rerun that shard`, file);
+        }
+        seen.add(j);
+        const position = i + j * count;
+        entry.index = position;
+        fileOf[position] = file;
+        records[position] = {
+          index: position, image_id: entry.image_id, file: entry.file, offset, bytes, problem: entry.problem, reason: entry.reason, info: opts.summarize(entry),
+        };
+      }
+      if (seen.size !== list.length) throw new MaskdistillError(`shard ${i} of ${count} holds ${seen.size} of its ${list.length} items; rerun it with --resume`, file);
+    });
+    return {
+      items: opts.items.slice(), records, resumed: opts.items.length, computed: 0, seconds: 0, journal: journalPath(opts.out),
+      readEntry(r: RunRecord<S>): E {
+        const entry = readJournalLine<E>(fileOf[r.index], r.offset, r.bytes);
+        entry.index = r.index;
+        return entry;
+      },
+    };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+/**
+ * Writes OUT.errors.jsonl (problem entries sorted by image id) and removes the journal — or, with
+ * keepEntries (a shard whose outputs `mergeShardRuns` joins), renames it to OUT.entries.jsonl.
+ */
+export function finishRun(out: string, run: { records: RunRecord<unknown>[]; journal: string }, opts: { keepEntries?: boolean } = {}): number {
   const lines = run.records
     .filter((r) => r.problem)
     .sort((a, b) => a.image_id - b.image_id || a.index - b.index)
     .map((r) => JSON.stringify({ file: r.file, image_id: r.image_id, reason: r.reason }));
   try {
     writeLinesAtomic(errorsPath(out), lines);
-    fs.rmSync(run.journal, { force: true });
+    if (opts.keepEntries) fs.renameSync(run.journal, entriesPath(out));
+    else fs.rmSync(run.journal, { force: true });
   } finally {
     releaseOutputLock(out);
   }
@@ -252,15 +400,20 @@ export function checkOutputLocation(out: string): void {
   }
 }
 
-/** An I/O fault on an output path: the code (EACCES, EROFS, ENOSPC, ...) and what to do. */
-function outputError(out: string, what: string, e: unknown): MaskdistillError {
+/** What an I/O fault's code (EACCES, EROFS, ENOSPC, ...) means for a user, as " (…)"; "" when unknown. */
+function ioFaultHint(e: unknown): string {
   const code = (e as { code?: unknown })?.code;
   const hint = code === "EACCES" || code === "EPERM" ? "no permission to write there"
     : code === "EROFS" ? "the file system is read-only"
     : code === "ENOSPC" ? "the disk is full"
     : code === "ENOTDIR" ? "a file stands where a folder should be"
     : undefined;
-  return inputError(out, `${what}${hint ? ` (${hint})` : ""}; choose another output path`, e);
+  return hint ? ` (${hint})` : "";
+}
+
+/** An I/O fault on an output path: the code and what to do. */
+function outputError(out: string, what: string, e: unknown): MaskdistillError {
+  return inputError(out, `${what}${ioFaultHint(e)}; choose another output path`, e);
 }
 
 /**
@@ -366,7 +519,8 @@ export function writeLinesAtomic(file: string, lines: string[]): void {
  * Reads a journal and checks its header. Bytes after the last newline are a line torn by a kill during
  * the write: they are cut off the file so that appending continues on a clean line.
  */
-function readJournal<E>(file: string, kind: string, label: string, config: Record<string, unknown>, hint?: string): { entries: { entry: E; offset: number; bytes: number }[]; bytes: number } {
+function readJournal<E>(file: string, kind: string, label: string, config: Record<string, unknown>, hint?: string,
+    otherSettings = `journal was written with other settings${hint ? ` (${hint})` : ""}; rerun without --resume to start over`): { entries: { entry: E; offset: number; bytes: number }[]; bytes: number } {
   const buf = fs.readFileSync(file);
   const complete = buf.lastIndexOf(0x0a) + 1;
   if (complete < buf.length) fs.truncateSync(file, complete);
@@ -384,7 +538,7 @@ function readJournal<E>(file: string, kind: string, label: string, config: Recor
     if (lineNo === 1) {
       if (obj?.kind !== kind) throw new MaskdistillError(`not a ${label} journal (bad header line)`, file);
       if (JSON.stringify(obj.config) !== JSON.stringify(config)) {
-        throw new MaskdistillError(`journal was written with other settings${hint ? ` (${hint})` : ""}; rerun without --resume to start over`, file);
+        throw new MaskdistillError(otherSettings, file);
       }
     } else {
       entries.push({ entry: obj as E, offset, bytes: end - offset });

@@ -1,5 +1,6 @@
 // Progress with ETA for long loops (cli-progress). On a non-TTY (CI, logs) it prints a line every
 // few seconds instead of redrawing, so logs stay readable.
+import * as fs from "node:fs";
 import cliProgress from "cli-progress";
 
 export interface Progress {
@@ -32,4 +33,14 @@ export function progress(label: string, total: number, opts: { quiet?: boolean }
     },
     stop() {},
   };
+}
+
+/** Files this large take seconds to parse: say so before reading, so a long silence is explained. */
+export const LARGE_READ_BYTES = 32 * 1024 * 1024;
+
+export function announceLargeRead(label: string, what: string, file: string, opts: { quiet?: boolean } = {}): void {
+  if (opts.quiet || process.env.MASKDISTILL_QUIET) return;
+  let size = 0;
+  try { size = fs.statSync(file).size; } catch { return; } // the reader names a missing file
+  if (size >= LARGE_READ_BYTES) process.stderr.write(`${label}: reading ${what} ${file} (${(size / 1e6).toFixed(0)} MB) ...\n`);
 }

@@ -45,11 +45,24 @@ const command: Command = {
     const { readCocoDataset, readCocoResults } = await import("../../data/coco.js");
     const { evaluateInstances } = await import("../../evaluation/instances.js");
 
+    const { progress, announceLargeRead } = await import("../progress.js");
+    announceLargeRead("eval-instances", "GT", gtFile);
     const gt = readCocoDataset(gtFile);
+    announceLargeRead("eval-instances", "predictions", inputFile);
     const results = readCocoResults(inputFile, gt, { anyCategory: !!values.agnostic });
+    // A bar for the matching step (the long one: masks are decoded there), made on its first report.
+    let bar: ReturnType<typeof progress> | undefined, shown = 0;
     const report = evaluateInstances(gt, results, {
       iouType, agnostic: !!values.agnostic, mostConfident: !!values["eval-most-confident"],
+      onProgress: (done, total) => {
+        if (done < total || bar) {
+          bar ??= progress("eval-instances: matching (image, category) groups", total);
+          bar.tick(done - shown);
+          shown = done;
+        }
+      },
     });
+    bar?.stop();
     const mode = `${report.protocol} protocol, iouType ${iouType}, ${report.useCats ? "class-aware" : "class-agnostic"}`;
     console.log(`${mode}: ${report.numDetections} predictions, ${report.numGtObjects} GT objects, ${gt.images.length} images`);
     if (report.imagesWithoutGt.length > 0) {
