@@ -97,8 +97,8 @@ export interface DetectionSteps {
 const f = Math.fround;
 const sigmoid = (x: number): number => f(1 / (1 + Math.exp(-x)));
 
-/** torchvision RPN.filter_proposals for one image: top-n per level by logit, decode, clip, NMS per level. */
-function rpnProposals(objectness: Float32Array, deltas: Float32Array, anchors: Float32Array, perLevel: number[],
+/** torchvision RPN.filter_proposals for one image: top-n per level by logit, decode, clip, NMS per level (training uses it with 2000/2000). */
+export function rpnProposals(objectness: Float32Array, deltas: Float32Array, anchors: Float32Array, perLevel: number[],
     imageSize: [number, number], cfg: MaskRcnnInference["rpn"]): { boxes: Float32Array; scores: Float32Array } {
   const picked: number[] = [], pickedLevel: number[] = [];
   let offset = 0;
@@ -130,7 +130,7 @@ function rpnProposals(objectness: Float32Array, deltas: Float32Array, anchors: F
  * then over all levels: drop non-finite boxes/scores, clip, keep nonempty (w, h > MIN_SIZE = 0),
  * batched NMS by level on the logits, the first post-NMS top-k. Scores stay logits.
  */
-function rpnProposalsDetectron2(objectness: Float32Array, deltas: Float32Array, anchors: Float32Array, perLevel: number[],
+export function rpnProposalsDetectron2(objectness: Float32Array, deltas: Float32Array, anchors: Float32Array, perLevel: number[],
     imageSize: [number, number], cfg: MaskRcnnInference["rpn"]): { boxes: Float32Array; scores: Float32Array } {
   const picked: number[] = [], pickedLevel: number[] = [];
   let offset = 0;

@@ -64,7 +64,9 @@ function linear(p: Linear, x: tf.Tensor2D, relu = false): tf.Tensor2D {
 function upsampleNearest(x: tf.Tensor4D, h: number, w: number): tf.Tensor4D {
   const [n, xh, xw, c] = x.shape;
   if (h === 2 * xh && w === 2 * xw) {
-    return tf.reshape(tf.tile(tf.reshape(x, [n, xh, 1, xw, 1, c]), [1, 1, 2, 1, 2, 1]), [n, h, w, c]);
+    // columns, then rows, each by concatenating a copy (rank ≤ 4: tfjs has no gradient for tile above rank 4)
+    const cols = tf.reshape(tf.concat([tf.reshape(x, [n * xh, xw, 1, c]), tf.reshape(x, [n * xh, xw, 1, c])], 2), [n, xh, 1, w * c]);
+    return tf.reshape(tf.concat([cols, cols], 2), [n, h, w, c]);
   }
   return tf.image.resizeNearestNeighbor(x, [h, w], false, false);
 }
@@ -442,5 +444,117 @@ export function maskRcnnVariables(net: MaskRcnnNet): tf.Variable[] {
     else if (v && typeof v === "object") Object.values(v).forEach(walk);
   };
   walk(net);
+  return out;
+}
+
+// ---- parameters under torchvision's names (checkpoints written by training, gradients in tests) ----
+
+/** A tensor of the network under its torchvision maskrcnn_resnet50_fpn key, with its layout conversion. */
+export interface MaskRcnnParam {
+  key: string;
+  variable: tf.Variable;
+  /** Shape in torch's layout. */
+  torchShape: number[];
+  /** Our layout → torch's (for writing a torchvision state dict). */
+  toTorch(data: Float32Array): Float32Array;
+  /** A weight or bias that training may update (conv kernels, linear layers, biases; not the FrozenBN buffers). */
+  learnable: boolean;
+  /** Backbone stage: 0 stem, 1…4 layer1…4; −1 outside the ResNet body. */
+  stage: number;
+}
+
+const identity = (d: Float32Array): Float32Array => d;
+
+function convParam(key: string, v: tf.Variable, stage: number): MaskRcnnParam {
+  const [kh, kw, i, o] = v.shape;
+  return {
+    key, variable: v, torchShape: [o, i, kh, kw], learnable: true, stage,
+    toTorch: (src) => {
+      const dst = new Float32Array(src.length);
+      for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+        dst[((a * i + b) * kh + y) * kw + x] = src[((y * kw + x) * i + b) * o + a];
+      }
+      return dst;
+    },
+  };
+}
+
+function vectorParam(key: string, v: tf.Variable, stage: number, learnable: boolean): MaskRcnnParam {
+  return { key, variable: v, torchShape: [v.shape[0]], toTorch: identity, learnable, stage };
+}
+
+/** [in, out] → torch [out, in]; `permuteIn(i)` = torch's input index of our input i. */
+function linearParams(prefix: string, p: Linear, permuteIn?: (i: number) => number): MaskRcnnParam[] {
+  const [inn, out] = p.w.shape;
+  return [{
+    key: `${prefix}.weight`, variable: p.w, torchShape: [out, inn], learnable: true, stage: -1,
+    toTorch: (src) => {
+      const dst = new Float32Array(src.length);
+      for (let i = 0; i < inn; i++) {
+        const ti = permuteIn ? permuteIn(i) : i;
+        for (let o = 0; o < out; o++) dst[o * inn + ti] = src[i * out + o];
+      }
+      return dst;
+    },
+  }, vectorParam(`${prefix}.bias`, p.b, -1, true)];
+}
+
+function convBnParams(conv: string, bn: string, p: ConvBn, stage: number): MaskRcnnParam[] {
+  return [
+    convParam(`${conv}.weight`, p.kernel, stage),
+    vectorParam(`${bn}.weight`, p.gamma, stage, false), vectorParam(`${bn}.bias`, p.beta, stage, false),
+    vectorParam(`${bn}.running_mean`, p.runningMean, stage, false), vectorParam(`${bn}.running_var`, p.runningVar, stage, false),
+  ];
+}
+
+const convBiasParams = (prefix: string, c: Conv, stage = -1): MaskRcnnParam[] => [convParam(`${prefix}.weight`, c.kernel, stage), vectorParam(`${prefix}.bias`, c.bias, stage, true)];
+
+/**
+ * Every tensor of the network under torchvision 0.14's maskrcnn_resnet50_fpn keys, in state-dict order;
+ * writing them (toTorch) gives a state dict maskRcnnFromStateDict (and so `detect`) loads.
+ */
+export function maskRcnnParams(net: MaskRcnnNet): MaskRcnnParam[] {
+  const b = "backbone.body";
+  const out: MaskRcnnParam[] = [...convBnParams(`${b}.conv1`, `${b}.bn1`, net.body.stem, 0)];
+  const layers = [net.body.layer1, net.body.layer2, net.body.layer3, net.body.layer4];
+  layers.forEach((blocks, li) => blocks.forEach((blk, i) => {
+    const p = `${b}.layer${li + 1}.${i}`;
+    out.push(...convBnParams(`${p}.conv1`, `${p}.bn1`, blk.conv1, li + 1), ...convBnParams(`${p}.conv2`, `${p}.bn2`, blk.conv2, li + 1),
+      ...convBnParams(`${p}.conv3`, `${p}.bn3`, blk.conv3, li + 1));
+    if (blk.downsample) out.push(...convBnParams(`${p}.downsample.0`, `${p}.downsample.1`, blk.downsample, li + 1));
+  }));
+  net.fpnInner.forEach((c, i) => out.push(...convBiasParams(`backbone.fpn.inner_blocks.${i}.0`, c)));
+  net.fpnLayer.forEach((c, i) => out.push(...convBiasParams(`backbone.fpn.layer_blocks.${i}.0`, c)));
+  out.push(...convBiasParams("rpn.head.conv.0.0", net.rpnConv), ...convBiasParams("rpn.head.cls_logits", net.rpnCls), ...convBiasParams("rpn.head.bbox_pred", net.rpnBox));
+  const C = net.fpnChannels, cells = net.fc6.w.shape[0] / C;
+  out.push(...linearParams("roi_heads.box_head.fc6", net.fc6, (i) => (i % C) * cells + Math.floor(i / C)), ...linearParams("roi_heads.box_head.fc7", net.fc7));
+  out.push(...linearParams("roi_heads.box_predictor.cls_score", net.clsScore), ...linearParams("roi_heads.box_predictor.bbox_pred", net.bboxPred));
+  net.maskConvs.forEach((c, i) => out.push(...convBiasParams(`roi_heads.mask_head.${i}.0`, c)));
+  const [cin, four] = net.maskDeconv.w.shape, cout = four / 4;
+  out.push({
+    key: "roi_heads.mask_predictor.conv5_mask.weight", variable: net.maskDeconv.w, torchShape: [cin, cout, 2, 2], learnable: true, stage: -1,
+    toTorch: (src) => {
+      const dst = new Float32Array(src.length);
+      for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) for (let t = 0; t < 4; t++) dst[(c * cout + o) * 4 + t] = src[c * 4 * cout + t * cout + o];
+      return dst;
+    },
+  }, vectorParam("roi_heads.mask_predictor.conv5_mask.bias", net.maskDeconv.b, -1, true));
+  out.push(...convBiasParams("roi_heads.mask_predictor.mask_fcn_logits", net.maskLogits));
+  return out;
+}
+
+/**
+ * The parameters training updates, marked trainable (tf.variableGrads skips the others): every weight
+ * and bias outside the body, and the body's convolutions of the stages ≥ `freezeAt` (detectron2's
+ * FREEZE_AT: 0 none frozen, 1 the stem, 2 the stem and layer1 — torchvision's trainable_layers=3 —,
+ * … 5 the whole body). Frozen batch norm stays frozen. Returns them in state-dict order.
+ */
+export function setTrainable(net: MaskRcnnNet, freezeAt: number): MaskRcnnParam[] {
+  const out: MaskRcnnParam[] = [];
+  for (const p of maskRcnnParams(net)) {
+    const on = p.learnable && (p.stage < 0 || p.stage >= freezeAt);
+    (p.variable as { trainable: boolean }).trainable = on;
+    if (on) out.push(p);
+  }
   return out;
 }
