@@ -31,10 +31,10 @@ export interface PreprocessOptions {
 }
 
 /**
- * Per-channel lookup table of the normalised value of each 8-bit level, computed in float32 step by
- * step as torch does: ToTensor (x / 255), then (x - mean) / std with mean and std as float32.
+ * Per-channel lookup table (channel c, level v at c·256 + v) of the normalised value of each 8-bit
+ * level, computed in float32 step by step as torch does: ToTensor (x / 255), then (x - mean) / std with mean and std as float32.
  */
-const NORMALISED: Float32Array = (() => {
+export const IMAGENET_NORMALISED_LUT: Float32Array = (() => {
   const lut = new Float32Array(3 * 256);
   for (let c = 0; c < 3; c++) {
     const mean = Math.fround(IMAGENET_MEAN[c]), std = Math.fround(IMAGENET_STD[c]);
@@ -67,9 +67,9 @@ function normaliseRegion(
     let p = ((y + y0) * img.width + x0) * 3;
     const row = y * width;
     for (let x = 0; x < w; x++, p += 3) {
-      out[row + x] = NORMALISED[img.data[p]];
-      out[plane + row + x] = NORMALISED[256 + img.data[p + 1]];
-      out[2 * plane + row + x] = NORMALISED[512 + img.data[p + 2]];
+      out[row + x] = IMAGENET_NORMALISED_LUT[img.data[p]];
+      out[plane + row + x] = IMAGENET_NORMALISED_LUT[256 + img.data[p + 1]];
+      out[2 * plane + row + x] = IMAGENET_NORMALISED_LUT[512 + img.data[p + 2]];
     }
   }
   return out;

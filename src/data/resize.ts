@@ -199,7 +199,8 @@ function resizeNearest(
   return out;
 }
 
-function checkSize(what: string, v: number): void {
+/** Throws unless `v` is a positive integer (an image dimension or channel count). */
+export function checkSize(what: string, v: number): void {
   if (!Number.isInteger(v) || v < 1) throw new MaskdistillError(`resize: ${what} must be a positive integer, got ${v}`);
 }
 
