@@ -1,0 +1,123 @@
+// One scene of the shapes world: a background (photo crop or procedural texture), optional small
+// clutter blobs (distractors: background, not objects), and one main object of the K shape classes
+// with a random colour, fill, scale (10–50 % of the image area), rotation and position. The image is
+// anti-aliased; the GT mask is the object's coverage thresholded at one half, so it is exactly the
+// drawn object. A scene is a pure function of (world seed, index).
+import type { RgbImage } from "../data/image.js";
+import { mulberry32 } from "../random.js";
+import { COVERAGE_SAMPLES, SHAPE_CLASSES, coverage, maskOfCoverage, randomBlob, shapeCoverage, unitShapeStats, type ShapeClass, type ShapePose } from "./geometry.js";
+import {
+  BACKGROUND_KINDS, FILL_KINDS, colourDistance, drawBackground, makeFill, pick, randint, randomColour, uniform,
+  type BackgroundKind, type FillKind, type PhotoBank, type Rgb, type Rng,
+} from "./textures.js";
+
+export interface SceneOptions {
+  size: number;
+  distractors: boolean;
+  /** Photos for backgrounds; without them the photo kind falls back to value noise. */
+  photos?: PhotoBank;
+  /** Range of the object's area as a share of the image (default 0.10–0.50). */
+  areaRange?: [number, number];
+}
+
+export interface Scene {
+  image: RgbImage;
+  /** Row-major 0/1 mask of the main object (coverage ≥ 1/2). */
+  mask: Uint8Array;
+  /** Class index 0..K−1 (category id = classIndex + 1). */
+  classIndex: number;
+  shape: ShapeClass;
+  pose: ShapePose;
+  /** Visible mask area / image area. */
+  areaFraction: number;
+  background: BackgroundKind;
+  fill: FillKind;
+  distractors: number;
+}
+
+/** The PRNG seed of scene `index` of a world with seed `seed` (independent streams per image). */
+export function sceneSeed(seed: number, index: number): number {
+  let h = Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+/** Paints `fill` over `canvas` with per-pixel coverage `cov` (alpha = coverage / samples). */
+function paint(canvas: Float32Array, cov: Uint8Array, size: number, pose: Omit<ShapePose, "shape">, fill: (u: number, v: number, x: number, y: number) => Rgb): void {
+  const c = Math.cos(pose.angle), s = Math.sin(pose.angle), inv = 1 / pose.scale;
+  for (let i = 0; i < cov.length; i++) {
+    if (cov[i] === 0) continue;
+    const x = i % size, y = (i - x) / size;
+    const dx = x + 0.5 - pose.cx, dy = y + 0.5 - pose.cy;
+    const col = fill((c * dx + s * dy) * inv, (-s * dx + c * dy) * inv, x, y);
+    const t = cov[i] / COVERAGE_SAMPLES;
+    for (let ch = 0; ch < 3; ch++) canvas[i * 3 + ch] = canvas[i * 3 + ch] * (1 - t) + col[ch] * t;
+  }
+}
+
+/** Pose of the main object: area share in `areaRange`, kept inside the image where its size allows. */
+function samplePose(rng: Rng, shape: ShapeClass, size: number, areaRange: [number, number]): ShapePose {
+  const unit = unitShapeStats(shape);
+  const area = uniform(rng, areaRange[0], areaRange[1]) * size * size;
+  const scale = Math.sqrt(area / unit.area);
+  // a large shape cannot fit whole: its centre is then pulled towards the middle (clipped at the border)
+  const margin = Math.min(unit.radius * scale, size / 2);
+  return { shape, cx: uniform(rng, margin, size - margin), cy: uniform(rng, margin, size - margin), scale, angle: rng() * 2 * Math.PI };
+}
+
+/** Mean background colour under a mask. */
+function meanUnder(canvas: Float32Array, mask: Uint8Array): Rgb {
+  const sum: Rgb = [0, 0, 0];
+  let n = 0;
+  for (let i = 0; i < mask.length; i++) {
+    if (!mask[i]) continue;
+    n++;
+    for (let ch = 0; ch < 3; ch++) sum[ch] += canvas[i * 3 + ch];
+  }
+  return n ? [sum[0] / n, sum[1] / n, sum[2] / n] : [128, 128, 128];
+}
+
+/** Renders scene `index` of the world with seed `seed`. */
+export function renderScene(seed: number, index: number, opts: SceneOptions): Scene {
+  const rng = mulberry32(sceneSeed(seed, index));
+  const size = opts.size;
+  const areaRange = opts.areaRange ?? [0.1, 0.5];
+  const classIndex = randint(rng, 0, SHAPE_CLASSES.length);
+  const shape = SHAPE_CLASSES[classIndex];
+  const background = pick(rng, BACKGROUND_KINDS);
+  const canvas = drawBackground(rng, background, size, opts.photos);
+
+  let distractors = 0;
+  if (opts.distractors) {
+    distractors = randint(rng, 1, 4);
+    for (let d = 0; d < distractors; d++) {
+      const blob = randomBlob(rng, randint(rng, 5, 9));
+      const pose = { cx: rng() * size, cy: rng() * size, scale: uniform(rng, 0.04, 0.08) * size, angle: rng() * 2 * Math.PI };
+      const col = randomColour(rng);
+      paint(canvas, coverage(blob, 1, pose, size, size), size, pose, () => col);
+    }
+  }
+
+  const pose = samplePose(rng, shape, size, areaRange);
+  const cov = shapeCoverage(pose, size, size);
+  const mask = maskOfCoverage(cov);
+  // the object must be visible: its base colour differs from the background under it (best of 20 draws)
+  const under = meanUnder(canvas, mask);
+  let base = randomColour(rng, [0.35, 1], [0.3, 1]);
+  for (let t = 0; t < 20 && colourDistance(base, under) < 100; t++) {
+    const next = randomColour(rng, [0.35, 1], [0.3, 1]);
+    if (colourDistance(next, under) > colourDistance(base, under)) base = next;
+  }
+  const fillKind = pick(rng, FILL_KINDS);
+  paint(canvas, cov, size, pose, makeFill(rng, fillKind, base, size));
+
+  const data = new Uint8Array(size * size * 3);
+  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(canvas[i])));
+  let area = 0;
+  for (let i = 0; i < mask.length; i++) area += mask[i];
+  return {
+    image: { width: size, height: size, data }, mask, classIndex, shape, pose,
+    areaFraction: area / (size * size), background, fill: fillKind, distractors,
+  };
+}

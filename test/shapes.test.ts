@@ -1,0 +1,176 @@
+// The procedural shapes world (src/shapes/, `maskdistill make-shapes`): determinism, ground truth that
+// matches the drawn object, and the existing readers and commands accepting the output unchanged.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import makeShapes from "../src/cli/commands/makeShapes.js";
+import genMasksCommand from "../src/cli/commands/genMasks.js";
+import evalSemsegCommand from "../src/cli/commands/evalSemseg.js";
+import evalInstancesCommand from "../src/cli/commands/evalInstances.js";
+import { runCommand, lastJson } from "./helpers.js";
+import { projectPath } from "../src/paths.js";
+import { readCocoDataset } from "../src/data/coco.js";
+import { loadRgb } from "../src/data/image.js";
+import { readVocSegmentationClass, readVocSegmentationObject } from "../src/data/voc.js";
+import { cocoImages, vocImages } from "../src/distill/imageList.js";
+import { rleFromCoco, maskFromRle } from "../src/mask/rle.js";
+import { SHAPE_CLASSES, SHAPE_INSIDE, maskOfCoverage, shapeCoverage, unitShapeStats } from "../src/shapes/geometry.js";
+import { renderScene } from "../src/shapes/scene.js";
+import { runClustering } from "../src/cluster/run.js";
+import { loadBackbone } from "../src/modeling/backbone.js";
+
+const PHOTOS = ["000000000009.jpg", "000000000025.jpg", "000000000030.jpg"].map((f) => projectPath("data", "demo", "images", f));
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...listFiles(p).map((f) => path.join(e.name, f)));
+    else out.push(e.name);
+  }
+  return out.sort();
+}
+
+async function makeWorld(seed: number, extra: string[] = []): Promise<string> {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "md-shapes-"));
+  process.env.MASKDISTILL_QUIET = "1";
+  const photoDir = fs.mkdtempSync(path.join(os.tmpdir(), "md-photos-"));
+  for (const p of PHOTOS) fs.copyFileSync(p, path.join(photoDir, path.basename(p)));
+  const r = await runCommand(makeShapes, ["--out", out, "--n", "40", "--size", "64", "--seed", String(seed), "--photos", photoDir, "--json", ...extra]);
+  assert.equal(r.code, 0, r.stderr.join("\n"));
+  return out;
+}
+
+let world: string | undefined;
+const tinyWorld = async () => (world ??= await makeWorld(3));
+
+test("shape geometry: every class has area and a bounding radius near 1; the disc mask has area πr²", () => {
+  for (const c of SHAPE_CLASSES) {
+    const s = unitShapeStats(c);
+    assert.ok(s.area > 0.8 && s.area < 3.2, `${c} area ${s.area}`);
+    assert.ok(s.radius > 0.8 && s.radius < 1.3, `${c} radius ${s.radius}`);
+    assert.ok(SHAPE_INSIDE[c](0.05, 0.05) || c === "ring" || c === "crescent", `${c} contains its centre`);
+  }
+  assert.equal(SHAPE_INSIDE.ring(0, 0), false);
+  const mask = maskOfCoverage(shapeCoverage({ shape: "disc", cx: 50, cy: 50, scale: 20, angle: 0.3 }, 100, 100));
+  let area = 0;
+  for (const v of mask) area += v;
+  assert.ok(Math.abs(area - Math.PI * 400) < 25, `disc area ${area}`); // boundary ≈ 126 px
+});
+
+test("make-shapes is deterministic: the same seed gives byte-identical files, another seed other images", async () => {
+  const a = await tinyWorld();
+  const b = await makeWorld(3);
+  const files = listFiles(a);
+  assert.deepEqual(files, listFiles(b));
+  assert.ok(files.length >= 40 * 3 + 6 + 3);
+  for (const f of files) assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f} differs`);
+  const c = await makeWorld(4);
+  assert.ok(!fs.readFileSync(path.join(a, "JPEGImages", "000000.jpg")).equals(fs.readFileSync(path.join(c, "JPEGImages", "000000.jpg"))));
+  // rendering is a pure function of (seed, index)
+  const s1 = renderScene(3, 7, { size: 64, distractors: true });
+  const s2 = renderScene(3, 7, { size: 64, distractors: true });
+  assert.deepEqual(s1.image.data, s2.image.data);
+  assert.ok(s1.distractors >= 1 && s1.distractors <= 3);
+  for (const dir of [b, c]) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("shapes ground truth: one object per image, class ids, area 10–50 %, masks agree across COCO and VOC files", async () => {
+  const dir = await tinyWorld();
+  const world = JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8"));
+  assert.deepEqual(world.classes, [...SHAPE_CLASSES]);
+  assert.equal(world.train + world.val, 40);
+  assert.equal(world.val, 5);
+  const gt = readCocoDataset(path.join(dir, "instances.json"));
+  assert.deepEqual(gt.categories.map((c) => [c.id, c.name]), SHAPE_CLASSES.map((n, i) => [i + 1, n]));
+  assert.equal(gt.images.length, 40);
+  assert.equal(gt.annotations.length, 40);
+  const scenes = fs.readFileSync(path.join(dir, "scenes.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const classesSeen = new Set<number>();
+  for (const ann of gt.annotations) {
+    const im = gt.images.find((i) => i.id === ann.image_id)!;
+    assert.equal(im.width, 64);
+    const stem = path.parse(im.file_name).name;
+    const scene = scenes[ann.image_id];
+    assert.equal(scene.stem, stem);
+    assert.equal(ann.category_id, scene.category_id);
+    assert.ok(ann.category_id >= 1 && ann.category_id <= 8);
+    classesSeen.add(ann.category_id);
+    const frac = ann.area / (64 * 64);
+    assert.ok(frac >= 0.09 && frac <= 0.51, `${stem}: area share ${frac}`);
+    const cls = readVocSegmentationClass(path.join(dir, "SegmentationClass", `${stem}.png`));
+    const obj = readVocSegmentationObject(path.join(dir, "SegmentationObject", `${stem}.png`));
+    const rle = maskFromRle(rleFromCoco(ann.segmentation!, 64, 64));
+    let n = 0;
+    for (let p = 0; p < rle.length; p++) {
+      assert.equal(cls.data[p], rle[p] ? ann.category_id : 0);
+      assert.equal(obj.data[p], rle[p]);
+      n += rle[p];
+    }
+    assert.equal(n, ann.area);
+    const img = await loadRgb(path.join(dir, im.file_name));
+    assert.deepEqual([img.width, img.height], [64, 64]);
+  }
+  assert.ok(classesSeen.size >= 6, `only ${classesSeen.size} classes in 40 images`);
+  // splits: train then val, in instances_{train,val}.json and the VOC lists
+  const val = readCocoDataset(path.join(dir, "instances_val.json"));
+  assert.deepEqual(val.images.map((i) => i.id), [35, 36, 37, 38, 39]);
+  assert.equal(readCocoDataset(path.join(dir, "instances_train.json")).images.length, 35);
+  assert.equal(fs.readdirSync(path.join(dir, "train-images")).length, 35);
+});
+
+test("the existing readers and commands take the shapes world unchanged (VOC and COCO layouts)", async () => {
+  const dir = await tinyWorld();
+  // VOC layout: ImageSets/Main lists, JPEGImages
+  const voc = vocImages(dir, "2012", "val");
+  assert.equal(voc.length, 5);
+  assert.ok(fs.existsSync(voc[0].file));
+  assert.equal(vocImages(dir, "2012", "trainval").length, 40);
+  // COCO layout: file names relative to the world folder
+  const coco = cocoImages(path.join(dir, "instances_val.json"), dir);
+  assert.ok(coco.every((im) => fs.existsSync(im.file)));
+
+  // gen-masks (random test ViT) → eval-instances accepts its output against the world's GT
+  const weights16 = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+  const masks = path.join(dir, "out", "masks.json");
+  const g = await runCommand(genMasksCommand, ["--dataset", "coco", "--dataset-root", dir, "--gt-file", path.join(dir, "instances.json"),
+    "--weights", weights16, "--resize", "0", "--pred-json", masks, "--json"]);
+  assert.equal(g.code, 0, g.stderr.join("\n"));
+  const preds = readCocoDataset(masks);
+  assert.equal(preds.images.length, 40);
+  const results = path.join(dir, "out", "results.json");
+  fs.writeFileSync(results, JSON.stringify(preds.annotations.map((a) => ({ ...a, category_id: 1 }))));
+  const e = await runCommand(evalInstancesCommand, ["--gt-file", path.join(dir, "instances.json"), "--input-file", results, "--agnostic", "--json"]);
+  assert.equal(e.code, 0, e.stderr.join("\n"));
+  const ap = lastJson(e.stdout).ap50;
+  assert.ok(ap >= 0 && ap <= 1);
+  // the GT as predictions scores AP50 = 1 class-aware
+  const gtAsResults = path.join(dir, "out", "gt_results.json");
+  fs.writeFileSync(gtAsResults, JSON.stringify(readCocoDataset(path.join(dir, "instances.json")).annotations.map((a) => ({ ...a, score: 1 }))));
+  const perfect = await runCommand(evalInstancesCommand, ["--gt-file", path.join(dir, "instances.json"), "--input-file", gtAsResults, "--json"]);
+  assert.equal(lastJson(perfect.stdout).ap50, 1);
+
+  // eval-semseg: SegmentationClass against itself over K + 1 = 9 classes
+  const s = await runCommand(evalSemsegCommand, ["--pred-dir", path.join(dir, "SegmentationClass"), "--gt-dir", path.join(dir, "SegmentationClass"), "--num-classes", "9", "--json"]);
+  assert.equal(s.code, 0, s.stderr.join("\n"));
+  assert.equal(lastJson(s.stdout).miou_present, 1);
+  assert.equal(lastJson(s.stdout).images, 40);
+
+  // cluster (COCO mode, K = 8 from the GT's categories): GT boxes of all 40 images
+  const vit8 = await loadBackbone(projectPath("test", "fixtures", "reference-vit", "vit_small8_depth2_seed1.pth"));
+  try {
+    const run = await runClustering({
+      dataset: "coco", primary: { inputFile: masks, datasetRoot: dir, gtFile: path.join(dir, "instances.json") },
+      backbone: vit8, outputFile: path.join(dir, "out", "clusters.json"), saveDir: path.join(dir, "out", "cache"),
+    });
+    assert.equal(run.summary.clusters, 8);
+    assert.equal(run.summary.masks.clustered, preds.annotations.length);
+    assert.ok(run.scores && run.scores.evaluated > 0);
+    assert.deepEqual(run.classNames, [...SHAPE_CLASSES]);
+  } finally {
+    await vit8.dispose();
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
