@@ -185,7 +185,12 @@ def main():
         sc = float((1.25 - 0.75) * mrng.rand() - (1.25 - 0.75) / 2 + 1)
         M = cv2.getRotationMatrix2D((w / 2, h / 2), rot, sc)
         matrices.append({"cx": w / 2, "cy": h / 2, "angle": rot, "scale": sc, "m": [float(v) for v in M.ravel()]})
-    for rot, sc in [(0.0, 1.0), (90.0, 1.0), (-30.0, 0.5), (45.0, 2.0), (180.0, 1.0)]:
+    for _ in range(100):  # any angle: the sine/cosine must round like glibc's beyond +-5 degrees too
+        w, h = int(mrng.randint(1, 1000)), int(mrng.randint(1, 1000))
+        rot, sc = float(mrng.uniform(-360, 360)), float(mrng.uniform(0.1, 3))
+        M = cv2.getRotationMatrix2D((w / 2, h / 2), rot, sc)
+        matrices.append({"cx": w / 2, "cy": h / 2, "angle": rot, "scale": sc, "m": [float(v) for v in M.ravel()]})
+    for rot, sc in [(0.0, 1.0), (90.0, 1.0), (-30.0, 0.5), (45.0, 2.0), (180.0, 1.0), (-90.0, 1.0), (270.0, 1.0), (360.0, 1.0)]:
         M = cv2.getRotationMatrix2D((100.5 / 2, 77 / 2), rot, sc)
         matrices.append({"cx": 100.5 / 2, "cy": 77 / 2, "angle": rot, "scale": sc, "m": [float(v) for v in M.ravel()]})
 

@@ -5,10 +5,10 @@
 // - resize samples at ((x + 0.5)·scale − 0.5) without antialiasing (no filter stretching when
 //   shrinking); the taps are clamped to the image (replicated border);
 // - weights are float32 values rounded to 11-bit fixed point (INTER_RESIZE_COEF_BITS); the
-//   horizontal pass keeps the 11-bit products in int, the vertical pass rounds the 22-bit sum to
-//   8 bits — except where OpenCV's SIMD code does the vertical pass instead (most of each row): in
-//   float32 for bicubic, with pre-shifted 16-bit high products for bilinear. Which elements of a
-//   row take the SIMD path depends on the row length, and is reproduced here (SSE2 lane counts);
+//   horizontal pass keeps the 11-bit products in int. Bilinear's vertical pass takes the high 16
+//   bits of products of 4-bit pre-shifted values (OpenCV's 8-bit specialisation). Bicubic's rounds
+//   the 22-bit integer sum to 8 bits, except where OpenCV's SIMD code does it in float32 (the
+//   leading multiple of 8 of each row's values, SSE2 lanes) — reproduced here element by element;
 // - bilinear resize by exactly 2 on both axes is OpenCV's INTER_AREA (2×2 mean, rounded);
 // - nearest takes source index floor(x · (1 / (outSize / inSize))) in double precision;
 // - warpAffine inverts the matrix, steps the source position in 10-bit fixed point, quantises it
@@ -32,9 +32,8 @@ const REMAP_COEF_SCALE = 1 << REMAP_COEF_BITS;
 /** warpAffine's AB_BITS: source positions stepped in 10-bit fixed point. */
 const AB_BITS = 10;
 const AB_SCALE = 1 << AB_BITS;
-/** SIMD lanes of OpenCV's baseline (SSE2, 128-bit) vertical-pass loops: int16 and uint8 lanes. */
-const LANES_16 = 8;
-const LANES_8 = 16;
+/** int16 lanes of OpenCV's baseline (SSE2, 128-bit) SIMD: the bicubic vertical pass's step. */
+const SIMD_LANES = 8;
 
 const f32 = Math.fround;
 
@@ -163,14 +162,6 @@ function horizontalPass(src: Uint8Array, rowBase: number, w: number, cn: number,
   }
 }
 
-/** Number of leading elements of a row of `width` the SIMD vertical pass handles. */
-function simdCount(width: number, cubic: boolean): number {
-  if (cubic) return width - (width % LANES_16);
-  let x = 0;
-  while (x <= width - LANES_8) x += LANES_8;
-  while (x < width - LANES_16) x += LANES_16;
-  return x;
-}
 
 function resizeSeparable(
   src: Uint8Array, w: number, h: number, cn: number, ow: number, oh: number, cubic: boolean,
@@ -186,7 +177,6 @@ function resizeSeparable(
     rows.push(r);
   }
   const out = new Uint8Array(oh * rowLen);
-  const simd = simdCount(rowLen, cubic);
   const ks = vTaps.ksize;
   const S: Float64Array[] = new Array(ks);
   const beta = new Int32Array(ks);
@@ -202,6 +192,7 @@ function resizeSeparable(
       // SIMD part: float32, S0·b0 + (S1·b1 + (S2·b2 + S3·b3)), rounded half to even
       const b0 = beta[0] / 4194304, b1 = beta[1] / 4194304, b2 = beta[2] / 4194304, b3 = beta[3] / 4194304;
       const [S0, S1, S2, S3] = S;
+      const simd = rowLen - (rowLen % SIMD_LANES);
       for (let x = 0; x < simd; x++) {
         const t3 = f32(S3[x] * b3);
         const t2 = f32(f32(S2[x] * b2) + t3);
@@ -214,16 +205,12 @@ function resizeSeparable(
         out[o + x] = clamp8(Math.floor((acc + 2097152) / 4194304));
       }
     } else {
-      // SIMD part: 16-bit high products of the 4-bit pre-shifted rows, then (sum + 2) >> 2
+      // OpenCV's 8-bit bilinear specialisation (SIMD and scalar alike): high 16 bits of the products
+      // of the 4-bit pre-shifted rows, then (sum + 2) >> 2
       const [S0, S1] = S;
       const b0 = beta[0], b1 = beta[1];
-      for (let x = 0; x < simd; x++) {
-        const a = Math.floor(((S0[x] >> 4) * b0) / 65536), b = Math.floor(((S1[x] >> 4) * b1) / 65536);
-        out[o + x] = clamp8((a + b + 2) >> 2);
-      }
-      for (let x = simd; x < rowLen; x++) {
-        const acc = S0[x] * b0 + S1[x] * b1;
-        out[o + x] = clamp8(Math.floor((acc + 2097152) / 4194304));
+      for (let x = 0; x < rowLen; x++) {
+        out[o + x] = (Math.floor(((S0[x] >> 4) * b0) / 65536) + Math.floor(((S1[x] >> 4) * b1) / 65536) + 2) >> 2;
       }
     }
   }
@@ -280,6 +267,65 @@ export function cvFlipHorizontalU8(src: Uint8Array, width: number, height: numbe
   return out;
 }
 
+// Correctly rounded sine and cosine. OpenCV calls glibc's, which round correctly in practice;
+// V8's Math.sin / Math.cos are off by one ulp now and then (3 of 300 fixture angles), which would
+// shift the matrix. Evaluated in double-double arithmetic (~106 bits), then rounded once.
+type DD = [number, number];
+function twoSum(a: number, b: number): DD {
+  const s = a + b, bb = s - a;
+  return [s, (a - (s - bb)) + (b - bb)];
+}
+function quickTwoSum(a: number, b: number): DD {
+  const s = a + b;
+  return [s, b - (s - a)];
+}
+function split(a: number): DD {
+  const c = 134217729 * a, hi = c - (c - a);
+  return [hi, a - hi];
+}
+function twoProd(a: number, b: number): DD {
+  const p = a * b, [ah, al] = split(a), [bh, bl] = split(b);
+  return [p, ((ah * bh - p) + ah * bl + al * bh) + al * bl];
+}
+function ddAdd(a: DD, b: DD): DD {
+  const [s, e] = twoSum(a[0], b[0]);
+  return quickTwoSum(s, e + a[1] + b[1]);
+}
+function ddMul(a: DD, b: DD): DD {
+  const [p, e] = twoProd(a[0], b[0]);
+  return quickTwoSum(p, e + a[0] * b[1] + a[1] * b[0]);
+}
+function ddDivNumber(a: DD, b: number): DD {
+  const q = a[0] / b, [p, e] = twoProd(q, b);
+  return quickTwoSum(q, (a[0] - p - e + a[1]) / b);
+}
+/** π/2 as three doubles (Cody–Waite style reduction). */
+const HALF_PI: readonly number[] = [1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33];
+
+/** [sin x, cos x], each the double nearest the exact value. */
+function sinCos(x: number): [number, number] {
+  if (!Number.isFinite(x)) return [NaN, NaN];
+  const k = Math.round(x / HALF_PI[0]);
+  let r: DD = [x, 0];
+  for (const part of HALF_PI) r = ddAdd(r, twoProd(-k, part));
+  const r2 = ddMul(r, r);
+  // Taylor series of sin and cos about 0, |r| ≤ π/4 (plus rounding): terms fall below 1e-33 by n = 30
+  let sTerm: DD = r, sSum: DD = r, cTerm: DD = [1, 0], cSum: DD = [1, 0];
+  for (let n = 1; n <= 15; n++) {
+    sTerm = ddDivNumber(ddMul(sTerm, r2), -(2 * n) * (2 * n + 1));
+    cTerm = ddDivNumber(ddMul(cTerm, r2), -(2 * n - 1) * (2 * n));
+    sSum = ddAdd(sSum, sTerm);
+    cSum = ddAdd(cSum, cTerm);
+  }
+  const s = sSum[0] + sSum[1], c = cSum[0] + cSum[1];
+  switch (((k % 4) + 4) % 4) {
+    case 0: return [s, c];
+    case 1: return [c, -s];
+    case 2: return [-s, -c];
+    default: return [-c, s];
+  }
+}
+
 /** A 2×3 affine matrix [a, b, c, d, e, f] mapping source (x, y) to (a·x + b·y + c, d·x + e·y + f). */
 export type AffineMatrix = [number, number, number, number, number, number];
 
@@ -290,7 +336,8 @@ export type AffineMatrix = [number, number, number, number, number, number];
  */
 export function cvRotationMatrix2D(centerX: number, centerY: number, angleDeg: number, scale: number): AffineMatrix {
   const angle = angleDeg * (Math.PI / 180);
-  const alpha = Math.cos(angle) * scale, beta = Math.sin(angle) * scale;
+  const [sin, cos] = sinCos(angle);
+  const alpha = cos * scale, beta = sin * scale;
   const cx = f32(centerX), cy = f32(centerY);
   return [alpha, beta, (1 - alpha) * cx - beta * cy, -beta, alpha, beta * cx + (1 - alpha) * cy];
 }
