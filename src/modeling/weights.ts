@@ -30,6 +30,7 @@ export const KNOWN_WEIGHTS: readonly KnownWeights[] = [
   { name: "dino_vits8", url: `${DINO}/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth`, file: "dino_deitsmall8_pretrain.pth", arch: vitSmall(8), description: "DINO ViT-S/8 backbone (stage ii embeddings)" },
   { name: "dino_vitb16", url: `${DINO}/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth`, file: "dino_vitbase16_pretrain.pth", arch: vitBase(16), description: "DINO ViT-B/16 backbone" },
   { name: "dino_vitb8", url: `${DINO}/dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth`, file: "dino_vitbase8_pretrain.pth", arch: vitBase(8), description: "DINO ViT-B/8 backbone" },
+  { name: "dino_resnet50", url: `${DINO}/dino_resnet50_pretrain/dino_resnet50_pretrain.pth`, file: "dino_resnet50_pretrain.pth", arch: { family: "resnet", model: "resnet50", depth: 50 }, description: "DINO ResNet-50 (Mask R-CNN init, LOST's recipe)" },
   {
     name: "moco_v2_r50",
     url: "https://dl.fbaipublicfiles.com/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar",
