@@ -174,3 +174,33 @@ test("the existing readers and commands take the shapes world unchanged (VOC and
   }
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("a bundled backbone whose sidecar names a world is the default there only (before DINO), never for other data", async () => {
+  const { defaultBackbone, bundledBackbones } = await import("../src/distill/backboneChoice.js");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "md-backbones-"));
+  const fix16 = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+  for (const [name, extra] of [["demo_vit", {}], ["shapes_vit", { world: "shapes", resize: 96 }]] as const) {
+    fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ patch: 16, label: name, ...extra }));
+    fs.copyFileSync(fix16, path.join(dir, `${name}.pth`));
+  }
+  // a weights cache with the real DINO name present: the world's own backbone still comes first there
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "md-home-"));
+  fs.mkdirSync(path.join(home, "weights"));
+  const saved = process.env.MASKDISTILL_HOME;
+  process.env.MASKDISTILL_HOME = home;
+  try {
+    assert.equal(bundledBackbones(dir).find((b) => b.name === "shapes_vit")!.world, "shapes");
+    const shapes = defaultBackbone("masks", { backbonesDir: dir, env: {}, world: "shapes" });
+    assert.equal(shapes.label, "shapes_vit");
+    assert.equal(shapes.resize, 96);
+    assert.match(shapes.note, /trained on the shapes world/);
+    assert.equal(defaultBackbone("masks", { backbonesDir: dir, env: {} }).label, "demo_vit");
+    fs.rmSync(path.join(dir, "demo_vit.json"));
+    assert.equal(defaultBackbone("masks", { backbonesDir: dir, env: {} }).source, "fixture");
+    fs.writeFileSync(path.join(dir, "bad.json"), JSON.stringify({ world: 3 }));
+    assert.throws(() => bundledBackbones(dir), /"world" must be a data world's name/);
+  } finally {
+    if (saved === undefined) delete process.env.MASKDISTILL_HOME;
+    else process.env.MASKDISTILL_HOME = saved;
+  }
+});

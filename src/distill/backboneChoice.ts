@@ -3,14 +3,17 @@
 //      such as dino_vits16, or a checkpoint path);
 //   1. the real DINO weights, when downloaded into the weights cache (dino_vits16 for stage-i masks,
 //      dino_vits8 for stage-ii embeddings, as the reference);
-//   2. the bundled demo backbone: a `data/backbones/<name>.json` sidecar next to its checkpoint;
+//   2. the bundled demo backbone: a `data/backbones/<name>.json` sidecar next to its checkpoint (one whose
+//      sidecar names a "world", e.g. the shapes world's backbone, is used only for that world — and there
+//      before the real DINO weights, as it was trained for it);
 //   3. the reference-vit test checkpoint in test/fixtures/reference-vit: randomly initialised, depth 2 — it
 //      shows the pipeline runs, its masks are near chance.
 //
 // Sidecar format (`data/backbones/<name>.json`, all fields optional):
 //   { "weights": "<checkpoint file, relative to the sidecar>",   // default: <name>.pth / .safetensors / .pt
 //     "patch": 16,                                                // patch size (also patch_size / patchSize)
-//     "label": "demo ViT-S/16, depth 4, 30 epochs on the demo train split" }   // (also name / description)
+//     "label": "demo ViT-S/16, depth 4, 30 epochs on the demo train split",   // (also name / description)
+//     "world": "shapes" }                                         // only for that data world (make-shapes)
 // A sidecar whose checkpoint is not there yet (a backbone being trained) is skipped.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -48,6 +51,8 @@ export interface BundledBackbone {
   /** Sidecar "resize": the stage-i short side the backbone works at (small demo backbones are trained on small crops). */
   resize?: number;
   label: string;
+  /** Sidecar "world": the synthetic data world it was trained for (then the default only there). */
+  world?: string;
 }
 
 export interface BackboneChoiceOptions {
@@ -55,6 +60,8 @@ export interface BackboneChoiceOptions {
   backbonesDir?: string;
   /** Environment to read the overrides from (default process.env). */
   env?: Record<string, string | undefined>;
+  /** The data world the backbone is for (e.g. "shapes"): its own bundled backbone comes first. */
+  world?: string;
 }
 
 const REFERENCE_PATCH: Record<BackboneUse, 8 | 16> = { masks: 16, cluster: 8 };
@@ -106,11 +113,15 @@ export function bundledBackbones(dir: string = projectPath("data", "backbones"))
     if (cfg.resize !== undefined && !(Number.isInteger(cfg.resize) && (cfg.resize as number) > 0)) {
       throw new MaskdistillError(`backbone sidecar: "resize" must be a positive integer (stage-i short side), got ${JSON.stringify(cfg.resize)}`, sidecar);
     }
+    if (cfg.world !== undefined && !(typeof cfg.world === "string" && cfg.world)) {
+      throw new MaskdistillError(`backbone sidecar: "world" must be a data world's name, got ${JSON.stringify(cfg.world)}`, sidecar);
+    }
     const labelValue = cfg.label ?? cfg.name ?? cfg.description;
     out.push({
       name, sidecar, weights, exists: fs.existsSync(weights),
       patch: patchValue as number | undefined,
       resize: cfg.resize as number | undefined,
+      world: cfg.world as string | undefined,
       label: typeof labelValue === "string" && labelValue ? labelValue : `bundled demo backbone ${name}`,
     });
   }
@@ -147,6 +158,12 @@ export function defaultBackbone(use: BackboneUse, opts: BackboneChoiceOptions = 
     };
   }
 
+  // a world's own backbone, trained on it, before the real weights
+  const ready = bundledBackbones(opts.backbonesDir).filter((b) => b.exists);
+  const own = opts.world ? ready.filter((b) => b.world === opts.world) : [];
+  const ownChoice = own.find((b) => b.patch === wantPatch) ?? own[0];
+  if (ownChoice) return bundledChoice(ownChoice, use);
+
   // 1. real DINO weights
   const dino = resolveWeights(DINO_NAME[use]);
   if (dino.exists) {
@@ -157,19 +174,9 @@ export function defaultBackbone(use: BackboneUse, opts: BackboneChoiceOptions = 
   }
 
   // 2. bundled demo backbone: the reference's patch size first, then one of unknown patch, then any
-  const ready = bundledBackbones(opts.backbonesDir).filter((b) => b.exists);
-  const bundled = ready.find((b) => b.patch === wantPatch) ?? ready.find((b) => b.patch === undefined) ?? ready[0];
-  if (bundled) {
-    const otherPatch = bundled.patch !== undefined && bundled.patch !== wantPatch;
-    return {
-      path: bundled.weights, label: bundled.label, random: false, source: "bundled", patch: bundled.patch, resize: bundled.resize,
-      note: `the small demo backbone bundled in ${path.relative(projectPath(), bundled.sidecar) || bundled.sidecar}` +
-        ` (a small ViT pretrained for the demo, expect it to be much weaker than DINO)` +
-        (otherPatch ? `; its patch size is ${bundled.patch}, the reference uses ${wantPatch}` : "") +
-        (bundled.resize ? `; stage i runs it at a short side of ${bundled.resize} px, the size it was trained for (the reference uses 640 with DINO)` : "") +
-        `. Real DINO weights ('npx maskdistill weights get ${DINO_NAME[use]}') replace it when downloaded.`,
-    };
-  }
+  const general = ready.filter((b) => b.world === undefined);
+  const bundled = general.find((b) => b.patch === wantPatch) ?? general.find((b) => b.patch === undefined) ?? general[0];
+  if (bundled) return bundledChoice(bundled, use);
 
   // 3. the random test checkpoint
   const fixture = fixtureBackbonePath(use);
@@ -179,5 +186,20 @@ export function defaultBackbone(use: BackboneUse, opts: BackboneChoiceOptions = 
   return {
     path: fixture, label: `test checkpoint ${FIXTURE_FILE[use]} (ViT-S/${wantPatch}, depth 2, random weights)`,
     random: true, source: "fixture", patch: wantPatch, note: randomNote(fixture),
+  };
+}
+
+/** The choice record of a bundled backbone (the note says where it is from and what to expect). */
+function bundledChoice(bundled: BundledBackbone, use: BackboneUse): BackboneChoice {
+  const wantPatch = REFERENCE_PATCH[use];
+  const otherPatch = bundled.patch !== undefined && bundled.patch !== wantPatch;
+  return {
+    path: bundled.weights, label: bundled.label, random: false, source: "bundled", patch: bundled.patch, resize: bundled.resize,
+    note: `the small demo backbone bundled in ${path.relative(projectPath(), bundled.sidecar) || bundled.sidecar}` +
+      ` (a small ViT pretrained for the demo, expect it to be much weaker than DINO)` +
+      (otherPatch ? `; its patch size is ${bundled.patch}, the reference uses ${wantPatch}` : "") +
+      (bundled.resize ? `; stage i runs it at a short side of ${bundled.resize} px, the size it was trained for (the reference uses 640 with DINO)` : "") +
+      (bundled.world ? `. It was trained on the ${bundled.world} world and is its default there` :
+        `. Real DINO weights ('npx maskdistill weights get ${DINO_NAME[use]}') replace it when downloaded`) + ".",
   };
 }
