@@ -1,6 +1,8 @@
 // Shared test helpers. Never replace process.stdout.write in a test: node's test runner reports
 // through the same stream, and swallowed reports make tests silently disappear from the count.
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import { decode as decodePng } from "fast-png";
 import type { Command } from "../src/cli/command.js";
 
 /** Runs a command in-process, capturing console.log / console.error lines. */
@@ -53,4 +55,28 @@ export function relError(got: ArrayLike<number>, want: ArrayLike<number>): numbe
 export function readF32(file: string): Float32Array {
   const b = fs.readFileSync(file);
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** MD5 (hex) of the bytes of a typed array, e.g. to compare with a fixture's numpy `tobytes()` MD5. */
+export function md5Hex(d: ArrayBufferView): string {
+  return crypto.createHash("md5").update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)).digest("hex");
+}
+
+/** An 8-bit PNG's samples, interleaved (`channels` per pixel). */
+export interface PngPixels { width: number; height: number; channels: number; data: Uint8Array }
+
+export function readPngPixels(file: string): PngPixels {
+  const png = decodePng(fs.readFileSync(file));
+  if (png.depth !== 8) throw new Error(`${file}: expected an 8-bit PNG, got depth ${png.depth}`);
+  return { width: png.width, height: png.height, channels: png.channels, data: Uint8Array.from(png.data as Uint8Array) };
+}
+
+/** How many values of two equal-length byte arrays differ, and by at most how much. */
+export function diffCount(a: Uint8Array, b: Uint8Array): { count: number; max: number } {
+  let count = 0, max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (d) { count++; if (d > max) max = d; }
+  }
+  return { count, max };
 }

@@ -4,36 +4,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as crypto from "node:crypto";
-import { decode } from "fast-png";
 import { projectPath } from "../src/paths.js";
 import { resizeImage, resizeU8, shortSideSize, type Filter } from "../src/data/resize.js";
 import { loadRgb } from "../src/data/image.js";
+import { diffCount, md5Hex as md5, readPngPixels, type PngPixels } from "./helpers.js";
 
 const dir = projectPath("test", "fixtures", "resize");
 const index = JSON.parse(fs.readFileSync(path.join(dir, "index.json"), "utf8"));
 
-interface Pixels { width: number; height: number; channels: number; data: Uint8Array }
-
-function readPng(rel: string): Pixels {
-  const png = decode(fs.readFileSync(path.join(dir, rel)));
-  assert.equal(png.depth, 8);
-  return { width: png.width, height: png.height, channels: png.channels, data: Uint8Array.from(png.data as Uint8Array) };
-}
-
-const md5 = (d: Uint8Array) => crypto.createHash("md5").update(d).digest("hex");
-
-function diffCount(a: Uint8Array, b: Uint8Array): { count: number; max: number } {
-  let count = 0, max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (d) { count++; if (d > max) max = d; }
-  }
-  return { count, max };
-}
+const readPng = (rel: string) => readPngPixels(path.join(dir, rel));
 
 test("resize: every PIL case (crops, L and RGB, up/down/1-pixel/one-axis) is bit-identical", () => {
-  const inputs: Record<string, Pixels> = {};
+  const inputs: Record<string, PngPixels> = {};
   for (const [name, meta] of Object.entries<any>(index.inputs)) {
     const px = readPng(meta.file);
     assert.equal(px.channels, meta.channels, name);

@@ -5,7 +5,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as crypto from "node:crypto";
 import { projectPath } from "../src/paths.js";
 import { loadRgb } from "../src/data/image.js";
 import { readLabelPng } from "../src/data/png.js";
@@ -14,9 +13,9 @@ import {
   alignLabel, augmentPair, drawAugmentParams, fixedResizePair, normalizeImageHwc, trainSample, trainSampleWith,
   valImage, valSample, SEGMENTATION_INPUT_SIZE, type SegmentationPair,
 } from "../src/segmentation/transforms.js";
+import { md5Hex as md5 } from "./helpers.js";
 
 const index = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "opencv", "index.json"), "utf8"));
-const md5 = (d: Uint8Array | Float32Array) => crypto.createHash("md5").update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)).digest("hex");
 
 async function loadPair(entry: any): Promise<SegmentationPair> {
   const image = await loadRgb(projectPath(...entry.image.split("/")));
