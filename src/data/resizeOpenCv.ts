@@ -144,24 +144,32 @@ function axisTaps(inSize: number, outSize: number, cubic: boolean, clampLinear: 
   return { ksize, first, weights };
 }
 
-/** Horizontal pass of one source row into 11-bit fixed point (taps clamped to the row). */
-function horizontalPass(src: Uint8Array, rowBase: number, w: number, cn: number, taps: AxisTaps, out: Float64Array): void {
-  const { ksize, first, weights } = taps;
-  const ow = first.length;
-  for (let x = 0; x < ow; x++) {
-    const s0 = first[x], wb = x * ksize;
+/** Pixel offsets (index · channels) of every tap of every output column, clamped to the row. */
+function tapOffsets(taps: AxisTaps, inSize: number, cn: number): Int32Array {
+  const { ksize, first } = taps;
+  const offs = new Int32Array(first.length * ksize);
+  for (let x = 0; x < first.length; x++) {
+    for (let k = 0; k < ksize; k++) {
+      const sx = first[x] + k;
+      offs[x * ksize + k] = (sx < 0 ? 0 : sx >= inSize ? inSize - 1 : sx) * cn;
+    }
+  }
+  return offs;
+}
+
+/** Horizontal pass of one source row into 11-bit fixed point (integer sums, exact in a double). */
+function horizontalPass(src: Uint8Array, rowBase: number, cn: number, taps: AxisTaps, offs: Int32Array, out: Float64Array): void {
+  const { ksize, weights } = taps;
+  const ow = taps.first.length;
+  for (let x = 0, t = 0; x < ow; x++, t += ksize) {
     for (let c = 0; c < cn; c++) {
-      let acc = 0;
-      for (let k = 0; k < ksize; k++) {
-        let sx = s0 + k;
-        sx = sx < 0 ? 0 : sx >= w ? w - 1 : sx;
-        acc += src[rowBase + sx * cn + c] * weights[wb + k];
-      }
+      const p = rowBase + c;
+      let acc = src[p + offs[t]] * weights[t] + src[p + offs[t + 1]] * weights[t + 1];
+      if (ksize === 4) acc += src[p + offs[t + 2]] * weights[t + 2] + src[p + offs[t + 3]] * weights[t + 3];
       out[x * cn + c] = acc;
     }
   }
 }
-
 
 function resizeSeparable(
   src: Uint8Array, w: number, h: number, cn: number, ow: number, oh: number, cubic: boolean,
@@ -170,10 +178,11 @@ function resizeSeparable(
   const vTaps = axisTaps(h, oh, cubic, false);
   const rowLen = ow * cn;
   // every source row's horizontal pass, computed once
+  const offs = tapOffsets(hTaps, w, cn);
   const rows: Float64Array[] = [];
   for (let y = 0; y < h; y++) {
     const r = new Float64Array(rowLen);
-    horizontalPass(src, y * w * cn, w, cn, hTaps, r);
+    horizontalPass(src, y * w * cn, cn, hTaps, offs, r);
     rows.push(r);
   }
   const out = new Uint8Array(oh * rowLen);
@@ -441,10 +450,11 @@ export function cvWarpAffineU8(
   }
   const roundDelta = nearest ? AB_SCALE / 2 : AB_SCALE / INTER_TAB_SIZE / 2;
   const cubic = filter === "bicubic";
-  const tab = nearest ? undefined : cubic ? (bicubicTab ??= interTab2D(true)) : (bilinearTab ??= interTab2D(false));
+  const tab: Int32Array = nearest ? new Int32Array(0) : cubic ? (bicubicTab ??= interTab2D(true)) : (bilinearTab ??= interTab2D(false));
   const ksize = cubic ? 4 : 2, kk = ksize * ksize, k0 = cubic ? -1 : 0;
   const out = new Uint8Array(outWidth * outHeight * channels);
   const xi = new Int32Array(ksize), yi = new Int32Array(ksize);
+  const stride = width * channels;
   let o = 0;
   for (let y = 0; y < outHeight; y++) {
     const X0 = sat32(cvRound((M[1] * y + M[2]) * AB_SCALE)) + roundDelta;
@@ -463,6 +473,22 @@ export function cvWarpAffineU8(
       const X = (X0 + adelta[x]) >> (AB_BITS - INTER_BITS), Y = (Y0 + bdelta[x]) >> (AB_BITS - INTER_BITS);
       const sx = sat16(X >> INTER_BITS) + k0, sy = sat16(Y >> INTER_BITS) + k0;
       const wBase = ((Y & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (X & (INTER_TAB_SIZE - 1))) * kk;
+      if (sx >= 0 && sx + ksize <= width && sy >= 0 && sy + ksize <= height) {
+        // every tap inside the source
+        const base = (sy * width + sx) * channels;
+        for (let c = 0; c < channels; c++) {
+          let p = base + c, t = wBase, sum = 0;
+          if (cubic) {
+            for (let ky = 0; ky < 4; ky++, p += stride, t += 4) {
+              sum += src[p] * tab[t] + src[p + channels] * tab[t + 1] + src[p + 2 * channels] * tab[t + 2] + src[p + 3 * channels] * tab[t + 3];
+            }
+          } else {
+            sum = src[p] * tab[t] + src[p + channels] * tab[t + 1] + src[p + stride] * tab[t + 2] + src[p + stride + channels] * tab[t + 3];
+          }
+          out[o + c] = clamp8((sum + (1 << (REMAP_COEF_BITS - 1))) >> REMAP_COEF_BITS);
+        }
+        continue;
+      }
       if (sx >= width || sx + ksize <= 0 || sy >= height || sy + ksize <= 0) {
         for (let c = 0; c < channels; c++) out[o + c] = cval;
         continue;
@@ -481,7 +507,7 @@ export function cvWarpAffineU8(
           for (let kx = 0; kx < ksize; kx++) {
             const rx = xi[kx];
             const v = ry >= 0 && rx >= 0 ? src[(ry * width + rx) * channels + c] : cval;
-            sum += v * tab![wBase + ky * ksize + kx];
+            sum += v * tab[wBase + ky * ksize + kx];
           }
         }
         out[o + c] = clamp8((sum + (1 << (REMAP_COEF_BITS - 1))) >> REMAP_COEF_BITS);
