@@ -204,3 +204,31 @@ test("a bundled backbone whose sidecar names a world is the default there only (
     else process.env.MASKDISTILL_HOME = saved;
   }
 });
+
+test("shapes targets: stage i rows (trained, random init, centred box) and stage ii rows as the library computes them", async () => {
+  const { runShapesTargets, targetsMarkdown, SHAPES_TARGETS } = await import("../src/shapes/targets.js");
+  const { scoreDiscovery, centredBoxPrediction } = await import("../src/evaluation/discovery.js");
+  const dir = await makeWorld(5);
+  const out = path.join(dir, "targets");
+  const fix16 = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
+  const t = await runShapesTargets({ world: dir, weights: fix16, randomWeights: fix16, out, split: "train" });
+  assert.equal(t.images, 35);
+  assert.deepEqual(t.stageI.map((r) => r.method), ["stage i masks, trained backbone", "stage i masks, same ViT at random init", "centred box, 50 % of the image"]);
+  const gt = readCocoDataset(path.join(dir, "instances_train.json"));
+  const ids = gt.images.map((i) => i.id);
+  const ours = scoreDiscovery(gt, readCocoDataset(path.join(out, "masks_trained.json")).annotations, ids);
+  assert.equal(t.stageI[0].corloc, Math.round(10 * ours.corloc) / 10);
+  assert.equal(t.stageI[0].meanBestIou, Math.round(10 * ours.meanBestIou) / 10);
+  assert.deepEqual(t.stageI[1].corloc, t.stageI[0].corloc); // same weights in both rows here
+  const box = scoreDiscovery(gt, gt.images.map((im) => centredBoxPrediction(im, 0.5)), ids);
+  assert.equal(t.stageI[2].corloc, Math.round(10 * box.corloc) / 10);
+  assert.equal(t.stageII.length, 2);
+  assert.equal(t.stageII[0].clusters, 8);
+  assert.equal(t.stageII[1].evaluated, 35); // every GT box has itself as its target
+  assert.equal(t.met.corloc, t.stageI[0].corloc >= SHAPES_TARGETS.corloc);
+  const md = fs.readFileSync(path.join(out, "targets.md"), "utf8");
+  assert.equal(md, targetsMarkdown(t));
+  assert.match(md, /\| centred box, 50 % of the image \| [\d.]+ \| [\d.]+ \|/);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "targets.json"), "utf8")).stageI, t.stageI);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

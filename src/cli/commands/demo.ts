@@ -6,12 +6,14 @@ import * as fs from "node:fs";
 import type { Command } from "../command.js";
 import { numberFlag, parseFlags, printJson } from "../command.js";
 import { projectPath } from "../../paths.js";
+import { MaskdistillError } from "../../errors.js";
 import type { ClusteringScores } from "../../cluster/naming.js";
 import type { ClusterRun } from "../../cluster/run.js";
 import type { DemoSummary } from "../../notebook/demoReport.js";
 
 const usage = `usage: maskdistill demo [--split all|train|val] [--resize 640] [--weights NAME|PATH] [--cluster-weights NAME|PATH]
                         [--out DIR] [--limit N] [--json]
+       maskdistill demo --world shapes [--world-dir .cache/shapes] [--out results/shapes] [--weights FILE]
 
 Runs the method on the bundled demo data (data/demo: 313 real COCO images at 500 px, labels used only
 for scoring):
@@ -32,7 +34,12 @@ Rerunning resumes: finished images and cached embeddings are reused.
                   else the random fixture checkpoint — the run says which)
   --cluster-weights W  stage-ii backbone (default: DINO ViT-S/8, else demo backbone, else random fixture)
   --limit N       only the first N images (quick look)
-  --json          last stdout line: the summary object`;
+  --json          last stdout line: the summary object
+
+--world shapes runs on the procedural shapes world instead (make-shapes; made in --world-dir when
+missing): stage i on its val split with the world's bundled backbone (data/backbones/shapes_vit), the
+same ViT at random initialisation and the centred box, then stage ii (K = 8 clusters vs the 8 shape
+classes); writes OUT/targets.md and targets.json (default OUT: results/shapes).`;
 
 const command: Command = {
   name: "demo",
@@ -46,7 +53,14 @@ const command: Command = {
       "cluster-weights": { type: "string" },
       out: { type: "string" },
       limit: { type: "string" },
+      world: { type: "string" },
+      "world-dir": { type: "string" },
     });
+    if (values.world !== undefined) {
+      if (values.world !== "shapes") throw new MaskdistillError(`--world expects shapes, got '${values.world}'`);
+      const { runShapesDemo } = await import("../shapesDemo.js");
+      return runShapesDemo(values);
+    }
     const { readCocoDataset } = await import("../../data/coco.js");
     const { readSplit } = await import("../../data/voc.js");
     const { cocoImages } = await import("../../distill/imageList.js");

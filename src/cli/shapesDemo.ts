@@ -1,0 +1,75 @@
+// `maskdistill demo --world shapes`: the method on the procedural shapes world (src/shapes/). Makes the
+// world when its folder has none (deterministic, about a minute), then runs the stage i–ii targets on
+// its val split with the world's bundled backbone, next to the same ViT at its random initialisation
+// and the centred box (src/shapes/targets.ts). Resumable: finished masks and embeddings are reused.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { MaskdistillError } from "../errors.js";
+import { numberFlag, printJson } from "./command.js";
+import { projectPath } from "../paths.js";
+
+/** The world the bundled shapes backbone was trained and scored on (make-shapes defaults). */
+export const SHAPES_DEFAULT_WORLD = { n: 4000, size: 96, seed: 0, distractors: false } as const;
+
+export interface ShapesDemoFlags {
+  "world-dir"?: string;
+  out?: string;
+  weights?: string;
+  resize?: string;
+  limit?: string;
+  json?: boolean;
+}
+
+export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
+  const worldDir = path.resolve(values["world-dir"] ?? projectPath(".cache", "shapes"));
+  const out = path.resolve(values.out ?? projectPath("results", "shapes"));
+  const { progress } = await import("./progress.js");
+  if (!fs.existsSync(path.join(worldDir, "world.json"))) {
+    const { makeShapesWorld } = await import("../shapes/world.js");
+    const photoDir = projectPath("data", "demo", "images");
+    const photos = fs.readdirSync(photoDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => path.join(photoDir, f));
+    console.log(`demo: making the shapes world in ${worldDir} (npx maskdistill make-shapes --out ${worldDir})`);
+    const bar = progress("make-shapes", SHAPES_DEFAULT_WORLD.n);
+    let ticked = 0;
+    try {
+      await makeShapesWorld({ out: worldDir, ...SHAPES_DEFAULT_WORLD, photos, onProgress: (done) => { bar.tick(done - ticked); ticked = done; } });
+    } finally {
+      bar.stop();
+    }
+  }
+  const world = JSON.parse(fs.readFileSync(path.join(worldDir, "world.json"), "utf8")) as { world?: string; images: number; size: number; seed: number; val: number };
+  if (world.world !== "shapes") throw new MaskdistillError("not a shapes world (world.json has no \"world\": \"shapes\"); make one with 'npx maskdistill make-shapes'", path.join(worldDir, "world.json"));
+
+  const { defaultBackbone } = await import("../distill/backboneChoice.js");
+  const choice = values.weights
+    ? { path: values.weights, label: values.weights, random: false, resize: undefined as number | undefined, note: "" }
+    : defaultBackbone("masks", { world: "shapes" });
+  console.log(`demo: shapes world ${worldDir} (${world.images} images of ${world.size} px, seed ${world.seed}; val ${world.val}); backbone ${choice.label}` +
+    (choice.random ? ` — RANDOM WEIGHTS: ${choice.note}` : ""));
+  const resize = numberFlag("resize", values.resize, choice.resize ?? world.size);
+
+  // the untrained baseline: the same architecture at the trainer's initialisation for the recipe's seed
+  let randomWeights: string | undefined;
+  const sidecarFile = choice.path.replace(/\.[^.]+$/, "") + ".json";
+  const sidecar = fs.existsSync(sidecarFile) ? JSON.parse(fs.readFileSync(sidecarFile, "utf8")) as { training?: { config?: unknown } } : undefined;
+  if (sidecar?.training?.config) {
+    const { initEngine } = await import("../engine/index.js");
+    const { exportInitialisation } = await import("../pretrain/trainer.js");
+    await initEngine({ backend: "wasm", threads: 1 });
+    randomWeights = path.join(out, "random_init.safetensors");
+    await exportInitialisation(sidecar.training.config as import("../pretrain/config.js").PretrainConfig, randomWeights);
+  } else {
+    console.log("demo: the backbone has no training sidecar, so there is no random-initialisation row");
+  }
+
+  const { runShapesTargets, targetsMarkdown } = await import("../shapes/targets.js");
+  const t = await runShapesTargets({
+    world: worldDir, weights: choice.path, randomWeights, resize: resize === world.size ? 0 : resize, out,
+    limit: values.limit ? numberFlag("limit", values.limit, 0) : undefined,
+    onProgress: (what) => console.log(`demo: ${what}`),
+  });
+  console.log("\n" + targetsMarkdown(t));
+  console.log(`wrote ${path.relative(process.cwd(), path.join(out, "targets.md"))} and targets.json (${t.seconds} s)`);
+  if (values.json) printJson(t);
+  return 0;
+}
