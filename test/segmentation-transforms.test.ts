@@ -10,7 +10,7 @@ import { loadRgb } from "../src/data/image.js";
 import { readLabelPng } from "../src/data/png.js";
 import { mulberry32 } from "../src/random.js";
 import {
-  alignLabel, augmentPair, drawAugmentParams, fixedResizePair, normalizeImageHwc, trainSample, trainSampleWith,
+  alignLabel, augmentPair, collateSamples, drawAugmentParams, fixedResizePair, normalizeImageHwc, trainSample, trainSampleWith,
   valImage, valSample, SEGMENTATION_INPUT_SIZE, type SegmentationPair,
 } from "../src/segmentation/transforms.js";
 import { md5Hex as md5 } from "./helpers.js";
@@ -85,6 +85,11 @@ test("trainSample = trainSampleWith(drawAugmentParams(rng)); layout and label va
   assert.equal(s.label.length, 512 * 512);
   assert.deepEqual(s.image, same.image);
   assert.deepEqual(s.label, same.label);
+  const batch = collateSamples([same, s]);
+  assert.equal(batch.size, 2);
+  assert.deepEqual(batch.images.subarray(512 * 512 * 3), s.image);
+  assert.deepEqual(batch.labels.subarray(0, 512 * 512), same.label);
+  assert.throws(() => collateSamples([s, valSample(pair, 256)]), /sample 1 is 256×256, sample 0 is 512×512/);
   // labels are never blended: only the input's classes, 255, and 0 where the rotation uncovers
   const allowed = new Set([...pair.label.data, 0]);
   for (const v of new Set(s.label)) assert.ok(allowed.has(v), `label value ${v}`);

@@ -171,3 +171,28 @@ export function valSample(pair: SegmentationPair, size = SEGMENTATION_INPUT_SIZE
 export function valImage(image: RgbImage, size = SEGMENTATION_INPUT_SIZE): Float32Array {
   return normalizeImageHwc(cvResizeImage(image, size, size, "bicubic"));
 }
+
+/** Samples of one size stacked into a batch: images N×H×W×3 float32 (tfjs NHWC), labels N×H×W uint8. */
+export interface SegmentationBatch {
+  size: number;
+  width: number;
+  height: number;
+  images: Float32Array;
+  labels: Uint8Array;
+}
+
+/** Stacks samples (all the same size) into one NHWC batch, in order. */
+export function collateSamples(samples: readonly SegmentationSample[]): SegmentationBatch {
+  if (samples.length === 0) throw new MaskdistillError("collateSamples: no samples to stack");
+  const { width, height } = samples[0];
+  const px = width * height;
+  const images = new Float32Array(samples.length * px * 3), labels = new Uint8Array(samples.length * px);
+  samples.forEach((s, i) => {
+    if (s.width !== width || s.height !== height) {
+      throw new MaskdistillError(`collateSamples: sample ${i} is ${s.width}×${s.height}, sample 0 is ${width}×${height}`);
+    }
+    images.set(s.image, i * px * 3);
+    labels.set(s.label, i * px);
+  });
+  return { size: samples.length, width, height, images, labels };
+}
