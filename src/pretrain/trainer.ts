@@ -22,6 +22,8 @@ import { loadRgb, type RgbImage } from "../data/image.js";
 import { resizeImage, shortSideSize } from "../data/resize.js";
 import { inputError, MaskdistillError } from "../errors.js";
 import { mulberry32 } from "../random.js";
+import { epochOrder, mixSeed, truncateLog } from "../engine/loop.js";
+export { epochOrder } from "../engine/loop.js";
 import { readSafetensorsFile, writeSafetensors } from "./safetensorsIo.js";
 import { removeStaleTemporaries } from "../runner/perImage.js";
 import { multiCrop, type MultiCrop } from "./augment.js";
@@ -159,29 +161,6 @@ export async function loadTrainImages(dirs: string[], shortSide: number, opts: {
   }
   if (out.length === 0) throw new MaskdistillError(`pretrain: none of the ${take.length} images in ${dirs.join(", ")} can be read`);
   return out;
-}
-
-/** Mixes integers into a 32-bit seed. */
-function mixSeed(...xs: number[]): number {
-  let h = 0x9e3779b9;
-  for (const x of xs) {
-    h = Math.imul(h ^ (x >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
-
-/** The image order of an epoch (Fisher–Yates with a PRNG seeded by seed and epoch). */
-export function epochOrder(seed: number, epoch: number, n: number): number[] {
-  const rng = mulberry32(mixSeed(seed, epoch, 1));
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
 }
 
 /** The multi-crop views of image `index` in `epoch`: the same for a given seed, on every run. */
@@ -424,13 +403,6 @@ export interface TrainOptions {
   /** Set to stop after the current iteration (the state is saved first). */
   signal?: AbortSignal;
   onStep?: (log: StepLog, state: TrainState) => void;
-}
-
-/** Keeps the log's lines up to `step` (work after the last checkpoint is redone, not duplicated). */
-function truncateLog(file: string, step: number): void {
-  if (!fs.existsSync(file)) return;
-  const keep = fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() && (JSON.parse(l) as StepLog).step <= step);
-  fs.writeFileSync(file, keep.map((l) => l + "\n").join(""));
 }
 
 /** Trains (or resumes) until the schedule ends, `maxSteps` or the signal; returns the state (caller disposes). */

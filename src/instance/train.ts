@@ -1,0 +1,604 @@
+// Mask R-CNN training on a COCO instances file (stage iii: the stage-ii clustered pseudo-masks, or any
+// COCO file): multi-scale short side + horizontal flip, SGD with momentum and weight decay, linear
+// warm-up and a step schedule, optional global gradient-norm clipping and DropLoss, frozen stages
+// (`freezeAt`), class-aware or class-agnostic. The five losses are those of losses.ts (both presets).
+//
+// Determinism: the image order of epoch e, the scale and flip of each image of iteration i and the
+// sampler's choices of iteration i come from PRNGs seeded by (seed, e / i); the checkpoint holds the
+// weights and the momentum buffers, so a run stopped at an iteration boundary resumes bit for bit.
+// Checkpoint: OUT/checkpoint.safetensors (weights under torchvision's maskrcnn_resnet50_fpn keys +
+// `optimizer.momentum_buffer.<key>` in our layout + JSON metadata) and OUT/model.safetensors (weights
+// and pixel_mean/pixel_std only: what `detect --weights` loads). OUT/train_log.jsonl: one line per step.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { loadRgb, type RgbImage } from "../data/image.js";
+import { readCocoDataset, type CocoDataset, type CocoResult } from "../data/coco.js";
+import { cocoEval, defaultParams, loadResults } from "../evaluation/cocoeval.js";
+import { assertFitsInHeap, withHeapGuard, type StepMemoryModel } from "../engine/memory.js";
+import { maskRcnnFromStateDict, maskRcnnParams, maskRcnnVariables, setTrainable, type MaskRcnnNet, type MaskRcnnParam } from "../engine/models/maskrcnn.js";
+import { walkConvBn, walkStage, type Walk } from "../engine/models/resnet.js";
+import { mixSeed, epochOrder, truncateLog } from "../engine/loop.js";
+import { seededRng, normalArray, type Rng } from "../engine/models/params.js";
+import { inputError, MaskdistillError } from "../errors.js";
+import { readStateDict, writeSafetensors, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
+import { requireWeights } from "../modeling/weights.js";
+import { maskFromRle, rleArea, rleFromCoco, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
+import { mulberry32 } from "../random.js";
+import { readSafetensorsFile } from "../pretrain/safetensorsIo.js";
+import { removeStaleTemporaries } from "../runner/perImage.js";
+import { LOSS_NAMES, maskRcnnLosses, presetTraining, resizeTargets, type InstanceTargets, type LossName } from "./losses.js";
+import { detectImage, type MaskRcnnInference, type MaskRcnnPreset } from "./maskrcnn.js";
+import { seededPicker } from "./sampling.js";
+import { DETECTRON2_TRANSFORM, IMAGENET_MEAN, IMAGENET_STD, detectron2ResizedSize, detectron2Transform, rcnnTransform, resizedSize } from "./transform.js";
+
+/** Narrower networks (tests, the overfit check): ResNet stem width (64 = ResNet-50), FPN, box and mask head widths. */
+export interface MaskRcnnWidths { stem: number; fpn: number; boxHead: number; maskHead: number }
+export const R50_FPN_WIDTHS: MaskRcnnWidths = { stem: 64, fpn: 256, boxHead: 1024, maskHead: 256 };
+
+export interface MaskRcnnTrainConfig {
+  preset: MaskRcnnPreset;
+  /** Backbone initialisation: a known name (dino_resnet50, moco_v2_r50), a torchvision ResNet-50 file, or "none". */
+  init: string;
+  widths: MaskRcnnWidths;
+  /** Stages frozen below this one (detectron2 FREEZE_AT: 2 = stem + layer1). */
+  freezeAt: number;
+  /** One class for every object (the category ids are ignored). */
+  agnostic: boolean;
+  /** Short sides to choose from per image (multi-scale training), and the long-side limit. */
+  minSizes: number[];
+  maxSize: number;
+  flip: boolean;
+  batchSize: number;
+  iterations: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  /** Linear warm-up from lr·warmupFactor over warmupIters (detectron2 WarmupMultiStepLR). */
+  warmupIters: number;
+  warmupFactor: number;
+  /** lr × gamma at each of these iterations. */
+  steps: number[];
+  gamma: number;
+  /** Global L2 norm of all gradients clipped to this (0 = off). */
+  clipGradNorm: number;
+  /** DropLoss IoU (CutLER: 0.01; 0 = off). */
+  dropLossIou: number;
+  seed: number;
+}
+
+/**
+ * LOST's recipe (METHOD.md §4.1), the documented GPU default: DINO ResNet-50, conv1 + res2 frozen,
+ * batch 16, lr 0.02, warm-up 100, ×0.1 at 18k and 22k, 24k iterations, short side 480–800 (max 1333).
+ */
+export function lostRecipe(): MaskRcnnTrainConfig {
+  return {
+    preset: "detectron2", init: "dino_resnet50", widths: R50_FPN_WIDTHS, freezeAt: 2, agnostic: false,
+    minSizes: [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800], maxSize: 1333, flip: true,
+    batchSize: 16, iterations: 24000, lr: 0.02, momentum: 0.9, weightDecay: 1e-4, warmupIters: 100, warmupFactor: 0.001,
+    steps: [18000, 22000], gamma: 0.1, clipGradNorm: 0, dropLossIou: 0, seed: 0,
+  };
+}
+
+/**
+ * A CPU recipe for the bundled demo data (≤ 15 min on 2 cores): LOST's, changed to short side 256–320
+ * (max 533), batch 2, 120 iterations, the whole ResNet body frozen (freezeAt 5: the FPN and heads train),
+ * lr 0.01 with warm-up 20 and ×0.1 at 90, gradient clipping 1.0 (CutLER) against early blow-ups.
+ */
+export function cpuRecipe(): MaskRcnnTrainConfig {
+  return {
+    ...lostRecipe(), minSizes: [256, 288, 320], maxSize: 533, batchSize: 2, iterations: 120, freezeAt: 5,
+    lr: 0.01, warmupIters: 20, steps: [90], clipGradNorm: 1,
+  };
+}
+
+/** Learning rate of iteration `it` (detectron2 WarmupMultiStepLR, linear warm-up). */
+export function learningRate(c: MaskRcnnTrainConfig, it: number): number {
+  let lr = c.lr;
+  for (const s of c.steps) if (it >= s) lr *= c.gamma;
+  if (it < c.warmupIters) {
+    const alpha = it / c.warmupIters;
+    lr *= c.warmupFactor * (1 - alpha) + alpha;
+  }
+  return lr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the network
+
+function uniformArray(rng: Rng, n: number, bound: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (2 * rng() - 1) * bound;
+  return out;
+}
+
+const tensorOf = (shape: number[], data: Float32Array): TensorData => ({ dtype: "float32", shape, data });
+
+/**
+ * A torchvision-layout state dict of a fresh network: the body from `backbone` (a torchvision ResNet
+ * state dict) or He-initialised, FrozenBN at identity; FPN, RPN and heads initialised as torchvision
+ * does (FPN kaiming-uniform a=1, RPN N(0, 0.01), linear layers PyTorch's default, mask head
+ * kaiming-normal fan-out; biases 0 except the linear layers').
+ */
+function freshStateDict(rng: Rng, numClasses: number, w: MaskRcnnWidths, backbone?: StateDict): StateDict {
+  const sd: StateDict = new Map();
+  const conv = (key: string, o: number, i: number, k: number, init: "he-out" | "fpn" | "rpn", bias: boolean) => {
+    const n = o * i * k * k;
+    const data = init === "he-out" ? normalArray(rng, n, Math.sqrt(2 / (o * k * k))) : init === "rpn" ? normalArray(rng, n, 0.01) : uniformArray(rng, n, Math.sqrt(3 / (i * k * k)));
+    sd.set(`${key}.weight`, tensorOf([o, i, k, k], data));
+    if (bias) sd.set(`${key}.bias`, tensorOf([o], new Float32Array(o)));
+  };
+  const linear = (key: string, o: number, i: number) => {
+    const b = 1 / Math.sqrt(i);
+    sd.set(`${key}.weight`, tensorOf([o, i], uniformArray(rng, o * i, b)));
+    sd.set(`${key}.bias`, tensorOf([o], uniformArray(rng, o, b)));
+  };
+  const bn = (key: string, c: number) => {
+    sd.set(`${key}.weight`, tensorOf([c], new Float32Array(c).fill(1)));
+    sd.set(`${key}.bias`, tensorOf([c], new Float32Array(c)));
+    sd.set(`${key}.running_mean`, tensorOf([c], new Float32Array(c)));
+    sd.set(`${key}.running_var`, tensorOf([c], new Float32Array(c).fill(1)));
+  };
+  const b = "backbone.body", s = w.stem;
+  if (backbone) {
+    for (const [k, t] of backbone) if (!k.startsWith("fc.") && !k.endsWith("num_batches_tracked")) sd.set(`${b}.${k}`, t);
+  } else {
+    conv(`${b}.conv1`, s, 3, 7, "he-out", false);
+    bn(`${b}.bn1`, s);
+    let cin = s;
+    [3, 4, 6, 3].forEach((blocks, li) => {
+      const width = s * 2 ** li, out = 4 * width;
+      for (let i = 0; i < blocks; i++) {
+        const p = `${b}.layer${li + 1}.${i}`;
+        conv(`${p}.conv1`, width, cin, 1, "he-out", false); bn(`${p}.bn1`, width);
+        conv(`${p}.conv2`, width, width, 3, "he-out", false); bn(`${p}.bn2`, width);
+        conv(`${p}.conv3`, out, width, 1, "he-out", false); bn(`${p}.bn3`, out);
+        if (i === 0) { conv(`${p}.downsample.0`, out, cin, 1, "he-out", false); bn(`${p}.downsample.1`, out); }
+        cin = out;
+      }
+    });
+  }
+  const stageOut = [1, 2, 3, 4].map((li) => {
+    const t = sd.get(`${b}.layer${li}.0.conv3.weight`);
+    if (!t) throw new MaskdistillError(`backbone has no layer${li}.0.conv3 (not a Bottleneck ResNet)`);
+    return t.shape[0];
+  });
+  const F = w.fpn;
+  stageOut.forEach((c, i) => {
+    conv(`backbone.fpn.inner_blocks.${i}.0`, F, c, 1, "fpn", true);
+    conv(`backbone.fpn.layer_blocks.${i}.0`, F, F, 3, "fpn", true);
+  });
+  conv("rpn.head.conv.0.0", F, F, 3, "rpn", true);
+  conv("rpn.head.cls_logits", 3, F, 1, "rpn", true);
+  conv("rpn.head.bbox_pred", 12, F, 1, "rpn", true);
+  linear("roi_heads.box_head.fc6", w.boxHead, F * 49);
+  linear("roi_heads.box_head.fc7", w.boxHead, w.boxHead);
+  linear("roi_heads.box_predictor.cls_score", numClasses, w.boxHead);
+  linear("roi_heads.box_predictor.bbox_pred", 4 * numClasses, w.boxHead);
+  for (let i = 0; i < 4; i++) conv(`roi_heads.mask_head.${i}.0`, w.maskHead, i === 0 ? F : w.maskHead, 3, "he-out", true);
+  const M = w.maskHead;
+  sd.set("roi_heads.mask_predictor.conv5_mask.weight", tensorOf([M, M, 2, 2], normalArray(rng, M * M * 4, Math.sqrt(2 / (M * 4)))));
+  sd.set("roi_heads.mask_predictor.conv5_mask.bias", tensorOf([M], new Float32Array(M)));
+  conv("roi_heads.mask_predictor.mask_fcn_logits", numClasses, M, 1, "he-out", true);
+  return sd;
+}
+
+/** The ImageNet-normalised input of a torchvision ResNet, in the detectron2 preset's BGR order (0–255 scale). */
+export const BGR_PIXEL_MEAN = [103.53, 116.28, 123.675];
+export const BGR_PIXEL_STD = [57.375, 57.12, 58.395];
+
+/**
+ * A fresh network for `config` with `numClasses` (background included). The detectron2 preset feeds
+ * BGR: the stem's input channels of an RGB-pretrained backbone are reversed so that it sees the same.
+ */
+export async function buildTrainNet(config: MaskRcnnTrainConfig, numClasses: number): Promise<MaskRcnnNet> {
+  const rng = seededRng(mixSeed(config.seed, 0x51));
+  let backbone: StateDict | undefined;
+  if (config.init !== "none") {
+    const file = requireWeights(config.init === "moco_v2" ? "moco_v2_r50" : config.init).path;
+    backbone = (await readStateDict(file, "resnet")).stateDict;
+    if (config.preset === "detectron2") {
+      const c1 = backbone.get("conv1.weight")!;
+      const src = Float32Array.from(c1.data as ArrayLike<number>), [o, i, kh, kw] = c1.shape, dst = new Float32Array(src.length);
+      for (let a = 0; a < o; a++) for (let c = 0; c < i; c++) dst.set(src.subarray(((a * i + c) * kh) * kw, ((a * i + c + 1) * kh) * kw), ((a * i + (i - 1 - c)) * kh) * kw);
+      backbone = new Map(backbone);
+      backbone.set("conv1.weight", tensorOf(c1.shape, dst));
+    }
+  }
+  return maskRcnnFromStateDict(freshStateDict(rng, numClasses, config.widths, backbone), config.init);
+}
+
+// ---------------------------------------------------------------------------------------------
+// data
+
+export interface TrainSample {
+  imageId: number;
+  file: string;
+  width: number;
+  height: number;
+  /** [G·4] x1, y1, x2, y2 at the original size. */
+  boxes: Float32Array;
+  labels: Int32Array;
+  segmentations: Parameters<typeof rleFromCoco>[0][];
+}
+
+export interface TrainSet {
+  samples: TrainSample[];
+  /** Category id of class c (index c − 1); class 0 is the background. */
+  categoryIds: number[];
+  numClasses: number;
+  skipped: { imagesWithoutAnnotations: number; crowd: number; boxesUnder1px: number; emptyMasks: number; missingImages: number };
+}
+
+/** Reads a COCO instances file and the images' sizes; instances and images that cannot train are counted, not fatal. */
+export function loadTrainSet(annotations: string, imagesDir: string, opts: { agnostic: boolean }): TrainSet {
+  const ds = readCocoDataset(annotations);
+  const cats = ds.categories.map((c) => c.id).sort((a, b) => a - b);
+  const classOf = new Map(cats.map((id, i) => [id, i + 1]));
+  const skipped = { imagesWithoutAnnotations: 0, crowd: 0, boxesUnder1px: 0, emptyMasks: 0, missingImages: 0 };
+  const byImage = new Map<number, typeof ds.annotations>();
+  for (const a of ds.annotations) {
+    const list = byImage.get(a.image_id) ?? [];
+    list.push(a);
+    byImage.set(a.image_id, list);
+  }
+  const samples: TrainSample[] = [];
+  for (const im of ds.images) {
+    const file = path.join(imagesDir, im.file_name);
+    const boxes: number[] = [], labels: number[] = [], segs: TrainSample["segmentations"] = [];
+    for (const a of byImage.get(im.id) ?? []) {
+      if (a.iscrowd) { skipped.crowd++; continue; }
+      if (!a.segmentation) { skipped.emptyMasks++; continue; }
+      const rle = rleFromCoco(a.segmentation, im.height, im.width);
+      let area = 0;
+      for (let j = 1; j < rle.counts.length; j += 2) area += rle.counts[j];
+      if (area === 0) { skipped.emptyMasks++; continue; }
+      const [x, y, w, h] = a.bbox ?? rleToBbox(rle);
+      if (!(w >= 1 && h >= 1)) { skipped.boxesUnder1px++; continue; }
+      boxes.push(x, y, x + w, y + h);
+      labels.push(opts.agnostic ? 1 : classOf.get(a.category_id) ?? 0);
+      segs.push(a.segmentation);
+    }
+    if (labels.some((l) => l === 0)) throw inputError(annotations, `an annotation of image ${im.id} has a category not in "categories"`);
+    if (!labels.length) { skipped.imagesWithoutAnnotations++; continue; }
+    if (!fs.existsSync(file)) { skipped.missingImages++; continue; }
+    samples.push({ imageId: im.id, file, width: im.width, height: im.height, boxes: Float32Array.from(boxes), labels: Int32Array.from(labels), segmentations: segs });
+  }
+  if (!samples.length) throw inputError(annotations, `no image with a usable instance under ${imagesDir} (skipped: ${JSON.stringify(skipped)})`);
+  return { samples, categoryIds: opts.agnostic ? [cats[0] ?? 1] : cats, numClasses: opts.agnostic ? 2 : cats.length + 1, skipped };
+}
+
+/** Flips an image, its boxes and masks left–right (x ↦ W − x). */
+function flipSample(img: RgbImage, t: InstanceTargets): { img: RgbImage; t: InstanceTargets } {
+  const { width: W, height: H } = img;
+  const data = new Uint8Array(img.data.length);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) data[(y * W + x) * 3 + c] = img.data[(y * W + W - 1 - x) * 3 + c];
+  const boxes = new Float32Array(t.boxes.length);
+  for (let i = 0; i < boxes.length; i += 4) { boxes[i] = W - t.boxes[i + 2]; boxes[i + 1] = t.boxes[i + 1]; boxes[i + 2] = W - t.boxes[i]; boxes[i + 3] = t.boxes[i + 3]; }
+  const masks = t.masks.map((m) => {
+    const out = new Uint8Array(m.length);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = m[y * W + W - 1 - x];
+    return out;
+  });
+  return { img: { width: W, height: H, data }, t: { ...t, boxes, masks } };
+}
+
+/** The network input and targets of `samples` at iteration `it` (scale and flip seeded by (seed, it, index)). */
+export async function makeTrainBatch(c: MaskRcnnTrainConfig, samples: TrainSample[], it: number, cache?: Map<string, RgbImage>): Promise<{ images: tf.Tensor4D; imageSizes: [number, number][]; targets: InstanceTargets[] }> {
+  const imgs: RgbImage[] = [], origTargets: InstanceTargets[] = [], minSizes: number[] = [];
+  for (let k = 0; k < samples.length; k++) {
+    const s = samples[k];
+    let img = cache?.get(s.file);
+    if (!img) { img = await loadRgb(s.file); cache?.set(s.file, img); }
+    if (img.width !== s.width || img.height !== s.height) throw inputError(s.file, `is ${img.width}×${img.height}, the annotations say ${s.width}×${s.height}`);
+    let t: InstanceTargets = { boxes: s.boxes, labels: s.labels, masks: s.segmentations.map((g) => maskFromRle(rleFromCoco(g, s.height, s.width))), height: s.height, width: s.width };
+    const rng = mulberry32(mixSeed(c.seed, it, 2, k));
+    minSizes.push(c.minSizes[Math.floor(rng() * c.minSizes.length)]);
+    if (c.flip && rng() < 0.5) ({ img, t } = flipSample(img, t));
+    // masks stored row-major here; maskFromRle gives row-major (h × w)
+    imgs.push(img);
+    origTargets.push(t);
+  }
+  // one short side per image: resize each alone, then pad them together
+  const per = imgs.map((img, k) => (c.preset === "detectron2"
+    ? detectron2Transform([img], { ...DETECTRON2_TRANSFORM, pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD, shortEdge: minSizes[k], maxSize: c.maxSize })
+    : rcnnTransform([img], { minSize: minSizes[k], maxSize: c.maxSize, mean: IMAGENET_MEAN, std: IMAGENET_STD, sizeDivisible: 32 })));
+  const imageSizes = per.map((b) => b.imageSizes[0]);
+  const Hp = Math.max(...per.map((b) => b.shape[2])), Wp = Math.max(...per.map((b) => b.shape[3]));
+  const N = per.length, nhwc = new Float32Array(N * Hp * Wp * 3);
+  per.forEach((b, n) => {
+    const [, , h, w] = b.shape;
+    for (let ch = 0; ch < 3; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) nhwc[((n * Hp + y) * Wp + x) * 3 + ch] = b.data[(ch * h + y) * w + x];
+  });
+  const targets = origTargets.map((t, n) => resizeTargets(c.preset, t, imageSizes[n][0], imageSizes[n][1]));
+  return { images: tf.tensor4d(nhwc, [N, Hp, Wp, 3]), imageSizes, targets };
+}
+
+// Keep resizedSize/detectron2ResizedSize reachable for the heap check (the largest input of the recipe).
+function largestInput(c: MaskRcnnTrainConfig, samples: TrainSample[]): [number, number] {
+  let best: [number, number] = [0, 0];
+  const top = Math.max(...c.minSizes);
+  for (const s of samples) {
+    const [h, w] = c.preset === "detectron2" ? detectron2ResizedSize(s.height, s.width, top, c.maxSize)
+      : ((r) => [r.height, r.width])(resizedSize(s.height, s.width, top, c.maxSize));
+    const hp = Math.ceil(h / 32) * 32, wp = Math.ceil(w / 32) * 32;
+    if (hp * wp > best[0] * best[1]) best = [hp, wp];
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory
+
+/** The step's heap model: the body walk of the trained stages, FPN, RPN and the two heads' ROI batches. */
+export function maskRcnnMemoryModel(net: MaskRcnnNet, freezeAt: number, roisPerImage = 512): StepMemoryModel {
+  const all = maskRcnnParams(net);
+  const count = (ps: MaskRcnnParam[]) => ps.reduce((s, p) => s + p.variable.size, 0);
+  const trainable = all.filter((p) => p.learnable && (p.stage < 0 || p.stage >= freezeAt));
+  const F = net.fpnChannels, M = net.maskConvs[0].kernel.shape[3] as number, B = net.fc6.w.shape[1] as number;
+  return {
+    name: "Mask R-CNN R50-FPN",
+    paramFloats: count(all),
+    trainableFloats: count(trainable),
+    activations(h, w) {
+      const mark = <T extends { trainable: boolean }>(u: T, on: boolean): T => ({ ...u, trainable: on });
+      let walk: Walk = { saved: 0, largest: 3 * h * w, h, w };
+      walk = walkConvBn(mark(net.body.stem, freezeAt <= 0), walk, true);
+      walk = { ...walk, h: Math.ceil(walk.h / 2), w: Math.ceil(walk.w / 2) };
+      const stages = [net.body.layer1, net.body.layer2, net.body.layer3, net.body.layer4];
+      let pyramid = 0;
+      stages.forEach((blocks, i) => {
+        walk = walkStage(blocks.map((b) => ({ conv1: mark(b.conv1, i + 1 >= freezeAt), conv2: mark(b.conv2, i + 1 >= freezeAt), conv3: mark(b.conv3, i + 1 >= freezeAt), downsample: b.downsample && mark(b.downsample, i + 1 >= freezeAt) })), walk);
+        pyramid += walk.h * walk.w;
+      });
+      const fpn = 6 * F * pyramid * 1.34;                   // lateral, sum, output, RPN conv + relu, heads (+P6)
+      const rois = roisPerImage * (49 * F * 2 + 4 * B);      // pooled map and its copy, fc6/fc7 in and out
+      const masks = roisPerImage * 0.25 * (196 * M * 10 + 784 * M * 3);
+      return { savedFloats: walk.saved + fpn + rois + masks, largestFloats: Math.max(walk.largest, F * pyramid) };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// state, one step, checkpoints
+
+export interface TrainState {
+  config: MaskRcnnTrainConfig;
+  net: MaskRcnnNet;
+  trained: MaskRcnnParam[];
+  /** Momentum buffers, keyed by torchvision key (our layout). */
+  momentum: Map<string, tf.Variable>;
+  step: number;
+  trainSeconds: number;
+  numClasses: number;
+  categoryIds: number[];
+  /** Image ids in training order base (checked on resume). */
+  imageIds: number[];
+}
+
+export interface StepLog {
+  step: number;
+  epoch: number;
+  lr: number;
+  loss: number;
+  losses: Record<LossName, number>;
+  gradNorm: number;
+  imagesPerSecond: number;
+  trainSeconds: number;
+}
+
+export const CHECKPOINT_FILE = "checkpoint.safetensors";
+export const MODEL_FILE = "model.safetensors";
+export const LOG_FILE = "train_log.jsonl";
+const META_KEY = "maskdistill_maskrcnn_train";
+
+export function newTrainState(config: MaskRcnnTrainConfig, net: MaskRcnnNet, set: Pick<TrainSet, "numClasses" | "categoryIds">, imageIds: number[]): TrainState {
+  const trained = setTrainable(net, config.freezeAt);
+  const momentum = new Map(trained.map((p) => [p.key, tf.variable(tf.zerosLike(p.variable), false)]));
+  return { config, net, trained, momentum, step: 0, trainSeconds: 0, numClasses: set.numClasses, categoryIds: set.categoryIds, imageIds };
+}
+
+export function disposeTrainState(s: TrainState): void {
+  tf.dispose([...maskRcnnVariables(s.net), ...s.momentum.values()]);
+}
+
+/**
+ * One iteration: the losses and gradients, the global-norm clip, then torch.optim.SGD's update
+ * (d = g + wd·w, b ← μ·b + d, w ← w − lr·b; no decay on frozen BN, which never trains).
+ */
+export async function trainStep(state: TrainState, samples: TrainSample[], cache?: Map<string, RgbImage>): Promise<Omit<StepLog, "epoch" | "imagesPerSecond" | "trainSeconds">> {
+  const c = state.config, it = state.step;
+  const batch = await makeTrainBatch(c, samples, it, cache);
+  const cfg = presetTraining(c.preset, { dropLossIou: c.dropLossIou });
+  const pick = seededPicker(mixSeed(c.seed, it, 3));
+  const lossValues = {} as Record<LossName, number>;
+  const { value, grads } = await withHeapGuard(`Mask R-CNN iteration ${it}`, async () => tf.variableGrads(() => {
+    const r = maskRcnnLosses(state.net, batch, cfg, pick);
+    for (const k of LOSS_NAMES) lossValues[k] = r.losses[k].dataSync()[0];
+    return r.total;
+  }, state.trained.map((p) => p.variable)));
+  batch.images.dispose();
+  const loss = (await value.data())[0];
+  value.dispose();
+  if (!Number.isFinite(loss)) {
+    tf.dispose(Object.values(grads));
+    throw new MaskdistillError(`train-maskrcnn: loss is ${loss} at iteration ${it} (${JSON.stringify(lossValues)}); lower --lr or enable --clip-grad`);
+  }
+  let sq = 0;
+  for (const p of state.trained) {
+    const g = grads[p.variable.name];
+    if (g) sq += tf.tidy(() => tf.sum(tf.square(g)).dataSync()[0]);
+  }
+  const gradNorm = Math.sqrt(sq);
+  // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1
+  const clip = c.clipGradNorm > 0 ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
+  const lr = learningRate(c, it);
+  for (const p of state.trained) {
+    const g = grads[p.variable.name];
+    if (!g) continue;
+    const b = state.momentum.get(p.key)!;
+    tf.tidy(() => {
+      const gc = clip < 1 ? tf.mul(g, clip) : g;
+      const d = c.weightDecay ? tf.add(gc, tf.mul(p.variable, c.weightDecay)) : gc;
+      const nb = tf.add(tf.mul(b, c.momentum), d);
+      b.assign(nb);
+      p.variable.assign(tf.sub(p.variable, tf.mul(nb, lr)));
+    });
+  }
+  tf.dispose(Object.values(grads));
+  state.step++;
+  return { step: state.step, lr, loss, losses: lossValues, gradNorm };
+}
+
+interface CheckpointMeta {
+  format: 1;
+  config: MaskRcnnTrainConfig;
+  step: number;
+  trainSeconds: number;
+  numClasses: number;
+  categoryIds: number[];
+  imageIds: number[];
+}
+
+async function weightsStateDict(state: TrainState): Promise<StateDict> {
+  const sd: StateDict = new Map();
+  for (const p of maskRcnnParams(state.net)) sd.set(p.key, tensorOf(p.torchShape, p.toTorch((await p.variable.data()) as Float32Array)));
+  if (state.config.preset === "detectron2") {
+    sd.set("pixel_mean", tensorOf([3], Float32Array.from(BGR_PIXEL_MEAN)));
+    sd.set("pixel_std", tensorOf([3], Float32Array.from(BGR_PIXEL_STD)));
+  }
+  return sd;
+}
+
+/** Writes OUT/checkpoint.safetensors (full state) and OUT/model.safetensors (weights for `detect`), atomically. */
+export async function saveCheckpoint(state: TrainState, outDir: string): Promise<void> {
+  const sd = await weightsStateDict(state);
+  const meta: CheckpointMeta = { format: 1, config: state.config, step: state.step, trainSeconds: state.trainSeconds, numClasses: state.numClasses, categoryIds: state.categoryIds, imageIds: state.imageIds };
+  const info = { [META_KEY]: JSON.stringify(meta), format: "pt", source: "maskdistill train-maskrcnn", preset: state.config.preset, category_ids: JSON.stringify(state.categoryIds) };
+  fs.mkdirSync(outDir, { recursive: true });
+  writeSafetensors(path.join(outDir, MODEL_FILE), sd, info);
+  const full: StateDict = new Map(sd);
+  for (const p of state.trained) {
+    const b = state.momentum.get(p.key)!;
+    full.set(`optimizer.momentum_buffer.${p.key}`, tensorOf(b.shape, Float32Array.from((await b.data()) as Float32Array)));
+  }
+  writeSafetensors(path.join(outDir, CHECKPOINT_FILE), full, info);
+}
+
+/** Reads a state written by saveCheckpoint. */
+export async function loadCheckpoint(file: string): Promise<TrainState> {
+  const { tensors, metadata } = await readSafetensorsFile(file);
+  const raw = metadata[META_KEY];
+  if (!raw) throw inputError(file, `not a train-maskrcnn checkpoint (no "${META_KEY}" metadata)`);
+  const meta = JSON.parse(raw) as CheckpointMeta;
+  const weights: StateDict = new Map();
+  for (const [k, t] of tensors) if (!k.startsWith("optimizer.")) weights.set(k, tensorOf(t.shape, t.data));
+  const net = maskRcnnFromStateDict(weights, file);
+  const state = newTrainState(meta.config, net, meta, meta.imageIds);
+  for (const p of state.trained) {
+    const t = tensors.get(`optimizer.momentum_buffer.${p.key}`);
+    if (!t || t.data.length !== p.variable.size) throw inputError(file, `missing or mis-shaped momentum buffer of ${p.key}`);
+    state.momentum.get(p.key)!.assign(tf.tensor(t.data, p.variable.shape));
+  }
+  state.step = meta.step;
+  state.trainSeconds = meta.trainSeconds;
+  return state;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the loop
+
+export interface TrainOptions {
+  outDir: string;
+  set: TrainSet;
+  config: MaskRcnnTrainConfig;
+  resume: boolean;
+  /** Stop after this many iterations in this sitting. */
+  maxSteps?: number;
+  /** Seconds between checkpoints (default 180); also at the end and when stopped. */
+  checkpointSeconds?: number;
+  signal?: AbortSignal;
+  /** Keep decoded images in memory (default true). */
+  cacheImages?: boolean;
+  onStep?: (log: StepLog, state: TrainState) => void;
+  /** Called once before the first step with the heap estimate (wasm) or undefined. */
+  onStart?: (state: TrainState, info: { heapGiB?: number; inputSize: [number, number]; resumedAt: number }) => void;
+}
+
+/** Trains (or resumes) until the schedule ends, `maxSteps` or the signal; returns the state (caller disposes). */
+export async function trainMaskRcnn(opts: TrainOptions): Promise<TrainState> {
+  const ckpt = path.join(opts.outDir, CHECKPOINT_FILE), logFile = path.join(opts.outDir, LOG_FILE);
+  const ids = opts.set.samples.map((s) => s.imageId);
+  removeStaleTemporaries(opts.outDir, /^[^/]+\.safetensors\.tmp-(?<pid>\d+)$/);
+  let state: TrainState;
+  if (opts.resume && fs.existsSync(ckpt)) {
+    state = await loadCheckpoint(ckpt);
+    if (state.imageIds.join(",") !== ids.join(",")) throw inputError(ckpt, `was trained on ${state.imageIds.length} other images; resume with the same annotations and images`);
+    truncateLog(logFile, state.step);
+  } else {
+    if (fs.existsSync(ckpt) && !opts.resume) throw inputError(ckpt, "a checkpoint is already there: pass --resume to continue it, or choose another --out");
+    const net = await buildTrainNet(opts.config, opts.set.numClasses);
+    state = newTrainState(opts.config, net, opts.set, ids);
+    fs.mkdirSync(opts.outDir, { recursive: true });
+    fs.writeFileSync(logFile, "");
+  }
+  const c = state.config;
+  const inputSize = largestInput(c, opts.set.samples);
+  let heapGiB: number | undefined;
+  if (tf.getBackend() === "wasm") {
+    heapGiB = assertFitsInHeap(maskRcnnMemoryModel(state.net, c.freezeAt), c.batchSize, inputSize, { optimizerSlots: 1 }).bytes / 1024 ** 3;
+  }
+  opts.onStart?.(state, { heapGiB, inputSize, resumedAt: state.step });
+  const n = opts.set.samples.length, per = Math.max(1, Math.floor(n / c.batchSize));
+  const cache = opts.cacheImages === false ? undefined : new Map<string, RgbImage>();
+  const every = (opts.checkpointSeconds ?? 180) * 1000;
+  let lastSave = Date.now(), sitting = 0, savedAt = -1;
+  while (state.step < c.iterations && !(opts.maxSteps !== undefined && sitting >= opts.maxSteps) && !opts.signal?.aborted) {
+    const it = state.step, epoch = Math.floor(it / per), b = it % per;
+    const order = epochOrder(c.seed, epoch, n);
+    const batch = Array.from({ length: c.batchSize }, (_, k) => opts.set.samples[order[(b * c.batchSize + k) % n]]);
+    const t0 = Date.now();
+    const r = await trainStep(state, batch, cache);
+    const seconds = (Date.now() - t0) / 1000;
+    state.trainSeconds += seconds;
+    sitting++;
+    const log: StepLog = { ...r, epoch: state.step / per, imagesPerSecond: c.batchSize / seconds, trainSeconds: state.trainSeconds };
+    fs.appendFileSync(logFile, JSON.stringify(log) + "\n");
+    opts.onStep?.(log, state);
+    if (Date.now() - lastSave >= every || state.step === c.iterations) { await saveCheckpoint(state, opts.outDir); savedAt = state.step; lastSave = Date.now(); }
+    await new Promise<void>((resolve) => setImmediate(resolve));   // let Ctrl-C / SIGTERM handlers run
+  }
+  if (savedAt !== state.step) await saveCheckpoint(state, opts.outDir);
+  return state;
+}
+
+// ---------------------------------------------------------------------------------------------
+// evaluation on a training set (the overfit check, notebooks)
+
+/** Mask AP of `net` on `samples` against their own annotations (COCOeval segm): stats[0] AP, stats[1] AP50. */
+export async function evaluateOnSamples(net: MaskRcnnNet, set: Pick<TrainSet, "categoryIds">, samples: TrainSample[],
+    inference: MaskRcnnInference, opts: { useCats?: boolean } = {}): Promise<{ ap: number; ap50: number; detections: number }> {
+  const gt: CocoDataset = {
+    images: samples.map((s) => ({ id: s.imageId, file_name: path.basename(s.file), width: s.width, height: s.height })),
+    annotations: [], categories: set.categoryIds.map((id) => ({ id, name: String(id) })),
+  } as unknown as CocoDataset;
+  let annId = 1;
+  for (const s of samples) {
+    s.segmentations.forEach((seg, g) => {
+      const rle = rleFromCoco(seg, s.height, s.width);
+      const b = s.boxes.subarray(4 * g, 4 * g + 4);
+      gt.annotations.push({ id: annId++, image_id: s.imageId, category_id: set.categoryIds[s.labels[g] - 1], iscrowd: 0, area: rleArea(rle), bbox: [b[0], b[1], b[2] - b[0], b[3] - b[1]], segmentation: rleToCoco(rle) } as CocoDataset["annotations"][number]);
+    });
+  }
+  const results: CocoResult[] = [];
+  for (const s of samples) {
+    const det = await detectImage(net, await loadRgb(s.file), inference);
+    for (let d = 0; d < det.scores.length; d++) {
+      const rle = rleFromMask(det.masks[d], s.height, s.width);
+      const [x1, y1, x2, y2] = det.boxes.subarray(4 * d, 4 * d + 4);
+      results.push({ image_id: s.imageId, category_id: set.categoryIds[det.labels[d] - 1], score: det.scores[d], bbox: [x1, y1, x2 - x1, y2 - y1], segmentation: rleToCoco(rle) });
+    }
+  }
+  const r = cocoEval(gt, loadResults(gt, results), defaultParams(gt, "segm", opts.useCats ?? true));
+  return { ap: r.stats[0], ap50: r.stats[1], detections: results.length };
+}
