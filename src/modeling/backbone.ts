@@ -15,14 +15,14 @@ import * as path from "node:path";
 import { MaskdistillError, inputError } from "../errors.js";
 import { checkKeys, readStateDict } from "./checkpoint/index.js";
 import type { StateDict } from "./checkpoint/index.js";
-import { saveWeightFile } from "./onnx/index.js";
+import { openWeightFile, saveWeightFile } from "./onnx/index.js";
 import type { WeightFile } from "./onnx/index.js";
 import { buildResNetGraph, resnetConfigFromStateDict, resnetExpectedKeys, resnetWeightFile, RESNET_STAGES } from "./resnet.js";
 import type { ResNetConfig, ResNetStage } from "./resnet.js";
 import { createSession, fileSha256, graphCachePath, runFloat, writeFileAtomic } from "./session.js";
 import type { Device, Session } from "./session.js";
-import { buildVitGraph, interpolatePosEmbed, VIT_HEADS, vitConfigFromStateDict, vitExpectedKeys, vitWeightFile } from "./vit.js";
-import type { VitArch, VitConfig, VitGraphKind } from "./vit.js";
+import { buildVitGraph, interpolatePosEmbed, VIT_HEADS, VIT_PRECISIONS, vitConfigFromStateDict, vitExpectedKeys, vitWeightFile } from "./vit.js";
+import type { VitArch, VitConfig, VitGraphKind, VitPrecision } from "./vit.js";
 import { requireWeights } from "./weights.js";
 
 /** Bump when the generated graphs or weight files change meaning: old cache entries are then ignored. */
@@ -66,6 +66,8 @@ export interface VitBackbone {
   depth: number;
   file: string;
   device: Device;
+  /** Numeric precision of the graphs ("fp32" unless asked; see VitPrecision). */
+  precision: VitPrecision;
   lastSelfAttention(img: ImageTensor): Promise<LastSelfAttention>;
   /** CLS token after the final LayerNorm, [dim]. */
   cls(img: ImageTensor): Promise<Float32Array>;
@@ -81,6 +83,8 @@ export interface VitOptions {
   patch?: 8 | 16;
   heads?: number;
   device?: Device;
+  /** "int8": dynamically quantised Linear layers (faster on the CPU, close to but not equal to fp32). */
+  precision?: VitPrecision;
 }
 
 interface VitMeta {
@@ -121,21 +125,23 @@ export async function loadBackbone(nameOrPath: string, opts: VitOptions = {}): P
   const known = resolved.arch?.family === "vit" ? resolved.arch : undefined;
   const arch = opts.arch ?? known?.model;
   const device = opts.device ?? "cpu";
+  const precision = opts.precision ?? "fp32";
+  if (!VIT_PRECISIONS.includes(precision)) throw new MaskdistillError(`precision '${precision}' is not one of ${VIT_PRECISIONS.join(", ")}`);
   const sha = (await fileSha256(file)).slice(0, 16);
   const meta = await vitMeta(file, sha, arch, opts);
   const base = meta.config;
   const heads = opts.heads ?? (arch ? VIT_HEADS[arch] : known?.heads ?? sidecarHeads(file) ?? (base.dim % 64 === 0 ? base.dim / 64 : 0));
   if (!(heads > 0) || base.dim % heads !== 0) throw new MaskdistillError(`cannot split width ${base.dim} into ${heads} heads; pass heads explicitly`, file);
   const cfg: VitConfig = { ...base, heads, headDim: base.dim / heads };
-  const posEmbed = readPosEmbed(meta);
+  const posEmbed = weightFileOf(meta).values("pos_embed");
   const posCache = new Map<string, Float32Array>();
   const sessions = new Map<VitGraphKind, Promise<Session>>();
 
   const session = (kind: VitGraphKind): Promise<Session> => {
     let s = sessions.get(kind);
     if (!s) {
-      const graph = graphCachePath(`${sha}-v${CACHE_VERSION}.vit-h${heads}-${kind}.onnx`);
-      s = ensureGraph(graph, () => buildVitGraph(kind, cfg, weightFileOf(meta))).then(() => createSession(graph, device));
+      const graph = graphCachePath(`${sha}-v${CACHE_VERSION}.vit-h${heads}-${kind}${precision === "fp32" ? "" : "-" + precision}.onnx`);
+      s = ensureGraph(graph, () => buildVitGraph(kind, cfg, weightFileOf(meta), { precision })).then(() => createSession(graph, device));
       sessions.set(kind, s);
     }
     return s;
@@ -175,6 +181,7 @@ export async function loadBackbone(nameOrPath: string, opts: VitOptions = {}): P
     depth: cfg.depth,
     file,
     device,
+    precision,
     async lastSelfAttention(img) {
       const { rows, cols } = grid(img);
       const out = await runFloat(await session("qk"), feeds([img], rows, cols), ["q", "k"]);
@@ -231,17 +238,6 @@ async function vitMeta(file: string, sha: string, arch: VitArch | undefined, opt
   return meta;
 }
 
-function readPosEmbed(meta: VitMeta): Float32Array {
-  const e = meta.entries["pos_embed"];
-  const fd = fs.openSync(graphCachePath(meta.weights), "r");
-  try {
-    const buf = new Float32Array(e.length / 4);
-    fs.readSync(fd, new Uint8Array(buf.buffer), 0, e.length, e.offset);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // ResNet-50
@@ -430,7 +426,7 @@ async function ensureGraph(graph: string, build: () => Uint8Array): Promise<void
   writeFileAtomic(sumFile, (await fileSha256(graph)) + "\n");
 }
 
-/** The entries of a saved weight file (enough to build graphs that refer to it). */
+/** The entries of a saved weight file (enough to build graphs that refer to it or derive tensors from it). */
 function weightFileOf(meta: { weights: string; weightsSize: number; entries: VitMeta["entries"] }): WeightFile {
-  return { location: meta.weights, entries: new Map(Object.entries(meta.entries)), chunks: [], size: meta.weightsSize };
+  return openWeightFile(graphCachePath(meta.weights), meta.weights, new Map(Object.entries(meta.entries)), meta.weightsSize);
 }

@@ -17,7 +17,7 @@ import { mulberry32 } from "../random.js";
 import { MaskdistillError } from "../errors.js";
 import { toFloat32 } from "./checkpoint/index.js";
 import type { StateDict, TensorData } from "./checkpoint/index.js";
-import { addWeight, createGraph, createWeightFile, DataType, float } from "./onnx/index.js";
+import { addWeight, CONTRIB_DOMAIN, createGraph, createWeightFile, DataType, float } from "./onnx/index.js";
 import type { GraphBuilder, WeightFile } from "./onnx/index.js";
 
 export type VitArch = "vit_small" | "vit_base";
@@ -217,9 +217,57 @@ export function vitWeightFile(sd: StateDict, cfg: VitConfig, location: string): 
   return wf;
 }
 
+/**
+ * Numeric precision of a ViT graph.
+ *   "fp32": float32 throughout (the reference's arithmetic; the default).
+ *   "int8": every Linear layer is onnxruntime's DynamicQuantizeMatMul — activations quantised to uint8
+ *           per call (one scale per tensor), weights to 7-bit int8 here (one scale per output channel) —
+ *           run by MLAS's integer GEMM; self-attention is onnxruntime's MultiHeadAttention (float32,
+ *           flash-attention tiling: the tokens² score matrix is never stored). LayerNorm, GELU, softmax
+ *           and the residual stream stay float32, and so does the last block's q/k projection, whose
+ *           output is what the mask generator reads.
+ * (No bf16/fp16: onnxruntime's CPU EP has no bfloat16 MatMul kernel, and its float16 MatMul runs no
+ * faster than float32 on x86 without AVX-512 FP16; see README "Reduced precision".)
+ */
+export type VitPrecision = "fp32" | "int8";
+export const VIT_PRECISIONS: readonly VitPrecision[] = ["fp32", "int8"];
+
+export interface VitGraphOptions {
+  precision?: VitPrecision;
+}
+
+/**
+ * Largest int8 weight magnitude. x86 CPUs without VNNI multiply uint8 × int8 pairs with vpmaddubsw,
+ * whose int16 pair sums saturate above 32767: 255·64·2 fits, 255·127·2 does not (onnxruntime's
+ * "reduce_range"), so weights use 7 bits.
+ */
+export const INT8_WEIGHT_MAX = 64;
+
+/**
+ * Symmetric per-row int8 quantisation of a [rows, cols] float matrix (PyTorch's Linear weight [out, in]),
+ * returned transposed as [cols, rows] (MatMul's B [in, out]) with one scale per row: w ≈ q · scale.
+ */
+export function quantizeRowsInt8(w: Float32Array, rows: number, cols: number, qmax = INT8_WEIGHT_MAX): { data: Int8Array; scale: Float32Array } {
+  if (w.length !== rows * cols) throw new Error(`quantizeRowsInt8: ${w.length} values for ${rows}×${cols}`);
+  const data = new Int8Array(rows * cols);
+  const scale = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let maxAbs = 0;
+    for (let c = 0; c < cols; c++) maxAbs = Math.max(maxAbs, Math.abs(w[r * cols + c]));
+    const s = maxAbs > 0 ? Math.fround(maxAbs / qmax) : 1;
+    scale[r] = s;
+    for (let c = 0; c < cols; c++) {
+      const q = Math.round(w[r * cols + c] / s);
+      data[c * rows + r] = Math.max(-qmax, Math.min(qmax, q));
+    }
+  }
+  return { data, scale };
+}
+
 /** Builds one of the three graphs. Inputs: `pixels` [B, 3, H, W], `pos_embed` [1, N, dim]. */
-export function buildVitGraph(kind: VitGraphKind, cfg: VitConfig, weights: WeightFile): Uint8Array {
+export function buildVitGraph(kind: VitGraphKind, cfg: VitConfig, weights: WeightFile, opts: VitGraphOptions = {}): Uint8Array {
   const g = createGraph(`vit_${kind}`, weights);
+  const precision = opts.precision ?? "fp32";
   const { dim: D, heads: H, headDim: hd, patch: p, depth } = cfg;
   const pixels = g.input("pixels", DataType.FLOAT, ["batch", 3, "height", "width"]);
   const pos = g.input("pos_embed", DataType.FLOAT, [1, "tokens", D]);
@@ -231,14 +279,17 @@ export function buildVitGraph(kind: VitGraphKind, cfg: VitConfig, weights: Weigh
   const cls = g.op("Expand", [g.weight("cls_token"), g.op("Concat", [batch, g.constInt64([1, 1])], { axis: 0 })]);
   const tokens3 = g.op("Add", [g.op("Concat", [cls, patches], { axis: 1 }), pos]);
   const bn = g.op("Shape", [tokens3], { start: 0, end: 2 }); // [B, N]
-  const ctx: Ctx = { g, cfg, bn, scale: g.constFloat([], [Math.pow(hd, -0.5)]) };
+  // (int8 graphs attend through MultiHeadAttention, except the CLS-only block: no unused constant for onnxruntime to warn about)
+  const scale = precision === "fp32" || kind === "cls" ? g.constFloat([], [Math.pow(hd, -0.5)]) : "";
+  const ctx: Ctx = { g, cfg, bn, scale, weights, precision };
   let x = g.op("Reshape", [tokens3, g.constInt64([-1, D])]); // tokens as rows: [B·N, D]
 
   for (let i = 0; i < depth - 1; i++) x = fullBlock(ctx, x, i);
   const last = depth - 1;
   if (kind === "qk") {
     const h = layerNorm(ctx, x, `blocks.${last}.norm1`);
-    const [q, k] = headsOf(ctx, linearRows(ctx, h, `blocks.${last}.attn.qkv`, 0, 2 * D), 2);
+    // float32 even in int8 graphs: q and k are the output, and this projection is 1/(6·depth) of the GEMM work
+    const [q, k] = headsOf(ctx, linearRows({ ...ctx, precision: "fp32" }, h, `blocks.${last}.attn.qkv`, 0, 2 * D), 2);
     g.rename(q, "q");
     g.rename(k, "k");
     g.output("q", DataType.FLOAT, ["batch", H, "tokens", hd]);
@@ -253,7 +304,7 @@ export function buildVitGraph(kind: VitGraphKind, cfg: VitConfig, weights: Weigh
     g.rename(out, "tokens");
     g.output("tokens", DataType.FLOAT, ["batch", "tokens", D]);
   }
-  return g.encode(`DINO ViT (${cfg.depth} blocks, dim ${D}, ${H} heads, patch ${p}): ${kind}`);
+  return g.encode(`DINO ViT (${cfg.depth} blocks, dim ${D}, ${H} heads, patch ${p}): ${kind}${precision === "fp32" ? "" : `, ${precision}`}`);
 }
 
 interface Ctx {
@@ -261,6 +312,8 @@ interface Ctx {
   cfg: VitConfig;
   bn: string; // shape tensor [B, N]
   scale: string; // head_dim^-0.5
+  weights: WeightFile;
+  precision: VitPrecision;
 }
 
 function layerNorm(ctx: Ctx, x: string, prefix: string): string {
@@ -269,15 +322,30 @@ function layerNorm(ctx: Ctx, x: string, prefix: string): string {
 
 /** Linear layer on rows ([M, in] → [M, out]), weight in PyTorch's [out, in] layout. */
 function linear(ctx: Ctx, x: string, prefix: string): string {
+  if (ctx.precision === "int8") return int8Linear(ctx, x, prefix, 0, ctx.weights.entries.get(`${prefix}.weight`)!.dims[0]);
   return ctx.g.op("Gemm", [x, ctx.g.weight(`${prefix}.weight`), ctx.g.weight(`${prefix}.bias`)], { transB: 1 });
 }
 
 /** Output rows [from, from+count) of a Linear layer: a byte range of the same stored weight. */
 function linearRows(ctx: Ctx, x: string, prefix: string, from: number, count: number): string {
+  if (ctx.precision === "int8") return int8Linear(ctx, x, prefix, from, count);
   const D = ctx.cfg.dim;
   const w = ctx.g.weight(`${prefix}.weight`, { dims: [count, D], byteOffset: from * D * 4 });
   const b = ctx.g.weight(`${prefix}.bias`, { dims: [count], byteOffset: from * 4 });
   return ctx.g.op("Gemm", [x, w, b], { transB: 1 });
+}
+
+/**
+ * Output rows [from, from+count) of a Linear layer as DynamicQuantizeMatMul: int8 weights (inline in
+ * the graph, per-output-channel scales), float32 bias from the weight file.
+ */
+function int8Linear(ctx: Ctx, x: string, prefix: string, from: number, count: number): string {
+  const { g } = ctx;
+  const [rows, cols] = ctx.weights.entries.get(`${prefix}.weight`)!.dims;
+  const w = ctx.weights.values(`${prefix}.weight`).subarray(from * cols, (from + count) * cols);
+  const q = quantizeRowsInt8(w, count, cols);
+  const b = count === rows ? g.weight(`${prefix}.bias`) : g.weight(`${prefix}.bias`, { dims: [count], byteOffset: from * 4 });
+  return g.op("DynamicQuantizeMatMul", [x, g.constInt8([cols, count], q.data), g.constFloat([count], q.scale), "", b], {}, CONTRIB_DOMAIN);
 }
 
 /** [B·N, parts·D] rows → `parts` tensors [B, heads, N, headDim] (timm's reshape/permute). */
@@ -298,6 +366,15 @@ function attend(ctx: Ctx, q: string, k: string, v: string): string {
   return g.op("Reshape", [g.op("Transpose", [out], { perm: [0, 2, 1, 3] }), g.constInt64([-1, cfg.dim])]);
 }
 
+/** softmax(q kᵀ · scale) v from the qkv rows [B·N, 3D] with onnxruntime's MultiHeadAttention, → rows [B·N, D]. */
+function fusedAttend(ctx: Ctx, qkv: string): string {
+  const { g, cfg } = ctx;
+  const D = cfg.dim;
+  const [q, k, v] = g.node("Split", [g.op("Reshape", [qkv, g.op("Concat", [ctx.bn, g.constInt64([3 * D])], { axis: 0 })])], { axis: 2 }, 3);
+  const out = g.op("MultiHeadAttention", [q, k, v], { num_heads: cfg.heads, scale: float(Math.pow(cfg.headDim, -0.5)) }, CONTRIB_DOMAIN);
+  return g.op("Reshape", [out, g.constInt64([-1, D])]);
+}
+
 /** x + fc2(GELU(fc1(LN2(x)))), GELU exact: x · ½ · (1 + erf(x / √2)). */
 function mlpResidual(ctx: Ctx, x: string, prefix: string): string {
   const { g } = ctx;
@@ -310,8 +387,9 @@ function mlpResidual(ctx: Ctx, x: string, prefix: string): string {
 function fullBlock(ctx: Ctx, x: string, i: number): string {
   const prefix = `blocks.${i}`;
   const h = layerNorm(ctx, x, `${prefix}.norm1`);
-  const [q, k, v] = headsOf(ctx, linear(ctx, h, `${prefix}.attn.qkv`), 3);
-  const attn = linear(ctx, attend(ctx, q, k, v), `${prefix}.attn.proj`);
+  const qkv = linear(ctx, h, `${prefix}.attn.qkv`);
+  const merged = ctx.precision === "int8" ? fusedAttend(ctx, qkv) : attend(ctx, ...(headsOf(ctx, qkv, 3) as [string, string, string]));
+  const attn = linear(ctx, merged, `${prefix}.attn.proj`);
   return mlpResidual(ctx, ctx.g.op("Add", [x, attn]), prefix);
 }
 

@@ -10,6 +10,9 @@ export { DataType } from "./proto.js";
 export type { Dim } from "./proto.js";
 
 export const OPSET = 17;
+/** onnxruntime's contrib operators (DynamicQuantizeMatMul, MatMulIntegerToFloat, …) and their opset. */
+export const CONTRIB_DOMAIN = "com.microsoft";
+const CONTRIB_OPSET = 1;
 export const IR_VERSION = 8;
 
 /** Attribute shorthand: numbers are ints unless wrapped with `float(...)`. */
@@ -34,12 +37,46 @@ export interface WeightFile {
   entries: Map<string, { dims: number[]; offset: number; length: number }>;
   chunks: Uint8Array[];
   size: number;
+  /** The float32 values of an entry (graphs that derive tensors from the weights, e.g. int8 copies, read them). */
+  values(name: string): Float32Array;
 }
 
 const ALIGN = 4096;
 
 export function createWeightFile(location: string): WeightFile {
-  return { location, entries: new Map(), chunks: [], size: 0 };
+  const arrays = new Map<string, Float32Array>();
+  const wf: WeightFile = {
+    location, entries: new Map(), chunks: [], size: 0,
+    values(name) {
+      const a = arrays.get(name);
+      if (!a) throw new Error(`weight ${name} not in ${location}`);
+      return a;
+    },
+  };
+  addedArrays.set(wf, arrays);
+  return wf;
+}
+
+/** In-memory values of the weight files made by createWeightFile (addWeight fills them). */
+const addedArrays = new WeakMap<WeightFile, Map<string, Float32Array>>();
+
+/** A weight file saved earlier at `file`, described by its entries; values are read from disk on demand. */
+export function openWeightFile(file: string, location: string, entries: Map<string, { dims: number[]; offset: number; length: number }>, size: number): WeightFile {
+  return {
+    location, entries, chunks: [], size,
+    values(name) {
+      const e = entries.get(name);
+      if (!e) throw new Error(`weight ${name} not in ${location}`);
+      const out = new Float32Array(e.length / 4);
+      const fd = fs.openSync(file, "r");
+      try {
+        fs.readSync(fd, new Uint8Array(out.buffer), 0, e.length, e.offset);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return out;
+    },
+  };
 }
 
 /** Appends a float32 tensor under `name` (keeps a view of `data`: do not modify it before saving). */
@@ -54,6 +91,7 @@ export function addWeight(wf: WeightFile, name: string, dims: number[], data: Fl
   }
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength); // a view: written out as is
   wf.entries.set(name, { dims: [...dims], offset: wf.size, length: bytes.length });
+  addedArrays.get(wf)?.set(name, data);
   wf.chunks.push(bytes);
   wf.size += bytes.length;
 }
@@ -74,12 +112,17 @@ function littleEndianBytes(data: Float32Array): Uint8Array {
 }
 
 export interface GraphBuilder {
-  /** Adds a node; returns its output names (auto-named unless `outputs` given). */
-  node(opType: string, inputs: string[], attributes?: Record<string, Attr>, outputs?: number | string[]): string[];
+  /**
+   * Adds a node; returns its output names (auto-named unless `outputs` given). `domain`: the operator
+   * set, "" (ONNX) unless given, e.g. CONTRIB_DOMAIN for onnxruntime's contrib ops.
+   */
+  node(opType: string, inputs: string[], attributes?: Record<string, Attr>, outputs?: number | string[], domain?: string): string[];
   /** Shorthand for a single-output node. */
-  op(opType: string, inputs: string[], attributes?: Record<string, Attr>): string;
+  op(opType: string, inputs: string[], attributes?: Record<string, Attr>, domain?: string): string;
   /** Inline float32 constant initializer. */
   constFloat(dims: number[], values: ArrayLike<number>, name?: string): string;
+  /** Inline int8 constant initializer (quantised weights). */
+  constInt8(dims: number[], values: Int8Array, name?: string): string;
   /** Inline int64 constant initializer (shapes, axes, indices). */
   constInt64(values: number[], name?: string): string;
   /** Initializer whose data lives in the external weight file (a whole entry or a byte range of one). */
@@ -112,19 +155,25 @@ export function createGraph(name: string, weights?: WeightFile): GraphBuilder {
   };
 
   const builder: GraphBuilder = {
-    node(opType, ins, attributes, outs = 1) {
+    node(opType, ins, attributes, outs = 1, domain) {
       const outNames = typeof outs === "number" ? Array.from({ length: outs }, () => fresh(opType)) : outs.map(claim);
       const attrs: Record<string, AttributeValue> = {};
       for (const [k, v] of Object.entries(attributes ?? {})) attrs[k] = toAttribute(v);
-      nodes.push({ opType, inputs: ins, outputs: outNames, name: `${opType}_${nodes.length}`, attributes: attrs });
+      nodes.push({ opType, inputs: ins, outputs: outNames, name: `${opType}_${nodes.length}`, attributes: attrs, ...(domain ? { domain } : {}) });
       return outNames;
     },
-    op(opType, ins, attributes) {
-      return builder.node(opType, ins, attributes, 1)[0];
+    op(opType, ins, attributes, domain) {
+      return builder.node(opType, ins, attributes, 1, domain)[0];
     },
     constFloat(dims, values, n) {
       const nm = n ? claim(n) : fresh("const");
       initializers.push({ name: nm, dataType: DataType.FLOAT, dims, payload: { raw: littleEndianBytes(Float32Array.from(values)) } });
+      return nm;
+    },
+    constInt8(dims, values, n) {
+      const nm = n ? claim(n) : fresh("const");
+      if (values.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`graph ${name}: int8 constant ${nm} has ${values.length} values for dims [${dims}]`);
+      initializers.push({ name: nm, dataType: DataType.INT8, dims, payload: { raw: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)) } });
       return nm;
     },
     constInt64(values, n) {
@@ -163,9 +212,11 @@ export function createGraph(name: string, weights?: WeightFile): GraphBuilder {
       }
     },
     encode(docString, metadata) {
+      const domains = new Set(nodes.map((n) => n.domain ?? "").filter((d) => d !== ""));
       return encodeModel({
         graph: { name, nodes, initializers, inputs, outputs },
         opsetVersion: OPSET,
+        ...(domains.size ? { domainOpsets: Object.fromEntries([...domains].map((d) => [d, CONTRIB_OPSET])) } : {}),
         irVersion: IR_VERSION,
         producerName: "maskdistill",
         docString,

@@ -151,6 +151,8 @@ export interface GraphRecord {
 export interface ModelRecord {
   graph: GraphRecord;
   opsetVersion: number; // default domain ""
+  /** Opsets of other operator domains the nodes use (e.g. {"com.microsoft": 1} for onnxruntime's contrib ops). */
+  domainOpsets?: Record<string, number>;
   irVersion: number;
   producerName?: string;
   docString?: string;
@@ -231,6 +233,7 @@ export function encodeModel(model: ModelRecord): Uint8Array {
   if (model.docString) m.str(6, model.docString);
   m.msg(7, encodeGraph(model.graph));
   m.msg(8, new Message().str(1, "").int(2, model.opsetVersion)); // OperatorSetIdProto
+  for (const [domain, version] of Object.entries(model.domainOpsets ?? {})) m.msg(8, new Message().str(1, domain).int(2, version));
   for (const [key, value] of Object.entries(model.metadata ?? {})) m.msg(14, new Message().str(1, key).str(2, value));
   return m.finish();
 }
