@@ -4,8 +4,9 @@ usage: /usr/bin/python3 bench/engine_torch.py CASE... ; prints one JSON object
 {"<case>/<threads>": {"threads", "batch", "secondsPerStep", "secondsPerImage", "steps"}}.
 Models mirror src/engine/models (random weights; only the speed matters):
   resnet50_layer1_2_64   torchvision ResNet-50 layer1+layer2 on [1, 64, 64, 64], loss mean(y²)
-  deeplabv3_r50_os8_256  ResNet-50 OS8 (conv1..layer2 frozen: eval BN, no grad), ASPP 12/24/36 with a
-                         biased conv in the pooling branch, 3×3 head, bilinear upsampling, CE; batch 1
+  deeplabv3_r50_os8_256  ResNet-50 OS8 (conv1..layer2 frozen: eval BN, no grad), ASPP 12/24/36 with
+                         conv + BN in the pooling branch (that BN in eval mode at batch 1, as ours),
+                         3×3 head, bilinear upsampling, CE; batch 1
   vit_s16_224            ViT-S/16, 12 blocks, class-token head, CE; batch 2
 """
 import json
@@ -34,14 +35,16 @@ class DeepLabHead(nn.Module):
         super().__init__()
         self.conv1x1 = conv_bn_relu(2048, c, 1)
         self.atrous = nn.ModuleList([conv_bn_relu(2048, c, 3, r) for r in (12, 24, 36)])
-        self.pool = nn.Conv2d(2048, c, 1)
+        self.pool = conv_bn_relu(2048, c, 1)
         self.project = conv_bn_relu(5 * c, c, 1)
         self.head = conv_bn_relu(c, c, 3)
         self.classifier = nn.Conv2d(c, num_classes, 1)
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        pooled = F.relu(self.pool(x.mean((2, 3), keepdim=True))).expand(-1, -1, h, w)
+        if x.shape[0] == 1:
+            self.pool.eval()   # BN over one value per channel: running statistics (src/engine/models/deeplab.ts)
+        pooled = self.pool(x.mean((2, 3), keepdim=True)).expand(-1, -1, h, w)
         y = torch.cat([self.conv1x1(x)] + [a(x) for a in self.atrous] + [pooled], 1)
         return self.classifier(self.head(self.project(y)))
 

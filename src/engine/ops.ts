@@ -170,3 +170,49 @@ export function softmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Sc
     return tf.div(tf.sum(tf.mul(perRow, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
   });
 }
+
+/**
+ * The interpolation matrix R [out, in] of PyTorch's bilinear resize with align_corners=False along one
+ * axis: source position max((o + 0.5)·in/out − 0.5, 0), its two neighbours (the upper one clamped).
+ */
+export function bilinearMatrix(inSize: number, outSize: number): Float32Array {
+  const r = new Float32Array(outSize * inSize);
+  const scale = inSize / outSize;
+  for (let o = 0; o < outSize; o++) {
+    const src = Math.max((o + 0.5) * scale - 0.5, 0);
+    const i0 = Math.min(Math.floor(src), inSize - 1);
+    const i1 = Math.min(i0 + 1, inSize - 1);
+    const l1 = src - i0;
+    r[o * inSize + i0] += 1 - l1;
+    r[o * inSize + i1] += l1;
+  }
+  return r;
+}
+
+/**
+ * Bilinear resize of NHWC maps with half-pixel centres (PyTorch's F.interpolate(mode="bilinear",
+ * align_corners=False)). The forward is tfjs's resizeBilinear; the gradient is computed here as
+ * dX = Ryᵀ · dY · Rx with the two interpolation matrices, because tfjs's ResizeBilinearGrad ignores
+ * halfPixelCenters (it back-propagates the legacy corner mapping: wrong weight updates).
+ */
+export function resizeBilinearHalfPixel(x: tf.Tensor4D, size: [number, number]): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const [H, W] = size;
+  const op = tf.customGrad((xIn, save) => {
+    (save as (saved: tf.Tensor[]) => void)([]);
+    return {
+      value: tf.image.resizeBilinear(xIn as tf.Tensor4D, size, false, true),
+      gradFunc: (dy) => tf.tidy(() => {
+        const ry = tf.tensor2d(bilinearMatrix(h, H), [H, h]);
+        const rx = tf.tensor2d(bilinearMatrix(w, W), [W, w]);
+        // contract the output rows: [H, n·W·c] → [h, n·W·c]
+        const rows = tf.matMul(ry, tf.reshape(tf.transpose(dy as tf.Tensor4D, [1, 0, 2, 3]), [H, n * W * c]), true, false);
+        // then the output columns: [W, n·h·c] → [w, n·h·c]
+        const byCol = tf.reshape(tf.transpose(tf.reshape(rows, [h, n, W, c]), [2, 1, 0, 3]), [W, n * h * c]);
+        const cols = tf.matMul(rx, byCol, true, false);
+        return tf.transpose(tf.reshape(cols, [w, n, h, c]), [1, 2, 0, 3]);
+      }),
+    };
+  });
+  return op(x) as tf.Tensor4D;
+}

@@ -25,3 +25,46 @@ async function sgdStepUnguarded(loss: () => tf.Scalar, vars: tf.Variable[], lr: 
   tf.dispose(Object.values(grads));
   return out;
 }
+
+/** PyTorch's torch.optim.SGD settings (dampening 0, no Nesterov). */
+export interface SgdMomentumConfig {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+}
+
+/** Momentum buffers, one per trained variable (keyed by the variable's name), zero at the start. */
+export type MomentumBuffers = Map<string, tf.Variable>;
+
+export function newMomentumBuffers(vars: tf.Variable[]): MomentumBuffers {
+  return new Map(vars.map((v) => [v.name, tf.variable(tf.zerosLike(v), false)]));
+}
+
+/**
+ * One step of torch.optim.SGD with momentum and weight decay on every variable in `vars`:
+ *   d = g + wd·w;  b ← μ·b + d  (b = d at the first step: the buffers start at 0);  w ← w − lr·b.
+ * Returns the loss value. Running BN statistics are assigned by the forward pass itself.
+ */
+export async function sgdMomentumStep(loss: () => tf.Scalar, vars: tf.Variable[], buffers: MomentumBuffers,
+    cfg: SgdMomentumConfig): Promise<number> {
+  return withHeapGuard("a training step", async () => {
+    const { value, grads } = tf.variableGrads(loss, vars);
+    for (const v of vars) {
+      const g = grads[v.name];
+      const b = buffers.get(v.name);
+      if (!b) throw new Error(`no momentum buffer for variable ${v.name}`);
+      if (!g) continue;   // torch skips parameters without a gradient (weight decay included)
+      tf.tidy(() => {
+        const d = cfg.weightDecay ? tf.add(g, tf.mul(v, cfg.weightDecay)) : g;
+        const nb = tf.add(tf.mul(b, cfg.momentum), d);
+        b.assign(nb);
+        v.assign(tf.sub(v, tf.mul(nb, cfg.lr)));
+      });
+      g.dispose();
+    }
+    const out = (await value.data())[0];
+    value.dispose();
+    tf.dispose(Object.values(grads));
+    return out;
+  });
+}
