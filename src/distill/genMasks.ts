@@ -19,6 +19,7 @@ import { polygonsFromMask } from "../mask/polygon.js";
 import { maskFromAttention } from "./maskFromAttention.js";
 import { backProject } from "./backProject.js";
 import type { VitBackbone } from "../modeling/backbone.js";
+import type { VitPrecision } from "../modeling/vit.js";
 
 /** One image to process: `id` goes to the output, `file` is read, `fileName` is written as `file_name`. */
 export interface ImageItem {
@@ -31,7 +32,7 @@ export interface ImageItem {
 }
 
 /** The part of a ViT backbone gen-masks uses (a loaded `VitBackbone`). */
-export type QkBackbone = Pick<VitBackbone, "patch" | "heads" | "lastSelfAttention">;
+export type QkBackbone = Pick<VitBackbone, "patch" | "heads" | "lastSelfAttention"> & { precision?: VitPrecision };
 
 export interface GenMasksOptions {
   images: ImageItem[];
@@ -106,7 +107,7 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
   const topk = opts.topk ?? 0.4;
   const segm = opts.segm ?? "rle";
   const list = shardImages(opts.images, opts.shard);
-  const config = { resize, heads: avgHeads, topk, segm, shard: opts.shard ?? { index: 0, count: 1 }, images: list.map((i) => i.id), ...opts.configTag };
+  const config = { resize, heads: avgHeads, topk, segm, shard: opts.shard ?? { index: 0, count: 1 }, images: list.map((i) => i.id), ...precisionTag(opts.backbone), ...opts.configTag };
 
   // heavy modules (they pull in sharp / onnxruntime through the backbone)
   const { loadRgb } = await import("../data/image.js");
@@ -119,7 +120,7 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
     shard: opts.shard,
     out: opts.predJson,
     config,
-    settingsHint: "images, resize, heads, topk, segm, shard or weights",
+    settingsHint: "images, resize, heads, topk, segm, shard, weights or --precision",
     resume: opts.resume,
     quiet: opts.quiet,
     signal: opts.signal,
@@ -141,6 +142,14 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
     resumed: run.resumed,
     secondsPerImage: run.computed ? run.seconds / run.computed : 0,
   };
+}
+
+/**
+ * The backbone's precision in the journal settings, so --resume cannot mix fp32 and int8 masks in one
+ * output. fp32 adds nothing: its journals keep the settings they had before precisions existed.
+ */
+function precisionTag(backbone: QkBackbone): { precision?: VitPrecision } {
+  return backbone.precision && backbone.precision !== "fp32" ? { precision: backbone.precision } : {};
 }
 
 interface ImageSteps {

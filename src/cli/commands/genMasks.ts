@@ -7,7 +7,7 @@ import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imag
 
 const usage = `usage: maskdistill gen-masks --pred-json OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
                            [--weights dino_vits16|FILE] [--arch vit_small|vit_base] [--patch-size 16|8]
-                           [--heads 5] [--topk 0.4] [--resize 640] [--segm rle|polygon]
+                           [--heads 5] [--topk 0.4] [--resize 640] [--segm rle|polygon] [--precision fp32|int8]
                            [--shard i/n] [--resume] [--device cpu|cuda|auto] [--json]
 
 One object mask per image from the last-layer self-attention of a DINO ViT (MaskDistill stage i):
@@ -21,6 +21,9 @@ ${IMAGE_SOURCE_USAGE}
   --topk 0.4               share of patches in the proposal set
   --resize 640             short side after resizing (0 = original size)
   --segm rle|polygon       segmentation format (default rle; polygon = the reference's tolerance-2 polygons)
+  --precision fp32|int8    backbone arithmetic (default fp32, the reference's). int8: Linear layers in int8
+                           (onnxruntime dynamic quantisation), faster on the CPU; masks close to, not equal
+                           to, fp32 ones (README "Reduced precision"). A journal keeps one precision
   --pred-json OUT          output JSON; OUT.errors.jsonl lists unreadable images and empty masks
   --shard i/n              process images j with j % n == i (join the outputs with merge-preds)
   --resume                 continue from OUT.partial.jsonl after an interruption
@@ -45,6 +48,7 @@ const command: Command = {
       shard: { type: "string" },
       resume: { type: "boolean" },
       device: { type: "string" },
+      precision: { type: "string" },
     });
     if (values.help) {
       console.log(usage);
@@ -60,6 +64,11 @@ const command: Command = {
     if (patchFlag !== undefined && patchFlag !== 16 && patchFlag !== 8) throw new MaskdistillError(`--patch-size expects 16 or 8, got '${values["patch-size"]}'`);
     const device = values.device ?? "auto";
     if (device !== "cpu" && device !== "cuda" && device !== "auto") throw new MaskdistillError(`--device expects cpu, cuda or auto, got '${device}'`);
+    const precision = values.precision ?? "fp32";
+    if (precision === "bf16" || precision === "fp16") {
+      throw new MaskdistillError(`--precision ${precision} is not offered: onnxruntime's CPU execution provider has no bfloat16 MatMul kernel and runs float16 no faster than fp32 without AVX-512 FP16 (README "Reduced precision"); use --precision int8 for speed`);
+    }
+    if (precision !== "fp32" && precision !== "int8") throw new MaskdistillError(`--precision expects fp32 or int8, got '${precision}'`);
     const heads = numberFlag("heads", values.heads, 5);
     const topk = numberFlag("topk", values.topk, 0.4);
     const resize = numberFlag("resize", values.resize, 640);
@@ -73,7 +82,7 @@ const command: Command = {
     const { loadBackbone } = await import("../../modeling/backbone.js");
     const { genMasks } = await import("../../distill/genMasks.js");
     // (the casts restate the checks above: TypeScript 5.0, which tslab uses, loses those narrowings across the awaits)
-    const backbone = await loadBackbone(weights, { arch: arch as "vit_small" | "vit_base" | undefined, patch: patchFlag as 16 | 8 | undefined, device });
+    const backbone = await loadBackbone(weights, { arch: arch as "vit_small" | "vit_base" | undefined, patch: patchFlag as 16 | 8 | undefined, device, precision: precision as "fp32" | "int8" });
     if (backbone.heads < heads) throw new MaskdistillError(`--heads ${heads} but the backbone has ${backbone.heads} heads`);
     // Ctrl-C stops after the current image; the journal keeps what is done for --resume
     const controller = new AbortController();
