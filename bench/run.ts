@@ -1,5 +1,5 @@
 // `npm run bench [-- NAME...]`: runs the benchmark cases and prints one JSON line per case (figures,
-// targets and ratios). Cases: resize, cocoeval, backbone, distill, cluster, engine, crf, maskrcnn, maskrcnn-train. Timings on a shared
+// targets and ratios). Cases: resize, cocoeval, backbone, distill, distill-precision, cluster, engine, crf, maskrcnn, maskrcnn-train. Timings on a shared
 // machine move by ±20 %; the targets in each record are those of the issues (2-core machine).
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -11,6 +11,7 @@ const CASES: [name: string, file: string, fn: string][] = [
   ["cocoeval", "cocoeval.ts", "benchCocoeval"],
   ["backbone", "backbone.ts", "benchBackbone"],
   ["distill", "distill.ts", "benchDistill"],
+  ["distill-precision", "distillPrecision.ts", "benchDistillPrecision"],
   ["cluster", "cluster.ts", "benchCluster"],
   ["engine", "engine.ts", "benchEngine"],
   ["crf", "crf.ts", "benchCrf"],
