@@ -85,7 +85,7 @@ test("resume: 2 + 1 iterations (stopped, resumed) give the weights and momentum 
 test("it learns: a reduced model overfits 2 one-object coco-mini images (mask AP50 far above the untrained model's)", async (t) => {
   const r = await overfitCheck({
     annotations: projectPath("data", "coco-mini", "instances.json"), imagesDir: projectPath("data", "coco-mini", "images"),
-    images: 2, iterations: 14, outDir: path.join(tmp, "overfit"),
+    images: 2, iterations: 20, outDir: path.join(tmp, "overfit"),
   });
   t.diagnostic(JSON.stringify(r));
   assert.equal(r.images, 2);
