@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import { projectPath } from "../src/paths.js";
-import { journalPath } from "../src/runner/perImage.js";
+import { journalPath, shardOutputPath } from "../src/runner/perImage.js";
 
 const WEIGHTS = projectPath("test", "fixtures", "maskrcnn", "narrow_maskrcnn.pth");
 const D2_WEIGHTS = projectPath("test", "fixtures", "maskrcnn-d2", "narrow_maskrcnn_d2.pth");
@@ -48,14 +48,24 @@ test("detect on a folder: detections best first with RLE masks; a bad image is r
     }
   }
   assert.match(read(`${out}.errors.jsonl`), /broken\.jpg/);
-  // shards, merged in any order
-  const shards = [0, 1].map((i) => path.join(tmp, `shard${i}.json`));
-  for (const [i, f] of shards.entries()) assert.equal(cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", f, ...SMALL, "--shard", `${i}/2`).status, 0);
+  // shards with one --out (each writes OUT.shard-i-of-2.json; shard 1 through --shard auto in a SLURM array task),
+  // merged in any order, or found by merge-preds beside OUT
+  const sharded = path.join(tmp, "sharded.json");
+  const shards = [0, 1].map((i) => shardOutputPath(sharded, { index: i, count: 2 }));
+  assert.equal(cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", sharded, ...SMALL, "--shard", "0/2").status, 0);
+  const auto = spawnSync(process.execPath, [projectPath("bin", "maskdistill.cjs"), "detect", "--weights", WEIGHTS, "--images", imageDir, "--out", sharded, ...SMALL, "--shard", "auto"],
+    { encoding: "utf8", env: { ...process.env, MASKDISTILL_QUIET: "1", SLURM_ARRAY_TASK_ID: "1", SLURM_ARRAY_TASK_MIN: "0", SLURM_ARRAY_TASK_MAX: "1", SLURM_ARRAY_TASK_COUNT: "2" } });
+  assert.equal(auto.status, 0, auto.stderr);
+  assert.ok(shards.every((f) => fs.existsSync(f)));
   const merged = path.join(tmp, "merged.json");
   const m = cli("merge-preds", "--out", merged, shards[1], shards[0]);
   assert.equal(m.status, 0, m.stderr);
   assert.equal(read(merged), read(out));
   assert.equal(read(`${merged}.errors.jsonl`), read(`${out}.errors.jsonl`));
+  const found = cli("merge-preds", "--out", sharded);
+  assert.equal(found.status, 0, found.stderr);
+  assert.equal(read(sharded), read(out));
+  assert.equal(read(`${sharded}.errors.jsonl`), read(`${out}.errors.jsonl`));
   // kill -9 once two images are in the journal; --resume finishes with the same bytes
   const partial = path.join(tmp, "resumed.json");
   const child = spawn(process.execPath, [projectPath("bin", "maskdistill.cjs"), "detect", "--weights", WEIGHTS, "--images", imageDir, "--out", partial, ...SMALL],

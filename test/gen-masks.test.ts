@@ -12,6 +12,7 @@ import { loadBackbone } from "../src/modeling/backbone.js";
 import { maskFromRle, rleFromString } from "../src/mask/rle.js";
 import { polygonsFromMask } from "../src/mask/polygon.js";
 import { projectPath } from "../src/paths.js";
+import { shardOutputPath } from "../src/runner/perImage.js";
 
 const CKPT = projectPath("test", "fixtures", "reference-vit", "vit_small16_depth2_seed0.pth");
 const COCO = projectPath("data", "coco-mini");
@@ -102,9 +103,13 @@ test("resume refuses a journal written with other settings", async () => {
 });
 
 test("two shards merged equal one run", async () => {
-  const outs = [0, 1].map((i) => path.join(tmp, `shard${i}.json`));
-  const s0 = await genMasks({ ...base(outs[0]), shard: { index: 0, count: 2 } });
-  const s1 = await genMasks({ ...base(outs[1]), shard: { index: 1, count: 2 } });
+  // both shards get the same --pred-json; each writes its own file beside it
+  const sharded = path.join(tmp, "shard.json");
+  const outs = [0, 1].map((i) => shardOutputPath(sharded, { index: i, count: 2 }));
+  assert.deepEqual(outs.map((f) => path.basename(f)), ["shard.shard-0-of-2.json", "shard.shard-1-of-2.json"]);
+  const s0 = await genMasks({ ...base(sharded), shard: { index: 0, count: 2 } });
+  const s1 = await genMasks({ ...base(sharded), shard: { index: 1, count: 2 } });
+  assert.deepEqual([s0.predJson, s1.predJson], outs);
   assert.equal(s0.images + s1.images, 5);
   const merged = path.join(tmp, "merged.json");
   const r = mergePreds(merged, [outs[1], outs[0]]);
@@ -135,7 +140,7 @@ test("CLI: gen-masks and merge-preds", () => {
   const summary = JSON.parse(r.stdout.trim().split("\n").pop()!);
   assert.deepEqual([summary.images, summary.errors], [5, 1]);
   assert.equal(read(out), read(path.join(tmp, "full.json")));
-  const m = cli("merge-preds", "--out", path.join(tmp, "cli-merged.json"), path.join(tmp, "shard0.json"), path.join(tmp, "shard1.json"));
+  const m = cli("merge-preds", "--out", path.join(tmp, "cli-merged.json"), ...[0, 1].map((i) => shardOutputPath(path.join(tmp, "shard.json"), { index: i, count: 2 })));
   assert.equal(m.status, 0, m.stderr);
   assert.equal(read(path.join(tmp, "cli-merged.json")), read(out));
   const bad = cli("gen-masks", "--images", imageDir, "--segm", "mask");
@@ -145,9 +150,10 @@ test("CLI: gen-masks and merge-preds", () => {
   assert.match(badSegm.stderr, /--segm expects rle or polygon, got 'mask'/);
   // COCO layout (the demo data: 313 images + instances.json): file order by id, COCO ids kept; a shard of every 100th image
   const DEMO = projectPath("data", "demo");
-  const coco = path.join(tmp, "coco-shard.json");
+  let coco = path.join(tmp, "coco-shard.json");
   const c = cli("gen-masks", "--dataset", "coco", "--dataset-root", DEMO, "--weights", CKPT, "--resize", "256", "--shard", "0/100", "--pred-json", coco, "--json");
   assert.equal(c.status, 0, c.stderr);
+  coco = shardOutputPath(coco, { index: 0, count: 100 });
   const ids = cocoImages(path.join(DEMO, "instances.json"), path.join(DEMO, "images")).map((i) => i.id);
   assert.equal(ids.length, 313);
   const got = JSON.parse(read(coco));

@@ -4,10 +4,14 @@
 // (rows × dim, little-endian). A row's key is the annotation id, the image file with its size and
 // mtime, and the box — so any changed input (other boxes, a re-generated prediction file, a replaced
 // image, another backbone) misses the cache and is embedded again.
+// Shards (`cluster --embed-only --shard i/n`) each fill their own cache, `<slot>-<sha12>-p<patch>.shard-i-of-n.json`
+// (`shardOutputPath`); the unsharded cache opened with mergeShards takes their rows in and, once it is
+// saved, removes them.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as crypto from "node:crypto";
 import { writeFileAtomic } from "../modeling/session.js";
+import { shardOutputPath, type Shard } from "../runner/perImage.js";
 
 export interface CacheIdentity {
   /** sha256 of the backbone checkpoint. */
@@ -29,6 +33,10 @@ export interface FeatureCache {
   readonly indexFile: string;
   /** Rows read from disk when the cache was opened (0 when it was missing or for another backbone). */
   readonly loaded: number;
+  /** The shard caches whose rows were taken in (mergeShards); `save` removes them. */
+  readonly mergedShards: readonly string[];
+  /** Rows the shard caches added. */
+  readonly mergedRows: number;
   get(key: string): Float32Array | undefined;
   set(key: string, vector: Float32Array): void;
   readonly size: number;
@@ -46,28 +54,45 @@ export function rowKey(annotationId: number | string, imageFile: string, bbox: r
   return `${annotationId}|${path.resolve(imageFile)}|${stamp}|${bbox.join(",")}`;
 }
 
-/** Opens (or starts) the cache `<dir>/<slot>-<sha12>.json`. A cache for another backbone is ignored. */
-export function openFeatureCache(dir: string, slot: string, identity: CacheIdentity): FeatureCache {
-  const indexFile = path.join(dir, `${slot}-${identity.backboneSha256.slice(0, 12)}-p${identity.patch}.json`);
+export interface OpenCacheOptions {
+  /** This shard's own cache (`shardOutputPath` of the index file). */
+  shard?: Shard;
+  /** Also take in the rows of the shard caches beside it (any count); `save` then removes them. */
+  mergeShards?: boolean;
+}
+
+/**
+ * Opens (or starts) the cache `<dir>/<slot>-<sha12>-p<patch>.json` (a shard's: `.shard-i-of-n.json`).
+ * A cache for another backbone is ignored.
+ */
+export function openFeatureCache(dir: string, slot: string, identity: CacheIdentity, opts: OpenCacheOptions = {}): FeatureCache {
+  const mainIndex = path.join(dir, `${slot}-${identity.backboneSha256.slice(0, 12)}-p${identity.patch}.json`);
+  const indexFile = shardOutputPath(mainIndex, opts.shard);
   const rows = new Map<string, Float32Array>();
-  let loaded = 0;
-  const index = readIndex(indexFile);
-  if (index && sameIdentity(index.identity, identity)) {
-    const dataFile = path.join(dir, index.data);
+  const loaded = readRows(indexFile, identity, rows);
+  const mergedShards: string[] = [];
+  let mergedRows = 0;
+  if (opts.mergeShards && !(opts.shard && opts.shard.count > 1)) {
+    const stem = path.basename(mainIndex, ".json").replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const pattern = new RegExp(`^${stem}\\.shard-\\d+-of-\\d+\\.json$`);
+    let names: string[] = [];
     try {
-      const buf = fs.readFileSync(dataFile);
-      if (buf.length === index.keys.length * identity.dim * 4) {
-        const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
-        index.keys.forEach((k, i) => rows.set(k, all.subarray(i * identity.dim, (i + 1) * identity.dim)));
-        loaded = index.keys.length;
-      }
-    } catch { /* unreadable data: start over */ }
+      names = fs.readdirSync(dir).filter((n) => pattern.test(n)).sort();
+    } catch { /* no folder yet: no shards */ }
+    for (const name of names) {
+      const before = rows.size;
+      if (readRows(path.join(dir, name), identity, rows) === 0) continue;
+      mergedShards.push(path.join(dir, name));
+      mergedRows += rows.size - before;
+    }
   }
 
   return {
     identity,
     indexFile,
     loaded,
+    mergedShards,
+    mergedRows,
     get: (key) => rows.get(key),
     set(key, vector) {
       if (vector.length !== identity.dim) throw new RangeError(`cache row has ${vector.length} values, expected ${identity.dim}`);
@@ -88,8 +113,32 @@ export function openFeatureCache(dir: string, slot: string, identity: CacheIdent
       writeFileAtomic(indexFile, JSON.stringify(idx));
       // the old data file is unreferenced now
       if (previous && previous.data !== dataName) fs.rmSync(path.join(dir, previous.data), { force: true });
+      // the merged shard caches' rows are in this cache now
+      for (const shardIndex of mergedShards) {
+        const shardIdx = readIndex(shardIndex);
+        if (shardIdx) fs.rmSync(path.join(dir, shardIdx.data), { force: true });
+        fs.rmSync(shardIndex, { force: true });
+      }
+      mergedShards.length = 0;
     },
   };
+}
+
+/** Adds the rows of the cache `indexFile` (when it is for `identity` and readable) to `rows`; returns how many it holds. */
+function readRows(indexFile: string, identity: CacheIdentity, rows: Map<string, Float32Array>): number {
+  const index = readIndex(indexFile);
+  if (!index || !sameIdentity(index.identity, identity)) return 0;
+  try {
+    const buf = fs.readFileSync(path.join(path.dirname(indexFile), index.data));
+    if (buf.length !== index.keys.length * identity.dim * 4) return 0;
+    const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+    index.keys.forEach((k, i) => {
+      if (!rows.has(k)) rows.set(k, all.subarray(i * identity.dim, (i + 1) * identity.dim));
+    });
+    return index.keys.length;
+  } catch {
+    return 0; // unreadable data: start over
+  }
 }
 
 function readIndex(file: string): CacheIndex | undefined {

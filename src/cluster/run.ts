@@ -11,6 +11,10 @@
 //   OUT.errors.jsonl          one line per skipped annotation (bad box, unreadable image, ...)
 //   <saveDir>/summary.json    the run's summary (what `--json` prints)
 //   <saveDir>/features{1,2}-… the embedding cache
+// Scaling out: `embedMasks` with a shard (`cluster --embed-only --shard i/n`) embeds the masks of the
+// images at positions j % n == i of each input into its own cache file; `runClustering` takes the rows
+// of every shard cache in saveDir into its cache, so after all shards it embeds nothing and writes the
+// bytes a single run writes (the embedding of a crop does not depend on its batch).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MaskdistillError, inputError } from "../errors.js";
@@ -20,7 +24,8 @@ import { readVocAnnotation, VOC_CLASSES, VOC_OBJECT_CLASSES, vocRoot } from "../
 import { writeCocoJson } from "../data/coco.js";
 import { fileSha256 } from "../modeling/session.js";
 import { boxProblem, embedCrops, type ClsBackbone, type CropItem, type EmbedResult } from "./embed.js";
-import { openFeatureCache, rowKey } from "./featureCache.js";
+import { openFeatureCache, rowKey, type FeatureCache, type OpenCacheOptions } from "./featureCache.js";
+import { shardImages, type Shard } from "../runner/perImage.js";
 import { miniBatchKMeans, whitenAndNormalize, type KMeansModel } from "./kmeans.js";
 import { cocoGtBox, scoreClustering, targetOf, vocGtBox, type ClusteringScores, type GtBox } from "./naming.js";
 
@@ -285,11 +290,16 @@ interface Prepared {
   gt?: GroundTruth;
 }
 
-function prepare(slot: 1 | 2, dataset: ClusterDataset, input: ClusterInput): Prepared {
+/**
+ * Reads an input and lists its crops. With a shard (embedding only, no ground truth read): only the
+ * annotations of the images at positions j % count == index of the file's `images` list.
+ */
+function prepare(slot: 1 | 2, dataset: ClusterDataset, input: ClusterInput, shard?: Shard): Prepared {
   const file = readPredictions(input.inputFile, input.gtFile);
   const imageDir = imageDirectory(dataset, input.datasetRoot);
-  const gt = groundTruth(dataset, input);
+  const gt = shard ? undefined : groundTruth(dataset, input);
   const imageById = new Map(file.images.map((im) => [im.id, im]));
+  const inShard = shard ? new Set(shardImages(file.images, shard).map((im) => im.id)) : undefined;
   const items: CropItem[] = [];
   const meta: Prepared["meta"] = [];
   const skipped: SkippedAnnotation[] = [];
@@ -297,6 +307,7 @@ function prepare(slot: 1 | 2, dataset: ClusterDataset, input: ClusterInput): Pre
   file.annotations.forEach((ann, i) => {
     if (!isObject(ann)) return skipped.push({ slot, annotationId: null, imageId: null, problem: `annotation #${i} is not an object` });
     const id = typeof ann.id === "number" ? ann.id : i;
+    if (inShard && !inShard.has(ann.image_id)) return; // another shard's (or no image's: the clustering run reports it)
     const image = imageById.get(ann.image_id);
     if (!image) return skipped.push({ slot, annotationId: id, imageId: ann.image_id ?? null, problem: `image_id ${JSON.stringify(ann.image_id)} is not in 'images'` });
     const imagePath = path.join(imageDir, image.file_name);
@@ -347,27 +358,10 @@ export async function runClustering(opts: ClusterOptions): Promise<ClusterRun> {
     throw new MaskdistillError(`${candidates} annotations with a usable box — too few for ${k} clusters`, opts.primary.inputFile);
   }
 
-  const identity = { backboneSha256: await fileSha256(opts.backbone.file), patch: opts.backbone.patch, dim: opts.backbone.dim };
+  const { embeddings, caches } = await embedParts(parts, opts, { mergeShards: true });
   const dim = opts.backbone.dim;
-  const embeddings: EmbedResult[] = [];
-  for (const part of parts) {
-    const cache = openFeatureCache(opts.saveDir, `features${part.slot}`, identity);
-    const stage = part.slot === 1 ? "embed1" : "embed2";
-    const res = await embedCrops(part.items, {
-      backbone: opts.backbone,
-      batchSize: opts.batchSize,
-      cache,
-      signal: opts.signal,
-      onProgress: (done, total, file) => opts.onProgress?.(stage, done, total, path.basename(file)),
-    });
-    if (opts.signal?.aborted) throw new MaskdistillError(`interrupted; ${res.embedded} new embeddings are cached in ${opts.saveDir} and the next run continues from them`);
-    cache.save(part.items.map((it) => it.key).filter((key): key is string => key !== undefined));
-    for (const p of res.problems) {
-      const m = part.meta[p.index];
-      part.skipped.push({ slot: part.slot, annotationId: m.ann.id, imageId: m.image.id, file: p.file, problem: p.problem });
-    }
-    embeddings.push(res);
-  }
+  const merged = caches.filter((c) => c.mergedRows > 0);
+  if (merged.length) notes.push(`took ${merged.reduce((s, c) => s + c.mergedRows, 0)} embeddings from the shard caches of 'cluster --embed-only --shard' in ${opts.saveDir}`);
 
   // the rows that have an embedding, primary first (the reference concatenates in this order)
   const masks: ClusteredMask[] = [];
@@ -474,4 +468,83 @@ export async function runClustering(opts: ClusterOptions): Promise<ClusterRun> {
 /** OUT.json → OUT<suffix> (e.g. OUT.matched.json). */
 function siblingFile(file: string, suffix: string): string {
   return file.replace(/\.json$/i, "") + suffix;
+}
+
+/** What embedding needs of the cluster options. */
+type EmbedSettings = Pick<ClusterOptions, "backbone" | "saveDir" | "batchSize" | "signal" | "onProgress">;
+
+/** Embeds every part's crops through its cache (`features<slot>`), saving each cache with the part's rows in item order. */
+async function embedParts(parts: Prepared[], opts: EmbedSettings, cacheOpts: OpenCacheOptions): Promise<{ embeddings: EmbedResult[]; caches: FeatureCache[] }> {
+  const identity = { backboneSha256: await fileSha256(opts.backbone.file), patch: opts.backbone.patch, dim: opts.backbone.dim };
+  const embeddings: EmbedResult[] = [];
+  const caches: FeatureCache[] = [];
+  for (const part of parts) {
+    const cache = openFeatureCache(opts.saveDir, `features${part.slot}`, identity, cacheOpts);
+    const stage = part.slot === 1 ? "embed1" : "embed2";
+    const res = await embedCrops(part.items, {
+      backbone: opts.backbone,
+      batchSize: opts.batchSize,
+      cache,
+      signal: opts.signal,
+      onProgress: (done, total, file) => opts.onProgress?.(stage, done, total, path.basename(file)),
+    });
+    if (opts.signal?.aborted) throw new MaskdistillError(`interrupted; ${res.embedded} new embeddings are cached in ${opts.saveDir} and the next run continues from them`);
+    cache.save(part.items.map((it) => it.key).filter((key): key is string => key !== undefined));
+    for (const p of res.problems) {
+      const m = part.meta[p.index];
+      part.skipped.push({ slot: part.slot, annotationId: m.ann.id, imageId: m.image.id, file: p.file, problem: p.problem });
+    }
+    embeddings.push(res);
+    caches.push(cache);
+  }
+  return { embeddings, caches };
+}
+
+export interface EmbedMasksOptions extends EmbedSettings {
+  dataset: ClusterDataset;
+  primary: ClusterInput;
+  support?: ClusterInput;
+  /** Embed only the images at positions j % count == index of each input, into this shard's cache. */
+  shard?: Shard;
+}
+
+export interface EmbedMasksSummary {
+  shard: Shard;
+  /** Annotations of this shard's images, per input; crops embedded now, taken from the cache, skipped. */
+  masks: { primary: number; support: number; embedded: number; fromCache: number; skipped: number };
+  embedSeconds: number;
+  cropsPerSecond: number | null;
+  /** The cache index files written. */
+  cacheFiles: string[];
+  notes: string[];
+}
+
+/**
+ * Stage ii's embedding step alone (`cluster --embed-only`): fills the feature cache of saveDir (a
+ * shard's own cache file with `shard`); a later `runClustering` on the same inputs and saveDir takes
+ * every shard cache in and embeds only what no shard did. A rerun shard takes its done rows from its cache.
+ */
+export async function embedMasks(opts: EmbedMasksOptions): Promise<EmbedMasksSummary> {
+  if (opts.backbone.patch !== 8 && opts.backbone.patch !== 16) throw new MaskdistillError(`unexpected backbone patch size ${opts.backbone.patch}`);
+  const shard = opts.shard ?? { index: 0, count: 1 };
+  const sharded = shard.count > 1 ? shard : undefined;
+  const parts = [prepare(1, opts.dataset, opts.primary, sharded)];
+  if (opts.support) parts.push(prepare(2, opts.dataset, opts.support, sharded));
+  const { embeddings, caches } = await embedParts(parts, opts, { shard: sharded });
+  const embedded = embeddings.reduce((s, e) => s + e.embedded, 0);
+  const embedSeconds = embeddings.reduce((s, e) => s + e.seconds, 0);
+  return {
+    shard,
+    masks: {
+      primary: parts[0].items.length + parts[0].skipped.length,
+      support: parts[1] ? parts[1].items.length + parts[1].skipped.length : 0,
+      embedded,
+      fromCache: embeddings.reduce((s, e) => s + e.fromCache, 0),
+      skipped: parts.reduce((s, p) => s + p.skipped.length, 0),
+    },
+    embedSeconds,
+    cropsPerSecond: embedded > 0 && embedSeconds > 0 ? embedded / embedSeconds : null,
+    cacheFiles: caches.map((c) => c.indexFile),
+    notes: parts.flatMap((p) => p.file.notes),
+  };
 }

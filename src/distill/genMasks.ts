@@ -3,7 +3,8 @@
 // resumable journal, shards, and a per-image record of bad images and empty masks.
 //
 // Files, for `--pred-json OUT` (the journal and errors file come from the shared runner, src/runner/perImage.ts):
-//   OUT                     {images, annotations, categories}; written atomically at the end
+//   OUT                     {images, annotations, categories}; written atomically at the end (shard i of
+//                           n: OUT.shard-i-of-n.json beside it, `shardOutputPath`; `merge-preds` joins them)
 //   OUT.partial.jsonl       journal: a header line (settings), then one line per finished image; removed
 //                           once OUT is written
 //   OUT.errors.jsonl        {file, image_id, reason} per unreadable image or image without a mask
@@ -12,7 +13,7 @@
 // numbers annotations from 0; COCOeval takes a ground-truth id 0 for "unmatched", so we start at 1.)
 import { MaskdistillError } from "../errors.js";
 import { shortSideSize } from "../data/resize.js";
-import { runPerImage, finishRun, journalPath, errorsPath, shardImages } from "../runner/perImage.js";
+import { runPerImage, finishRun, journalPath, errorsPath, shardImages, shardOutputPath } from "../runner/perImage.js";
 import { mergePreds, writePredictionsFromJournal, type PredAnnotation, type PredDataset, type PredEntry } from "../runner/predictions.js";
 import { rleArea, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
 import { polygonsFromMask } from "../mask/polygon.js";
@@ -36,7 +37,7 @@ export type QkBackbone = Pick<VitBackbone, "patch" | "heads" | "lastSelfAttentio
 
 export interface GenMasksOptions {
   images: ImageItem[];
-  /** Output JSON (shards: this shard's output). */
+  /** Output JSON; shard i of n writes `shardOutputPath(predJson, shard)` (OUT.shard-i-of-n.json). */
   predJson: string;
   /** Loaded backbone (the CLI loads it from --weights). */
   backbone: QkBackbone;
@@ -62,6 +63,7 @@ export interface GenMasksOptions {
 
 
 export interface GenMasksSummary {
+  /** The file written: `predJson`, or this shard's `shardOutputPath(predJson, shard)`. */
   predJson: string;
   /** Images in this run's list (after sharding). */
   images: number;
@@ -107,6 +109,7 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
   const topk = opts.topk ?? 0.4;
   const segm = opts.segm ?? "rle";
   const list = shardImages(opts.images, opts.shard);
+  const predJson = shardOutputPath(opts.predJson, opts.shard);
   const config = { resize, heads: avgHeads, topk, segm, shard: opts.shard ?? { index: 0, count: 1 }, images: list.map((i) => i.id), ...precisionTag(opts.backbone), ...opts.configTag };
 
   // heavy modules (they pull in sharp / onnxruntime through the backbone)
@@ -118,7 +121,7 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
     label: "gen-masks",
     items: opts.images,
     shard: opts.shard,
-    out: opts.predJson,
+    out: predJson,
     config,
     settingsHint: "images, resize, heads, topk, segm, shard, weights or --precision",
     resume: opts.resume,
@@ -128,12 +131,12 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
     summarize: (e) => ({ hasImage: !!e.image, masked: !!e.annotations?.length, clsSumNonPositive: !!e.clsSumNonPositive }),
     onItem: (index, item, e) => opts.onImage?.(index, item, !!e.annotations?.length),
   });
-  writePredictionsFromJournal(opts.predJson, run, PRED_CATEGORIES, (info) => info.hasImage);
-  finishRun(opts.predJson, run);
+  writePredictionsFromJournal(predJson, run, PRED_CATEGORIES, (info) => info.hasImage);
+  finishRun(predJson, run);
 
   const records = run.records;
   return {
-    predJson: opts.predJson,
+    predJson,
     images: records.length,
     masks: records.filter((r) => r.info.masked).length,
     empty: records.filter((r) => r.problem === "empty").length,

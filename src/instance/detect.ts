@@ -4,20 +4,21 @@
 // [x, y, w, h] from the predicted box, segmentation the pasted mask as COCO RLE, area the mask's area.
 import type { ImageItem } from "../distill/genMasks.js";
 import { rleArea, rleFromMask, rleToCoco } from "../mask/rle.js";
-import { finishRun, runPerImage } from "../runner/perImage.js";
+import { finishRun, runPerImage, shardOutputPath, type Shard } from "../runner/perImage.js";
 import { writePredictionsFromJournal, type PredCategory, type PredEntry } from "../runner/predictions.js";
 import type { MaskRcnnNet } from "../engine/models/maskrcnn.js";
 import { detectImage, type MaskRcnnInference } from "./maskrcnn.js";
 
 export interface DetectOptions {
   images: ImageItem[];
+  /** Output JSON; shard i of n writes `shardOutputPath(out, shard)` (OUT.shard-i-of-n.json; `merge-preds` joins them). */
   out: string;
   net: MaskRcnnNet;
   inference: MaskRcnnInference;
   /** category_id written for a label (1…numClasses−1); default label − 1 (pseudo-classes 0…K−1, as stage ii writes). */
   categoryOf?: (label: number) => number;
   categories?: PredCategory[];
-  shard?: { index: number; count: number };
+  shard?: Shard;
   resume?: boolean;
   quiet?: boolean;
   signal?: AbortSignal;
@@ -26,6 +27,7 @@ export interface DetectOptions {
 }
 
 export interface DetectSummary {
+  /** The file written (this shard's, for a shard). */
   out: string;
   images: number;
   detections: number;
@@ -45,6 +47,7 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
   const categories = opts.categories ?? pseudoClassCategories(opts.net);
   const { loadRgb } = await import("../data/image.js");
   const inf = opts.inference;
+  const out = shardOutputPath(opts.out, opts.shard);
   const config = {
     preset: inf.preset, minSize: inf.transform.minSize, maxSize: inf.transform.maxSize, scoreThresh: inf.box.scoreThresh,
     detectionsPerImage: inf.box.detectionsPerImage, numClasses: opts.net.numClasses, shard: opts.shard ?? { index: 0, count: 1 },
@@ -54,7 +57,7 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     label: "detect",
     items: opts.images,
     shard: opts.shard,
-    out: opts.out,
+    out,
     config,
     settingsHint: "images, weights, sizes, score threshold, max detections or shard",
     resume: opts.resume,
@@ -76,11 +79,11 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     },
     summarize: (e) => ({ hasImage: !!e.image, detections: e.annotations?.length ?? 0 }),
   });
-  writePredictionsFromJournal(opts.out, run, categories, (info) => info.hasImage);
-  finishRun(opts.out, run);
+  writePredictionsFromJournal(out, run, categories, (info) => info.hasImage);
+  finishRun(out, run);
   const records = run.records;
   return {
-    out: opts.out,
+    out,
     images: records.length,
     detections: records.reduce((s, r) => s + (r.info?.detections ?? 0), 0),
     withoutDetections: records.filter((r) => r.info?.hasImage && r.info.detections === 0).length,

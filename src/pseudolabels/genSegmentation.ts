@@ -6,7 +6,9 @@
 //   <stem>.png            single-channel palette PNG, values 0 (background) and 1 + category_id, at the
 //                         image's size; every image of the GT file gets one (all 0 when it has no detection)
 //   summary.json          counts (kept / dropped per rule), the images without detections, the scores
-//                         (`summary.shard-i-of-n.json` for a shard; no mIoU then)
+//                         (`summary.shard-i-of-n.json` for a shard, no mIoU then, plus its kept journal
+//                         summary.shard-i-of-n.json.entries.jsonl; `merge` writes summary.json from those,
+//                         the bytes one run over all images writes)
 //   summary.json.errors.jsonl  {file, image_id, reason} per image that could not be painted
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -16,7 +18,7 @@ import { writeLabelPng } from "../data/png.js";
 import { maskFromRle, rleFromCoco, rlePixels } from "../mask/rle.js";
 import { loadResults, evaluateResults, type CocoDetection } from "../evaluation/cocoeval.js";
 import { evaluateSemsegDirs, type MatchMode, type SemsegScore } from "../evaluation/semseg.js";
-import { runPerImage, finishRun, writeFileAtomic, shardImages, errorsPath } from "../runner/perImage.js";
+import { runPerImage, finishRun, mergeShardRuns, writeFileAtomic, shardImages, shardOutputPath, errorsPath, type Shard } from "../runner/perImage.js";
 import { paintDetections, scoreOrder, selectConfident, type MaskType, type Outcome, type OverlapRule } from "./paint.js";
 
 export const DEFAULT_THRESHOLD = 0.9;
@@ -196,7 +198,9 @@ export interface GenSegmentationOptions extends LabelOptions {
   /** Matching of pseudo-classes to GT classes for the mIoU (default hungarian). */
   match?: MatchMode;
   pinBackground?: boolean;
-  shard?: { index: number; count: number };
+  shard?: Shard;
+  /** Instead of painting: join the finished shards in outputDir into summary.json (same settings as the shards). */
+  merge?: boolean;
   resume?: boolean;
   quiet?: boolean;
   signal?: AbortSignal;
@@ -255,15 +259,15 @@ interface Entry {
 
 const zeroCounts = (): Record<Outcome, number> => ({ painted: 0, "below-threshold": 0, "not-top": 0, overlap: 0, "top-rows": 0 });
 
-export const summaryPath = (outputDir: string, shard?: { index: number; count: number }): string =>
-  path.join(outputDir, shard && shard.count > 1 ? `summary.shard-${shard.index}-of-${shard.count}.json` : "summary.json");
+export const summaryPath = (outputDir: string, shard?: Shard): string => shardOutputPath(path.join(outputDir, "summary.json"), shard);
 
 /** Writes one pseudo-label PNG per GT image and summary.json; returns the summary (plus timing). */
 export async function genSegmentation(opts: GenSegmentationOptions): Promise<GenSegmentationSummary & { secondsPerImage: number; resumed: number }> {
   const threshold = opts.threshold ?? DEFAULT_THRESHOLD;
   const overlapRule = opts.overlapRule ?? "intended", maskType = opts.maskType ?? "mask";
   if (!Number.isFinite(threshold)) throw new MaskdistillError(`threshold must be a number, got ${threshold}`);
-  const shard = opts.shard ?? { index: 0, count: 1 };
+  if (opts.merge && opts.shard && opts.shard.count > 1) throw new MaskdistillError("merge joins all shards: give it without a shard");
+  const shard = opts.merge ? { index: 0, count: 1 } : opts.shard ?? { index: 0, count: 1 };
   const gt = readCocoDataset(opts.gtFile);
   const set = readDetections(opts.inputFile, gt);
   const warnings: string[] = [];
@@ -283,16 +287,18 @@ export async function genSegmentation(opts: GenSegmentationOptions): Promise<Gen
   const out = summaryPath(opts.outputDir, shard);
   const items = images.map((im) => ({ id: im.id, file: im.file_name, image: im }));
   const unsorted = new Set(set.unsortedImages);
-  const run = await runPerImage({
+  const configFor = (s: Shard) => ({
+    inputFile: path.resolve(opts.inputFile), gtFile: path.resolve(opts.gtFile), threshold, overlapRule, maskType, shard: s,
+    images: shardImages(items, s).map((i) => i.id),
+  });
+  const settingsHint = "input, GT, threshold, overlap rule, mask type, shard or images";
+  const run = opts.merge ? mergeShardRuns<typeof items[number], Entry, Entry>({ label: "gen-segmentation", items, out, configFor, settingsHint, summarize: (e) => e }) : await runPerImage({
     label: "gen-segmentation",
     items,
     shard,
     out,
-    config: {
-      inputFile: path.resolve(opts.inputFile), gtFile: path.resolve(opts.gtFile), threshold, overlapRule, maskType, shard,
-      images: shardImages(items, shard).map((i) => i.id),
-    },
-    settingsHint: "input, GT, threshold, overlap rule, mask type, shard or images",
+    config: configFor(shard),
+    settingsHint,
     resume: opts.resume,
     quiet: opts.quiet,
     signal: opts.signal,
@@ -329,7 +335,7 @@ export async function genSegmentation(opts: GenSegmentationOptions): Promise<Gen
       semseg = { ...score, match, pinBackground };
     }
   }
-  const errors = finishRun(out, run);
+  const errors = finishRun(out, run, { keepEntries: shard.count > 1 });
   const summary: GenSegmentationSummary = {
     inputFile: opts.inputFile, gtFile: opts.gtFile, outputDir: opts.outputDir, threshold, overlapRule, maskType, shard,
     images: entries.length,

@@ -3,14 +3,17 @@
 // dense_crf → `<stem>.png` (uint8 labels, VOC palette) and, with saveQ, `<stem>.q.npy` (float32
 // [C, H, W]). Runs through the shared per-image runner: journal + resume, shards, one bad file is
 // recorded in OUT.errors.jsonl and never ends the run, progress with ETA. OUT = <outDir>/crf.json
-// lists every image (size, classes, labels present, share of pixels the CRF changed).
+// lists every image (size, classes, labels present, pixels the CRF changed).
+// Shards write their PNGs into the same folder and their summary as crf.shard-i-of-n.json (+ its kept
+// journal, crf.shard-i-of-n.json.entries.jsonl); `merge` writes crf.json and its errors file from those,
+// the bytes of one run over all images.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MaskdistillError } from "../errors.js";
 import { loadRgb } from "../data/image.js";
 import { readNpy, writeNpy } from "../data/npy.js";
 import { writeLabelPng } from "../data/png.js";
-import { finishRun, runPerImage, writeFileAtomic, type EntryBase, type RunItem } from "../runner/perImage.js";
+import { finishRun, mergeShardRuns, runPerImage, shardOutputPath, writeFileAtomic, type EntryBase, type RunItem, type Shard } from "../runner/perImage.js";
 import { denseCrfFromLogits, MASKDISTILL_CRF, type CrfOptions } from "./crf.js";
 import { qToPlanes } from "./densecrf.js";
 
@@ -24,7 +27,9 @@ export interface CrfFolderOptions {
   saveQ?: boolean;
   /** CRF parameters besides the iterations (default: the reference's). */
   crf?: Omit<CrfOptions, "iterations" | "onIteration" | "keepProbs">;
-  shard?: { index: number; count: number };
+  shard?: Shard;
+  /** Instead of computing: join the finished shards' outputs in outDir into crf.json (same settings as the shards). */
+  merge?: boolean;
   resume?: boolean;
   quiet?: boolean;
   signal?: AbortSignal;
@@ -53,7 +58,6 @@ interface CrfEntry extends EntryBase {
   classes?: number;
   labels_present?: number[];
   changed_px?: number;
-  seconds?: number;
 }
 
 const IMAGE_EXTS = [".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG"];
@@ -81,7 +85,6 @@ function findImage(dir: string, stem: string, logitsFile: string): string {
 }
 
 async function processItem(item: CrfItem, index: number, o: CrfFolderOptions, iterations: number): Promise<CrfEntry> {
-  const t0 = Date.now();
   const lg = readNpy(item.logits);
   if (lg.dtype === "uint8" || lg.shape.length !== 3) {
     throw new MaskdistillError(`expected float logits [C, h, w], got ${lg.dtype} (${lg.shape.join(", ")})`, item.logits);
@@ -109,7 +112,6 @@ async function processItem(item: CrfItem, index: number, o: CrfFolderOptions, it
   return {
     index, image_id: item.id, file: item.file, stem: item.stem,
     width: r.width, height: r.height, classes: c, labels_present: labelsPresent, changed_px: changed,
-    seconds: (Date.now() - t0) / 1000,
   };
 }
 
@@ -120,25 +122,24 @@ export async function crfFolder(o: CrfFolderOptions): Promise<CrfFolderSummary> 
   if (!fs.existsSync(o.images) || !fs.statSync(o.images).isDirectory()) throw new MaskdistillError("image folder not found", o.images);
   const items = logitsItems(o.logits);
   fs.mkdirSync(o.outDir, { recursive: true });
-  const out = path.join(o.outDir, "crf.json");
-  const config = { iterations, saveQ: !!o.saveQ, crf: o.crf ?? {}, shard: o.shard ?? { index: 0, count: 1 }, stems: items.map((i) => i.stem) };
-  const run = await runPerImage<CrfItem, CrfEntry, { pixels: number; changed: number }>({
-    label: "crf",
-    items,
-    out,
-    config,
-    settingsHint: "logits, iterations, --save-q or shard",
-    shard: o.shard,
-    resume: o.resume,
-    quiet: o.quiet,
-    signal: o.signal,
-    process: (item, index) => processItem(item, index, o, iterations),
-    summarize: (e) => ({ pixels: (e.width ?? 0) * (e.height ?? 0), changed: e.changed_px ?? 0 }),
-  });
+  const shard = o.merge ? { index: 0, count: 1 } : o.shard ?? { index: 0, count: 1 };
+  if (o.merge && o.shard && o.shard.count > 1) throw new MaskdistillError("merge joins all shards: give it without a shard");
+  const single = path.join(o.outDir, "crf.json");
+  const out = shardOutputPath(single, shard);
+  const configFor = (s: Shard) => ({ iterations, saveQ: !!o.saveQ, crf: o.crf ?? {}, shard: s, stems: items.map((i) => i.stem) });
+  const config = configFor(shard);
+  const settingsHint = "logits, iterations, --save-q or shard";
+  const summarize = (e: CrfEntry) => ({ pixels: (e.width ?? 0) * (e.height ?? 0), changed: e.changed_px ?? 0 });
+  const run = o.merge
+    ? mergeShardRuns<CrfItem, CrfEntry, { pixels: number; changed: number }>({ label: "crf", items, out, configFor, settingsHint, summarize })
+    : await runPerImage<CrfItem, CrfEntry, { pixels: number; changed: number }>({
+      label: "crf", items, out, config, settingsHint, shard, resume: o.resume, quiet: o.quiet, signal: o.signal, summarize,
+      process: (item, index) => processItem(item, index, o, iterations),
+    });
   const entries = run.records.map((r) => run.readEntry(r));
   const { stems: _stems, ...shown } = config;
   writeFileAtomic(out, `{"config": ${JSON.stringify(shown)},\n "images": [\n${entries.map((e) => "  " + JSON.stringify(e)).join(",\n")}\n]}\n`);
-  const errors = finishRun(out, run);
+  const errors = finishRun(out, run, { keepEntries: shard.count > 1 });
   const pixels = run.records.reduce((s, r) => s + r.info.pixels, 0);
   const changed = run.records.reduce((s, r) => s + r.info.changed, 0);
   return {

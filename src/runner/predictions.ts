@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { MaskdistillError, inputError } from "../errors.js";
 import { writeCocoJson, type CocoImage } from "../data/coco.js";
 import type { CocoRle } from "../mask/rle.js";
-import { errorsPath, writeLinesAtomic, type EntryBase, type PerImageRun } from "./perImage.js";
+import { errorsPath, findShardOutputs, writeLinesAtomic, type EntryBase, type PerImageRun } from "./perImage.js";
 
 /** One predicted object. */
 export interface PredAnnotation {
@@ -150,4 +150,13 @@ export function mergePreds(out: string, inputs: string[]): { images: number; ann
   problems.sort((a, b) => a.image_id - b.image_id);
   writeLinesAtomic(errorsPath(out), problems.map((p) => p.line));
   return { images: parts.length, annotations: annotations.length, errors: problems.length };
+}
+
+/**
+ * Merges the shards of OUT that `--shard i/n` runs wrote beside it (OUT.shard-i-of-n.json, i = 0..n-1:
+ * `shardOutputPath`) into OUT; refuses when a shard is missing or shards of several counts are there.
+ */
+export function mergePredShards(out: string): { images: number; annotations: number; errors: number; inputs: string[] } {
+  const inputs = findShardOutputs(out).files;
+  return { ...mergePreds(out, inputs), inputs };
 }

@@ -1,7 +1,7 @@
 // `maskdistill cluster`: stage (ii), the reference's utils/cluster.py — CLS embeddings of the mask
 // crops, K-means into pseudo classes, and (with ground truth) the cluster naming and ACC/NMI/ARI.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson, abortOnSignals } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill cluster --input-file1 MASKS.json --dataset-root1 DIR --output-file OUT.json
@@ -9,6 +9,7 @@ const usage = `usage: maskdistill cluster --input-file1 MASKS.json --dataset-roo
                          [--gt-file1 GT.json] [--input-file2 F --dataset-root2 DIR [--gt-file2 GT.json]]
                          [--save-dir clusters/] [--weights dino_vits8|FILE] [--patch-size 8]
                          [--batch-size 8] [--device cpu|cuda|auto] [--quiet] [--json]
+       maskdistill cluster --embed-only [--shard i/n|auto] --input-file1 MASKS.json --dataset-root1 DIR ...
 
 Clusters the stage-i object masks into pseudo classes (MaskDistill stage ii): each mask's box is cropped
 from the original image, embedded with the CLS token of a DINO ViT-S/8, whitened + L2-normalised, and
@@ -21,6 +22,11 @@ Outputs:
                         classes, majority when over-clustering; ACC, NMI and ARI are printed
   OUT.errors.jsonl      annotations that were skipped (degenerate box, missing image, ...)
   SAVE_DIR/             embedding cache (re-clustering is instant) and summary.json
+
+Scaling out: 'cluster --embed-only --shard i/n' (one array task per shard) embeds the masks of the
+images j with j % n == i into its own cache, SAVE_DIR/features1-….shard-i-of-n.json; the cluster run
+after them (same inputs and --save-dir, no --shard) takes every shard cache in, embeds nothing, and
+writes the bytes a single run writes.
 
   --dataset voc|coco       class set (VOC: 20 classes; COCO: the GT file's categories, 80)
   --num-classes N          must equal the dataset's classes (default: 20 VOC, the GT's count for COCO)
@@ -39,6 +45,9 @@ Outputs:
   --patch-size 8|16        checked against the checkpoint (default 8)
   --batch-size N           crops of one padded size embedded together (default 8)
   --device cpu|cuda|auto   where the backbone runs (default auto)
+  --embed-only             only fill the embedding cache (no k-means, no --output-file needed)
+${SHARD_USAGE}
+                           (with --embed-only)
   --quiet                  no progress lines
   --json                   last stdout line: the summary as JSON`;
 
@@ -79,6 +88,8 @@ const command: Command = {
       "batch-size": { type: "string" },
       device: { type: "string" },
       quiet: { type: "boolean" },
+      "embed-only": { type: "boolean" },
+      ...SHARD_FLAGS,
     });
     if (values.help) {
       console.log(usage);
@@ -90,8 +101,13 @@ const command: Command = {
     };
     const inputFile1 = need("input-file1", values["input-file1"]);
     const datasetRoot1 = need("dataset-root1", values["dataset-root1"]);
-    const outputFile = need("output-file", values["output-file"]);
-    if (!/\.json$/i.test(outputFile)) throw new MaskdistillError(`--output-file should end in .json (the mapped and error files go beside it), got '${outputFile}'`);
+    const embedOnly = !!values["embed-only"];
+    const shard = parseShard(values.shard, values["shard-count"]);
+    if (shard.count > 1 && !embedOnly) {
+      throw new MaskdistillError("--shard goes with --embed-only: k-means needs every embedding. Run 'cluster --embed-only --shard i/n' per shard, then cluster without --shard");
+    }
+    const outputFile = embedOnly ? values["output-file"] ?? "" : need("output-file", values["output-file"]);
+    if (!embedOnly && !/\.json$/i.test(outputFile)) throw new MaskdistillError(`--output-file should end in .json (the mapped and error files go beside it), got '${outputFile}'`);
     const dataset = datasetOf(values.dataset ?? "voc");
     const numClasses = values["num-classes"] === undefined ? undefined : positiveInteger("num-classes", values["num-classes"], 20);
     const overcluster = positiveInteger("overcluster", values.overcluster, 1);
@@ -113,9 +129,9 @@ const command: Command = {
 
     // a bad output location fails now, not after the embedding and k-means
     const { checkOutputLocation } = await import("../../runner/perImage.js");
-    checkOutputLocation(outputFile);
+    if (!embedOnly) checkOutputLocation(outputFile);
     const { loadBackbone } = await import("../../modeling/backbone.js");
-    const { runClustering } = await import("../../cluster/run.js");
+    const { runClustering, embedMasks } = await import("../../cluster/run.js");
     const { progress } = await import("../progress.js");
     const backbone = await loadBackbone(weights, { patch, device });
 
@@ -123,26 +139,40 @@ const command: Command = {
     const labels = { embed1: "embed (input 1)", embed2: "embed (input 2)", kmeans: "k-means steps" } as const;
     const controller = new AbortController();
     const removeSignals = abortOnSignals(controller, "cluster");
-    let run;
+    const onProgress = (stage: keyof typeof labels, done: number, total: number, info?: string) => {
+      let bar = bars.get(stage);
+      if (!bar) bars.set(stage, (bar = progress(labels[stage], total, { quiet: values.quiet })));
+      bar.tick(1, info ?? "");
+      if (done === total) bar.stop();
+    };
+    const primary = { inputFile: inputFile1, datasetRoot: datasetRoot1, gtFile: values["gt-file1"] };
+    let run: Awaited<ReturnType<typeof runClustering>> | undefined;
+    let embedding: Awaited<ReturnType<typeof embedMasks>> | undefined;
     try {
-      run = await runClustering({
-        dataset, numClasses, overcluster, seed, backbone, outputFile, saveDir, batchSize,
-        primary: { inputFile: inputFile1, datasetRoot: datasetRoot1, gtFile: values["gt-file1"] },
-        support,
-        signal: controller.signal,
-        onProgress(stage, done, total, info) {
-          let bar = bars.get(stage);
-          if (!bar) bars.set(stage, (bar = progress(labels[stage], total, { quiet: values.quiet })));
-          bar.tick(1, info ?? "");
-          if (done === total) bar.stop();
-        },
-      });
+      if (embedOnly) {
+        embedding = await embedMasks({ dataset, primary, support, backbone, saveDir, batchSize, shard, signal: controller.signal, onProgress });
+      } else {
+        run = await runClustering({
+          dataset, numClasses, overcluster, seed, backbone, outputFile, saveDir, batchSize, primary, support, signal: controller.signal, onProgress,
+        });
+      }
     } finally {
       removeSignals();
       for (const bar of bars.values()) bar.stop();
       await backbone.dispose();
     }
-    const s = run.summary;
+    if (embedding) {
+      const e = embedding;
+      for (const note of e.notes) console.log(`note: ${note}`);
+      console.log(
+        `cluster --embed-only${e.shard.count > 1 ? ` (shard ${e.shard.index} of ${e.shard.count})` : ""}: ${e.masks.primary + e.masks.support} masks ` +
+          `(${e.masks.fromCache} from the cache, ${e.masks.embedded} embedded` + (e.cropsPerSecond ? ` at ${e.cropsPerSecond.toFixed(2)} crops/s` : "") +
+          `, ${e.masks.skipped} skipped) -> ${e.cacheFiles.join(", ")}`,
+      );
+      if (values.json) printJson(e);
+      return 0;
+    }
+    const s = run!.summary;
     for (const note of s.notes) console.log(`note: ${note}`);
     console.log(
       `cluster: ${s.masks.clustered} masks (${s.masks.fromCache} from the cache, ${s.masks.embedded} embedded` +

@@ -1,11 +1,11 @@
 // `maskdistill crf`: MaskDistill's dense CRF post-processing (METHOD.md §5.3, pydensecrf-exact) over a
 // folder of logits + images.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill crf --images DIR --logits DIR --out-dir DIR [--iterations 10] [--save-q]
-                     [--shard i/n] [--resume] [--json]
+                     [--shard i/n|auto | --merge] [--resume] [--json]
 
 Refines network predictions with the fully connected CRF the reference uses (pydensecrf with
 MaskDistill's parameters: Gaussian sxy 1 / compat 3, bilateral sxy 67 / srgb 3 / compat 4 on the BGR
@@ -20,8 +20,13 @@ image, symmetric normalisation, Potts, mean field): logits are upsampled bilinea
   --save-q           also write <stem>.q.npy: float32 Q [C, H, W] (the marginals dense_crf returns)
   --gaussian-sxy, --gaussian-compat, --bilateral-sxy, --bilateral-srgb, --bilateral-compat
                      override the reference's kernel parameters
-  --shard i/n        process logits j with j % n == i
-  --resume           continue from crf.json.partial.jsonl after an interruption
+${SHARD_USAGE}
+                     Shard i of n writes its PNGs into --out-dir and its summary as crf.shard-i-of-n.json
+                     (+ crf.shard-i-of-n.json.entries.jsonl, what --merge reads)
+  --merge            after all shards: write crf.json and crf.json.errors.jsonl from the shards in
+                     --out-dir, the bytes one run writes (give the shards' other flags)
+  --resume           continue from crf.json.partial.jsonl (a shard: crf.shard-i-of-n.json.partial.jsonl)
+                     after an interruption
   --json             last stdout line: {images, done, errors, resumed, seconds, seconds_per_image, changed, ...}`;
 
 const command: Command = {
@@ -40,7 +45,8 @@ const command: Command = {
       "bilateral-sxy": { type: "string" },
       "bilateral-srgb": { type: "string" },
       "bilateral-compat": { type: "string" },
-      shard: { type: "string" },
+      ...SHARD_FLAGS,
+      merge: { type: "boolean" },
       resume: { type: "boolean" },
     });
     if (values.help) {
@@ -50,6 +56,8 @@ const command: Command = {
     if (!values.images || !values.logits || !values["out-dir"]) {
       throw new MaskdistillError("--images, --logits and --out-dir are required. Run 'maskdistill crf --help' for the flags.");
     }
+    if (values.merge && (values.shard || values["shard-count"] || values.resume)) throw new MaskdistillError("--merge joins the finished shards: give it without --shard, --shard-count or --resume");
+    const shard = parseShard(values.shard, values["shard-count"]);
     const iterations = numberFlag("iterations", values.iterations, 10);
     if (!Number.isInteger(iterations) || iterations < 0) throw new MaskdistillError(`--iterations expects a non-negative integer, got '${values.iterations}'`);
     const positive = (name: string, v: string | undefined): number | undefined => {
@@ -80,14 +88,17 @@ const command: Command = {
         iterations,
         saveQ: !!values["save-q"],
         crf: { gaussian: clean(crf.gaussian), bilateral: clean(crf.bilateral) },
-        shard: parseShard(values.shard),
+        shard,
+        merge: !!values.merge,
         resume: !!values.resume,
         signal: controller.signal,
       });
     } finally {
       removeSignals();
     }
-    console.log(
+    if (values.merge) {
+      console.log(`crf --merge: ${s.images} images from the shards in ${s.outDir} (${s.done} refined, ${s.errors} errors) -> ${s.summaryFile}`);
+    } else console.log(
       `crf: ${s.done} of ${s.images} images refined (${iterations} iterations) in ${s.seconds.toFixed(1)} s` +
         `${s.resumed ? `, ${s.resumed} resumed` : ""}, ${(s.secondsPerImage * 1000).toFixed(0)} ms/image; ` +
         `the CRF changed ${(100 * s.changed).toFixed(2)} % of the labels\n  outputs: ${s.outDir}/<stem>.png` +

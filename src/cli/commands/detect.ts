@@ -1,13 +1,13 @@
 // `maskdistill detect`: Mask R-CNN inference over a dataset (MaskDistill stage iii), written as
 // {images, annotations, categories} with each image's detections in descending score order.
 import type { Command } from "../command.js";
-import { abortOnSignals, numberFlag, parseFlags, parseShard, printJson } from "../command.js";
+import { abortOnSignals, numberFlag, parseFlags, parseShard, printJson, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
 const usage = `usage: maskdistill detect --weights FILE --out OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
                         [--preset detectron2|torchvision] [--score-thresh 0.05] [--max-dets 100] [--min-size 800]
-                        [--max-size 1333] [--label-ids shift|keep] [--shard i/n] [--resume] [--threads N] [--json]
+                        [--max-size 1333] [--label-ids shift|keep] [--shard i/n|auto] [--resume] [--threads N] [--json]
 
 Mask R-CNN R50-FPN on every image (MaskDistill stage iii). Output: {images, annotations (RLE masks, boxes
 [x, y, w, h], scores; per image best first), categories}; evaluate it with 'maskdistill eval-instances',
@@ -33,8 +33,10 @@ ${IMAGE_SOURCE_USAGE}
   --label-ids shift|keep   category_id = label − 1 (shift: pseudo-classes 0…K−1 as stage ii writes, the
                            default) or = label (keep: e.g. torchvision's COCO weights, COCO ids 1…90;
                            a detectron2 COCO model gives its contiguous classes + 1, i.e. 1…80)
-  --out OUT                output JSON; OUT.errors.jsonl lists the images that could not be processed
-  --shard i/n              process images j with j % n == i (join the outputs with merge-preds)
+  --out OUT                output JSON; OUT.errors.jsonl lists the images that could not be processed.
+                           Shard i of n writes OUT.shard-i-of-n.json beside it; 'maskdistill merge-preds
+                           --out OUT' joins the shards into the bytes of one run
+${SHARD_USAGE}
   --resume                 continue from OUT.partial.jsonl after an interruption
   --threads N              CPU threads for the network (default: all cores, at most 8)
   --json                   last stdout line: the summary as JSON`;
@@ -54,7 +56,7 @@ const command: Command = {
       "max-size": { type: "string" },
       "label-ids": { type: "string" },
       out: { type: "string" },
-      shard: { type: "string" },
+      ...SHARD_FLAGS,
       resume: { type: "boolean" },
       threads: { type: "string" },
     });
@@ -80,7 +82,7 @@ const command: Command = {
       throw new MaskdistillError(`--min-size and --max-size expect integers with 32 ≤ min-size ≤ max-size, got ${minSize} and ${maxSize}`);
     }
     const threads = values.threads === undefined ? undefined : numberFlag("threads", values.threads, 1);
-    const shard = parseShard(values.shard);
+    const shard = parseShard(values.shard, values["shard-count"]);
     const images = await imagesFromFlags(values);
     if (images.length === 0) throw new MaskdistillError("no images to process: the image list is empty");
 
@@ -119,9 +121,9 @@ const command: Command = {
     console.log(
       `detect: ${summary.images} images, ${summary.detections} detections, ${summary.withoutDetections} images without any, ` +
         `${summary.errors} errors` + (summary.resumed ? `, ${summary.resumed} taken from the journal` : "") +
-        `, ${summary.secondsPerImage.toFixed(2)} s/image -> ${out}`,
+        `, ${summary.secondsPerImage.toFixed(2)} s/image -> ${summary.out}`,
     );
-    if (summary.errors > 0) console.log(`see ${out}.errors.jsonl for the images that could not be processed`);
+    if (summary.errors > 0) console.log(`see ${summary.out}.errors.jsonl for the images that could not be processed`);
     if (values.json) printJson(summary);
     return 0;
   },

@@ -1,14 +1,14 @@
 // `maskdistill gen-masks`: stage (i), one object mask per image from DINO self-attention (the
 // reference's gen_masks.py), written as a COCO-style class-agnostic JSON.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
 const usage = `usage: maskdistill gen-masks --pred-json OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
                            [--weights dino_vits16|FILE] [--arch vit_small|vit_base] [--patch-size 16|8]
                            [--heads 5] [--topk 0.4] [--resize 640] [--segm rle|polygon] [--precision fp32|int8]
-                           [--shard i/n] [--resume] [--device cpu|cuda|auto] [--json]
+                           [--shard i/n|auto] [--resume] [--device cpu|cuda|auto] [--json]
 
 One object mask per image from the last-layer self-attention of a DINO ViT (MaskDistill stage i):
 CLS-attention proposals, key-affinity seed expansion, 4-connected component, back-projected to the
@@ -24,8 +24,10 @@ ${IMAGE_SOURCE_USAGE}
   --precision fp32|int8    backbone arithmetic (default fp32, the reference's). int8: Linear layers in int8
                            (onnxruntime dynamic quantisation), faster on the CPU; masks close to, not equal
                            to, fp32 ones (README "Reduced precision"). A journal keeps one precision
-  --pred-json OUT          output JSON; OUT.errors.jsonl lists unreadable images and empty masks
-  --shard i/n              process images j with j % n == i (join the outputs with merge-preds)
+  --pred-json OUT          output JSON; OUT.errors.jsonl lists unreadable images and empty masks.
+                           Shard i of n writes OUT.shard-i-of-n.json beside it; 'maskdistill merge-preds
+                           --out OUT' joins the shards into the bytes of one run
+${SHARD_USAGE}
   --resume                 continue from OUT.partial.jsonl after an interruption
   --device cpu|cuda|auto   where the backbone runs (default auto)
   --json                   last stdout line: the summary as JSON`;
@@ -45,7 +47,7 @@ const command: Command = {
       resize: { type: "string" },
       segm: { type: "string" },
       "pred-json": { type: "string" },
-      shard: { type: "string" },
+      ...SHARD_FLAGS,
       resume: { type: "boolean" },
       device: { type: "string" },
       precision: { type: "string" },
@@ -75,7 +77,7 @@ const command: Command = {
     if (!Number.isInteger(heads) || heads < 1) throw new MaskdistillError(`--heads expects a positive integer, got '${values.heads}'`);
     if (!(topk > 0 && topk <= 1)) throw new MaskdistillError(`--topk expects a share in (0, 1], got '${values.topk}'`);
     if (!Number.isInteger(resize) || resize < 0) throw new MaskdistillError(`--resize expects a non-negative integer, got '${values.resize}'`);
-    const shard = parseShard(values.shard);
+    const shard = parseShard(values.shard, values["shard-count"]);
     const weights = values.weights ?? "dino_vits16";
 
     const images = await imagesFromFlags(values);
@@ -100,9 +102,9 @@ const command: Command = {
       `gen-masks: ${summary.images} images, ${summary.masks} masks, ${summary.empty} empty, ${summary.errors} errors, ` +
         `${summary.clsSumNonPositive} with CLS score sum <= 0` +
         (summary.resumed ? `, ${summary.resumed} taken from the journal` : "") +
-        `, ${summary.secondsPerImage.toFixed(3)} s/image -> ${predJson}`,
+        `, ${summary.secondsPerImage.toFixed(3)} s/image -> ${summary.predJson}`,
     );
-    if (summary.errors + summary.empty > 0) console.log(`see ${predJson}.errors.jsonl for the images without a mask`);
+    if (summary.errors + summary.empty > 0) console.log(`see ${summary.predJson}.errors.jsonl for the images without a mask`);
     if (values.json) printJson(summary);
     return 0;
   },

@@ -1,13 +1,13 @@
 // `maskdistill gen-segmentation`: stage iv, confident detections become semantic pseudo-label PNGs
 // (the reference's gen_segmentation.py, METHOD.md §4.2).
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill gen-segmentation --input-file PREDS.json --gt-file IMAGES.json --output-dir DIR
                                    [--threshold 0.9] [--overlap-rule intended|released] [--mask-type mask|bbx]
                                    [--gt-dir DIR] [--match hungarian|majority|none] [--pin-background]
-                                   [--shard i/n] [--resume] [--json]
+                                   [--shard i/n|auto | --merge] [--resume] [--json]
 
 Turns detections (a COCO results list, e.g. the Mask R-CNN's; or an {annotations} file such as a stage-ii
 output) into one semantic pseudo-label map per image of --gt-file (MaskDistill stage iv): per image, keep
@@ -27,7 +27,12 @@ detection get an all-background map (listed in summary.json). Results not sorted
   --gt-dir DIR          semantic GT PNGs (e.g. SegmentationClass): score the pseudo-labels' mIoU (21 classes)
   --match M             matching of pseudo-classes to classes for the mIoU (default hungarian)
   --pin-background      keep label 0 = background and match only the others
-  --shard i/n           process images j with j % n == i (same --output-dir: the PNGs join; no mIoU)
+${SHARD_USAGE}
+                           Shards share --output-dir: the PNGs join there, each shard writes
+                           summary.shard-i-of-n.json (no mIoU) + summary.shard-i-of-n.json.entries.jsonl
+  --merge               after all shards: write summary.json (with AP50 and, with --gt-dir, the mIoU) and
+                        its errors file from the shards in --output-dir, the bytes one run writes (give
+                        the shards' other flags)
   --resume              continue from DIR/summary.json.partial.jsonl after an interruption
   --json                last stdout line: the summary as JSON
 
@@ -49,7 +54,8 @@ const command: Command = {
       "gt-dir": { type: "string" },
       match: { type: "string" },
       "pin-background": { type: "boolean" },
-      shard: { type: "string" },
+      ...SHARD_FLAGS,
+      merge: { type: "boolean" },
       resume: { type: "boolean" },
     });
     if (values.help) {
@@ -66,9 +72,10 @@ const command: Command = {
     const match = values.match ?? "hungarian";
     if (match !== "hungarian" && match !== "majority" && match !== "none") throw new MaskdistillError(`--match expects hungarian, majority or none, got '${match}'`);
     const threshold = numberFlag("threshold", values.threshold, 0.9);
-    const shard = parseShard(values.shard);
+    if (values.merge && (values.shard || values["shard-count"] || values.resume)) throw new MaskdistillError("--merge joins the finished shards: give it without --shard, --shard-count or --resume");
+    const shard = parseShard(values.shard, values["shard-count"]);
 
-    const { genSegmentation } = await import("../../pseudolabels/genSegmentation.js");
+    const { genSegmentation, summaryPath } = await import("../../pseudolabels/genSegmentation.js");
     const controller = new AbortController();
     const removeSignals = abortOnSignals(controller, "gen-segmentation");
     let s;
@@ -76,7 +83,7 @@ const command: Command = {
       s = await genSegmentation({
         inputFile: values["input-file"]!, gtFile: values["gt-file"]!, outputDir: values["output-dir"]!,
         threshold, overlapRule, maskType, gtDir: values["gt-dir"], match, pinBackground: !!values["pin-background"],
-        shard, resume: !!values.resume, signal: controller.signal,
+        shard, merge: !!values.merge, resume: !!values.resume, signal: controller.signal,
         onWarning: (m) => console.error(`warning: ${m}`),
       });
     } finally {
@@ -93,8 +100,10 @@ const command: Command = {
       `  box AP50 of the kept detections: ${pct(s.ap50)} class-aware, ${pct(s.ap50Agnostic)} class-agnostic` + (s.ap50Note ? ` (${s.ap50Note})` : ""),
     ];
     if (s.semseg) lines.push(`  pseudo-label mIoU vs ${values["gt-dir"]}: ${pct(s.semseg.miou)} (match ${s.semseg.match}${s.semseg.pinBackground ? ", background pinned" : ""}, ${s.semseg.images} images), pixel acc ${pct(s.semseg.pixel_acc)}`);
-    if (s.errors) lines.push(`  ${s.errors} image(s) failed: see ${values["output-dir"]}/summary.json.errors.jsonl`);
-    if (s.resumed) lines.push(`  ${s.resumed} image(s) taken from the journal`);
+    const summaryFile = summaryPath(values["output-dir"]!, s.shard);
+    if (s.errors) lines.push(`  ${s.errors} image(s) failed: see ${summaryFile}.errors.jsonl`);
+    if (values.merge) lines.push(`  merged from the shards in ${values["output-dir"]} -> ${summaryFile}`);
+    else if (s.resumed) lines.push(`  ${s.resumed} image(s) taken from the journal`);
     lines.push(`  ${s.secondsPerImage.toFixed(3)} s/image -> ${values["output-dir"]}`);
     console.log(lines.join("\n"));
     if (values.json) printJson(s);
