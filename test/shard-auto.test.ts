@@ -2,7 +2,9 @@
 // Indexed Job pod, and a clear error for every environment that does not give one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as os from "node:os";
 import { parseShard, SHARD_COUNT_ENV } from "../src/cli/command.js";
+import { availableCpus } from "../src/cpus.js";
 
 const slurm = (id: number, min: number, max: number, extra: Record<string, string> = {}) => ({
   SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: String(min), SLURM_ARRAY_TASK_MAX: String(max), ...extra,
@@ -62,4 +64,11 @@ test("--shard auto in a Kubernetes Indexed Job: JOB_COMPLETION_INDEX plus a coun
 test("--shard auto outside a scheduler", () => {
   assert.throws(() => parseShard("auto", undefined, {}),
     /--shard auto needs a scheduler's task index: SLURM_ARRAY_TASK_ID \(a job submitted with sbatch --array\) or JOB_COMPLETION_INDEX \(a Kubernetes Indexed Job\), and neither is set; outside an array give --shard i\/n/);
+});
+
+test("threads: MASKDISTILL_THREADS, else SLURM's --cpus-per-task, else every core", () => {
+  assert.equal(availableCpus({ SLURM_CPUS_PER_TASK: "3" }), 3);
+  assert.equal(availableCpus({ MASKDISTILL_THREADS: "2", SLURM_CPUS_PER_TASK: "3" }), 2);
+  assert.equal(availableCpus({ MASKDISTILL_THREADS: "0", SLURM_CPUS_PER_TASK: "x" }), os.cpus().length);
+  assert.equal(availableCpus({}), os.cpus().length);
 });

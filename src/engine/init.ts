@@ -27,6 +27,7 @@ import * as os from "node:os";
 import { createRequire } from "node:module";
 import { MaskdistillError } from "../errors.js";
 import { cacheHome, projectRoot } from "../paths.js";
+import { availableCpus } from "../cpus.js";
 import { registerEngineKernels, engineKernelNames, engineGradientNames } from "./register.js";
 import { heapBytes, WasmBackend } from "./wasm/backend.js";
 import { setGemmProvider, gemmProvider, GemmProviderName } from "./wasm/gemm.js";
@@ -209,7 +210,7 @@ export async function initEngine(opts: EngineOptions = {}): Promise<typeof tf> {
   if (!["auto", "wasm", "cpu", "tensorflow"].includes(choice)) {
     throw new MaskdistillError(`unknown engine backend "${choice}" (use auto, wasm, cpu or tensorflow)`);
   }
-  const wantThreads = Math.max(1, Math.min(MAX_THREADS, Math.floor(opts.threads ?? Math.min(os.cpus().length, MAX_THREADS))));
+  const wantThreads = Math.max(1, Math.min(MAX_THREADS, Math.floor(opts.threads ?? Math.min(availableCpus(), MAX_THREADS))));
   if (opts.threads !== undefined && !(opts.threads >= 1)) {
     throw new MaskdistillError(`engine threads must be ≥ 1, got ${opts.threads}`);
   }

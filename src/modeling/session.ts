@@ -10,10 +10,10 @@
 // (path, mtime, size) in memory and in cacheHome("graphs", "hashes.json").
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import { cacheHome, projectRoot } from "../paths.js";
+import { availableCpus } from "../cpus.js";
 import { inputError } from "../errors.js";
 
 export type Device = "cpu" | "cuda" | "auto";
@@ -30,7 +30,7 @@ let cudaWarned = false;
 function cpuOptions(): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: ["cpu"],
-    intraOpNumThreads: os.cpus().length,
+    intraOpNumThreads: availableCpus(),
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
   };
