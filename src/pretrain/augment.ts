@@ -21,7 +21,25 @@ export interface MultiCropConfig {
   localScale: [number, number];
   /** Gaussian-blur σ range at 224 px; scaled by crop size / 224 for smaller crops. */
   blurSigma: [number, number];
+  /** Colour jitter (absent: DINO's, COLOR_JITTER_DINO). */
+  colorJitter?: ColorJitterConfig;
 }
+
+/**
+ * torchvision ColorJitter(brightness, contrast, saturation, hue) applied with probability `p`, then
+ * RandomGrayscale(`grayscale`). A stronger hue range takes colour away as a cue for matching views
+ * (SimCLR's colour-distortion ablation) — useful where colours are random per image.
+ */
+export interface ColorJitterConfig {
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  hue: number;
+  p: number;
+  grayscale: number;
+}
+
+export const COLOR_JITTER_DINO: ColorJitterConfig = { brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, p: 0.8, grayscale: 0.2 };
 
 export interface CropBox { x: number; y: number; w: number; h: number }
 
@@ -159,10 +177,11 @@ function solarize(px: Float32Array): void {
   for (let i = 0; i < px.length; i++) if (px[i] >= 128 / 255) px[i] = 1 - px[i];
 }
 
-function flipAndColorJitter(rng: Rng, px: Float32Array, size: number): void {
+function flipAndColorJitter(rng: Rng, px: Float32Array, size: number, cj: ColorJitterConfig): void {
   if (rng() < 0.5) hflip(px, size);
-  if (rng() < 0.8) {
-    const factors = [uniform(rng, 0.6, 1.4), uniform(rng, 0.6, 1.4), uniform(rng, 0.8, 1.2), uniform(rng, -0.1, 0.1)];
+  if (rng() < cj.p) {
+    const factors = [uniform(rng, 1 - cj.brightness, 1 + cj.brightness), uniform(rng, 1 - cj.contrast, 1 + cj.contrast),
+      uniform(rng, 1 - cj.saturation, 1 + cj.saturation), uniform(rng, -cj.hue, cj.hue)];
     const order = [0, 1, 2, 3];
     for (let i = 3; i > 0; i--) { const j = randint(rng, 0, i + 1); [order[i], order[j]] = [order[j], order[i]]; }
     for (const op of order) {
@@ -172,7 +191,7 @@ function flipAndColorJitter(rng: Rng, px: Float32Array, size: number): void {
       else adjustHue(px, factors[3]);
     }
   }
-  if (rng() < 0.2) toGrayscale(px);
+  if (rng() < cj.grayscale) toGrayscale(px);
 }
 
 /** HWC [0, 1] → ImageNet-normalised CHW. */
@@ -185,7 +204,7 @@ function normalise(px: Float32Array, size: number): Float32Array {
 function view(rng: Rng, img: RgbImage, size: number, scale: [number, number], cfg: MultiCropConfig,
     blurP: number, solarizeP: number): Crop {
   const px = cropResize(img, randomResizedCropBox(rng, img.width, img.height, scale), size);
-  flipAndColorJitter(rng, px, size);
+  flipAndColorJitter(rng, px, size, cfg.colorJitter ?? COLOR_JITTER_DINO);
   if (rng() < blurP) gaussianBlur(px, size, uniform(rng, cfg.blurSigma[0], cfg.blurSigma[1]) * (size / 224));
   if (rng() < solarizeP) solarize(px);
   return { data: normalise(px, size), size };

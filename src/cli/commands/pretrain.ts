@@ -27,6 +27,9 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --teacher-temp X       teacher temperature (default 0.02; DINO 0.04; no warm-up)
   --patch 16 --dim 192 --depth 6 --heads 6     architecture
   --global-size 96 --local-size 48 --local-crops 6            crops (px)
+  --color-jitter B,C,S,H,P,G  colour jitter: brightness, contrast, saturation, hue, its probability and the
+                         grayscale probability (default DINO's 0.4,0.4,0.2,0.1,0.8,0.2; e.g. hue 0.5 for
+                         images whose colours are random, so colour cannot match the views)
   --out-dim 4096         prototypes of the head
   --max-steps N          stop after N iterations in this sitting (the state is saved)
   --checkpoint-minutes M minutes between checkpoints (default 3)
@@ -34,6 +37,16 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --fp16                 export in float16 (half the size)
   --threads N            threads for the matrix products (default 1)   --backend auto|wasm|tensorflow (default auto)
   --json                 last stdout line: a JSON summary`;
+
+/** --color-jitter B,C,S,H,P,G → the crops' colorJitter (absent: DINO's). */
+function colorJitterFlag(v: string | undefined): { colorJitter?: import("../../pretrain/augment.js").ColorJitterConfig } {
+  if (v === undefined) return {};
+  const x = v.split(",").map(Number);
+  if (x.length !== 6 || x.some((n) => !Number.isFinite(n) || n < 0) || x[3] > 0.5 || x[4] > 1 || x[5] > 1) {
+    throw new MaskdistillError(`--color-jitter expects six numbers B,C,S,H,P,G (hue ≤ 0.5, probabilities ≤ 1), got '${v}'`);
+  }
+  return { colorJitter: { brightness: x[0], contrast: x[1], saturation: x[2], hue: x[3], p: x[4], grayscale: x[5] } };
+}
 
 const command: Command = {
   name: "pretrain",
@@ -46,7 +59,7 @@ const command: Command = {
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
       "global-size": { type: "string" }, "local-size": { type: "string" }, "local-crops": { type: "string" },
-      "out-dim": { type: "string" }, "max-steps": { type: "string" }, "checkpoint-minutes": { type: "string" },
+      "out-dim": { type: "string" }, "max-steps": { type: "string" }, "color-jitter": { type: "string" }, "checkpoint-minutes": { type: "string" },
       export: { type: "string" }, fp16: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
     });
     if (values.help) {
@@ -81,7 +94,7 @@ const command: Command = {
       seed: int("seed", values.seed, 0),
       arch: { patch: int("patch", values.patch, d.arch.patch), dim: int("dim", values.dim, d.arch.dim), depth: int("depth", values.depth, d.arch.depth), heads: int("heads", values.heads, d.arch.heads), mlpRatio: 4 },
       head: { ...d.head, outDim: int("out-dim", values["out-dim"], d.head.outDim) },
-      crops: { ...d.crops, globalSize: int("global-size", values["global-size"], d.crops.globalSize), localSize: int("local-size", values["local-size"], d.crops.localSize), localCrops: int("local-crops", values["local-crops"], d.crops.localCrops) },
+      crops: { ...d.crops, ...colorJitterFlag(values["color-jitter"]), globalSize: int("global-size", values["global-size"], d.crops.globalSize), localSize: int("local-size", values["local-size"], d.crops.localSize), localCrops: int("local-crops", values["local-crops"], d.crops.localCrops) },
       batchSize: int("batch", values.batch, d.batchSize),
       epochs: int("epochs", values.epochs, d.epochs),
       lr: numberFlag("lr", values.lr, d.lr),
