@@ -598,7 +598,7 @@ export interface LinearProbeSummary {
   epochs: number;
   final_loss: number | null;
   train_seconds: number;
-  /** Percent. */
+  /** mIoU in [0, 1] over all classes (empty ones count 0), as eval-semseg reports it. */
   miou: number;
   miou_crf: number | null;
   per_class: Record<string, number | null>;
@@ -615,8 +615,7 @@ export function probeClassNames(classes: number): string[] {
 
 export function probeSummary(state: ProbeState, ev: ProbeEvaluation, info: { command: string; data: string; trainImages: number; finalLoss: number | null }): LinearProbeSummary {
   const names = probeClassNames(state.config.classes);
-  const pct = (v: number | null) => (v === null ? null : 100 * v);
-  const perClass = (s: SemsegScore) => Object.fromEntries(names.map((n, i) => [n, pct(s.per_class[i])]));
+  const perClass = (s: SemsegScore) => Object.fromEntries(names.map((n, i) => [n, s.per_class[i]]));
   const per = stepsPerEpoch(state.config, info.trainImages);
   return {
     kind: "linear-probe",
@@ -632,8 +631,8 @@ export function probeSummary(state: ProbeState, ev: ProbeEvaluation, info: { com
     epochs: per ? state.step / per : 0,
     final_loss: info.finalLoss,
     train_seconds: state.trainSeconds,
-    miou: 100 * ev.plain.miou,
-    miou_crf: ev.crf ? 100 * ev.crf.miou : null,
+    miou: ev.plain.miou,
+    miou_crf: ev.crf ? ev.crf.miou : null,
     per_class: perClass(ev.plain),
     per_class_crf: ev.crf ? perClass(ev.crf) : null,
     confusion: ev.plain.confusion,

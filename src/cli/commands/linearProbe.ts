@@ -152,7 +152,7 @@ const command: Command = {
       });
       fs.mkdirSync(outDir, { recursive: true });
       fs.writeFileSync(path.join(outDir, lp.SUMMARY_FILE), JSON.stringify(summary, null, 1) + "\n");
-      console.log(`linear-probe: val mIoU ${summary.miou.toFixed(2)}${summary.miou_crf !== null ? `, with CRF ${summary.miou_crf.toFixed(2)}` : ""} ` +
+      console.log(`linear-probe: val mIoU ${(100 * summary.miou).toFixed(2)}${summary.miou_crf !== null ? `, with CRF ${(100 * summary.miou_crf).toFixed(2)}` : ""} ` +
         `on ${ev.images} images (${((Date.now() - t0) / 1000).toFixed(0)} s in all) → ${path.join(outDir, lp.SUMMARY_FILE)}`);
       if (values.json) printJson(summary);
     } finally {
