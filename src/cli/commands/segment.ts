@@ -1,0 +1,68 @@
+// `maskdistill segment`: a trained DeepLab-v3 over a folder of images → label PNGs at the original size
+// (src/segmentation/segmentFolder.ts, through the shared per-image runner).
+import type { Command } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals } from "../command.js";
+import { MaskdistillError } from "../../errors.js";
+
+const usage = `usage: maskdistill segment --weights FILE --images DIR --out-dir DIR [--crf] [--list FILE] [--size 512]
+                         [--shard i/n] [--resume] [--threads N] [--json]
+
+Predicts label maps as the reference saves them (utils/evaluate_utils.py): each image resized to 512×512
+(OpenCV bicubic), ImageNet-normalised, eval-mode DeepLab-v3 logits at 512×512; then the argmax resized to
+the original size with OpenCV's nearest, or with --crf the logits bilinearly resized to the original
+size and refined by the dense CRF (pydensecrf-exact, the reference's parameters). Score the PNGs with
+'maskdistill eval-semseg --pred-dir DIR --gt-dir GT' (ids are classes: the stage-ii cluster→class
+mapping is already in the pseudo-labels the model learnt, so use the default --match none; that is the
+paper's "clustering" protocol; --match hungarian --pin-background re-matches on val instead).
+
+  --weights FILE     OUT/model.safetensors of train-deeplab, a reference checkpoint (head.*, module. or
+                     {model} wrappers) or torchvision's deeplabv3_resnet50 state dict (classifier.*)
+  --images DIR       images (.jpg/.png); --list FILE restricts to the listed ids
+  --out-dir DIR      <stem>.png (class ids, VOC palette), segment.json, segment.json.errors.jsonl
+  --crf              dense CRF post-processing (10 mean-field iterations)
+  --size S           network input side (default 512, the reference's)
+  --shard i/n        images j with j % n == i     --resume   continue after an interruption
+  --threads N        threads for the matrix products (default 2)`;
+
+const command: Command = {
+  name: "segment",
+  summary: "stage v prediction: DeepLab-v3 label maps at the original size (± CRF), resumable",
+  usage,
+  async run(argv) {
+    const { values } = parseFlags("segment", argv, {
+      weights: { type: "string" }, images: { type: "string" }, list: { type: "string" }, "out-dir": { type: "string" },
+      crf: { type: "boolean" }, size: { type: "string" }, shard: { type: "string" }, resume: { type: "boolean" }, threads: { type: "string" },
+    });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    if (!values.weights || !values.images || !values["out-dir"]) throw new MaskdistillError("segment: --weights, --images and --out-dir are required. Run 'maskdistill segment --help'.");
+    const size = numberFlag("size", values.size, 512);
+    if (!Number.isInteger(size) || size < 32 || size % 8) throw new MaskdistillError(`--size expects a multiple of 8, at least 32, got '${values.size}'`);
+    const threads = numberFlag("threads", values.threads, 2);
+    if (!Number.isInteger(threads) || threads < 1) throw new MaskdistillError(`--threads expects a positive integer, got '${values.threads}'`);
+    const shard = parseShard(values.shard);
+    const { segmentationItems } = await import("../../segmentation/data.js");
+    const items = segmentationItems({ images: values.images, list: values.list }, "images");
+    const { initEngine } = await import("../../engine/index.js");
+    await initEngine({ threads });
+    const { loadDeepLab, segmentFolder } = await import("../../segmentation/segmentFolder.js");
+    const path = await import("node:path");
+    const { model, layout } = await loadDeepLab(values.weights);
+    console.error(`segment: ${items.length} images, DeepLab-v3 (${layout} layout, ${model.numClasses} classes) at ${size}²${values.crf ? " + CRF" : ""}`);
+    const controller = new AbortController();
+    const removeSignals = abortOnSignals(controller, "segment");
+    let s;
+    try {
+      s = await segmentFolder({ model, items, outDir: values["out-dir"], crf: !!values.crf, size, shard, resume: !!values.resume, signal: controller.signal, weightsId: path.resolve(values.weights) });
+    } finally {
+      removeSignals();
+    }
+    console.log(`segment: ${s.done} of ${s.images} images in ${s.seconds.toFixed(1)} s${s.resumed ? ` (${s.resumed} resumed)` : ""}, ` +
+      `${s.secondsPerImage.toFixed(2)} s/image; outputs ${s.outDir}/<stem>.png, ${s.summaryFile}` + (s.errors ? `\n  ${s.errors} errors: see ${s.errorsFile}` : ""));
+    if (values.json) printJson({ images: s.images, done: s.done, errors: s.errors, resumed: s.resumed, seconds: s.seconds, seconds_per_image: s.secondsPerImage, out_dir: s.outDir, crf: !!values.crf, layout });
+    return s.errors && !s.done ? 1 : 0;
+  },
+};
+export default command;
