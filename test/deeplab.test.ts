@@ -18,19 +18,13 @@ import {
 } from "../src/segmentation/model.js";
 import { ohemCrossEntropy, ohemCount, topKIndices } from "../src/segmentation/loss.js";
 import { MaskdistillError } from "../src/errors.js";
+import { relError } from "./helpers.js";
 import { fixtureDeepLab, fixtureImages, fixtureLabels, nchwToNhwc, stepImages, FIXTURE_DIR, FORWARD_INPUTS, STEP_FIXTURE } from "./deeplabFixture.js";
 
 const TOL = 1e-4;
 
-/** max |got − want| / max |want|. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - want[i]));
-    den = Math.max(den, Math.abs(want[i]));
-  }
-  return den === 0 ? num : num / den;
-}
+/** Bit-identical float arrays. */
+const identical = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 async function fixtures(): Promise<Map<string, TensorData>> {
   return (await readCheckpoint(path.join(FIXTURE_DIR, "deeplab-fixtures.pt"))) as Map<string, TensorData>;
@@ -53,7 +47,7 @@ test("eval-mode forward matches torchvision's deeplabv3_resnet50 (reference layo
       for (let b = 0; b < n; b++) for (let c = 0; c < k; c++) for (let y = 0; y < hs; y++) for (let xx = 0; xx < ws; xx++) {
         got[((b * k + c) * hs + y) * ws + xx] = nhwc[((b * h + y * stride) * w + xx * stride) * k + c];
       }
-      const err = relErr(got, toFloat32(want));
+      const err = relError(got, toFloat32(want));
       assert.ok(err <= TOL, `forward ${n}×3×${h}×${w}: relative error ${err.toExponential(2)} > ${TOL}`);
     }
   } finally {
@@ -116,10 +110,10 @@ test("two SGD steps with OHEM match PyTorch (step 1 vs float32 ≤ 1e-4; both st
       for (const k of keys) {
         const exact = ref(`f64/step${j}/${k}`);
         const got = sample(k, await torchValues(tensors.get(k)!));
-        const e = relErr(got, exact), t = relErr(ref(`step${j}/${k}`), exact);
+        const e = relError(got, exact), t = relError(ref(`step${j}/${k}`), exact);
         if (j === 1) {
           const which = /running_/.test(k) ? "stats" : "weights";
-          step1[which] = Math.max(step1[which], relErr(got, ref(`step1/${k}`)));
+          step1[which] = Math.max(step1[which], relError(got, ref(`step1/${k}`)));
         }
         if (/running_/.test(k)) { note("stats", e, t); continue; }
         note("weights", e, t);
@@ -190,7 +184,7 @@ test("state dicts: reference and torchvision namings load; mismatched keys, shap
     assert.equal(loadDeepLabStateDict(b, read.stateDict, "tv"), "torchvision");
     const wa = await Promise.all(deepLabTensors(a).map(torchValues));
     const wb = await Promise.all(deepLabTensors(b).map(torchValues));
-    assert.ok(wa.every((v, i) => relErr(wb[i], v) === 0));
+    assert.ok(wa.every((v, i) => identical(wb[i], v)));
     assert.equal(loadDeepLabStateDict(b, ref, "ref"), "reference");
 
     const refuse = (sd: StateDict, pattern: RegExp) => assert.throws(() => loadDeepLabStateDict(b, sd, "bad.pth"),
@@ -218,8 +212,8 @@ test("state dicts: reference and torchvision namings load; mismatched keys, shap
     const headBefore = await torchValues(deepLabTensors(c).at(-2)!);
     assert.equal(await loadResNet50BackboneFile(c, path.join(dir, "r50.safetensors")), "torchvision-resnet");
     const wc = await Promise.all(backboneTensors(c).map(torchValues));
-    assert.ok(wc.every((v, i) => relErr(v, wa[i].map((u) => -u)) === 0));
-    assert.equal(relErr(await torchValues(deepLabTensors(c).at(-2)!), headBefore), 0);
+    assert.ok(wc.every((v, i) => identical(v, wa[i].map((u) => -u))));
+    assert.ok(identical(await torchValues(deepLabTensors(c).at(-2)!), headBefore));
     backbone.delete("layer4.2.bn3.running_var");
     writeSafetensors(path.join(dir, "r50-bad.safetensors"), backbone);
     await assert.rejects(loadResNet50BackboneFile(c, path.join(dir, "r50-bad.safetensors")), /missing 1 tensor\(s\): layer4\.2\.bn3\.running_var/);

@@ -9,7 +9,7 @@ export {
   estimateStepMemory, assertFitsInHeap, withHeapGuard, isWasmHeapExhaustion, WASM_HEAP_MAX_BYTES, WASM_HEAP_USABLE_BYTES,
 } from "./memory.js";
 export type { StepMemoryModel, StepMemoryEstimate, ActivationCount, EstimateOptions } from "./memory.js";
-export { batchNormTrain, batchNormFrozen, layerNorm, gelu, softmaxCrossEntropy, channelSum, leadingAxes, bilinearMatrix, resizeBilinearHalfPixel } from "./ops.js";
+export { batchNormTrain, batchNormFrozen, layerNorm, gelu, softmaxCrossEntropy, crossEntropyPerRow, channelSum, leadingAxes, bilinearMatrix, resizeBilinearHalfPixel } from "./ops.js";
 export type { BatchStats } from "./ops.js";
 export { sgdStep, sgdMomentumStep, newMomentumBuffers } from "./train.js";
 export type { SgdMomentumConfig, MomentumBuffers } from "./train.js";

@@ -155,19 +155,30 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * Softmax cross-entropy per row of logits [..., K] (flattened to rows) against integer labels [...]:
+ * `losses` [rows], 0 where the label is outside [0, K) (e.g. 255 = ignore), and `valid` [rows] (1/0).
+ */
+export function crossEntropyPerRow(logits: tf.Tensor, labels: tf.Tensor): { losses: tf.Tensor1D; valid: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const k = logits.shape[logits.rank - 1];
+    const flat = tf.reshape(logits, [-1, k]);
+    const lab = tf.reshape(labels, [-1]).toInt();
+    const inRange = tf.logicalAnd(tf.greaterEqual(lab, 0), tf.less(lab, k));
+    const oneHot = tf.oneHot(tf.where(inRange, lab, tf.zerosLike(lab)), k);
+    const valid = tf.cast(inRange, "float32") as tf.Tensor1D;
+    const losses = tf.mul(tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(flat)), 1)), valid) as tf.Tensor1D;
+    return { losses, valid };
+  });
+}
+
+/**
  * Mean softmax cross-entropy of logits [..., K] against integer labels [...] (same leading shape).
  * Labels outside [0, K) (e.g. 255 = ignore) contribute nothing and are not counted.
  */
 export function softmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
-    const k = logits.shape[logits.rank - 1];
-    const flat = tf.reshape(logits, [-1, k]);
-    const lab = tf.reshape(labels, [-1]).toInt();
-    const valid = tf.logicalAnd(tf.greaterEqual(lab, 0), tf.less(lab, k));
-    const oneHot = tf.oneHot(tf.where(valid, lab, tf.zerosLike(lab)), k);
-    const perRow = tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(flat)), 1));
-    const w = tf.cast(valid, "float32");
-    return tf.div(tf.sum(tf.mul(perRow, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
+    const { losses, valid } = crossEntropyPerRow(logits, labels);
+    return tf.div(tf.sum(losses), tf.maximum(tf.sum(valid), 1)) as tf.Scalar;
   });
 }
 

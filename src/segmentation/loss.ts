@@ -4,6 +4,7 @@
 // "threshold" is a fraction of pixels, not a probability. The selection is a constant of the
 // gradient (as torch.topk's backward): the loss is Σ w·ℓ with w = 1/k on the selected pixels.
 import * as tf from "@tensorflow/tfjs";
+import { crossEntropyPerRow } from "../engine/ops.js";
 
 export const OHEM_THRESHOLD = 0.2;
 
@@ -52,18 +53,8 @@ function selectKthLargest(a: Float32Array, k: number): number {
   return a[target];
 }
 
-/** Per-pixel cross-entropy [P] of logits [..., K] against labels [...] (ignored pixels: 0), and the valid mask. */
-export function pixelCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): { losses: tf.Tensor1D; valid: tf.Tensor1D } {
-  return tf.tidy(() => {
-    const k = logits.shape[logits.rank - 1];
-    const flat = tf.reshape(logits, [-1, k]);
-    const lab = tf.reshape(labels, [-1]).toInt();
-    const valid = tf.logicalAnd(tf.greaterEqual(lab, 0), tf.less(lab, k));
-    const oneHot = tf.oneHot(tf.where(valid, lab, tf.zerosLike(lab)), k);
-    const losses = tf.mul(tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(flat)), 1)), tf.cast(valid, "float32")) as tf.Tensor1D;
-    return { losses, valid: tf.cast(valid, "float32") as tf.Tensor1D };
-  });
-}
+/** Per-pixel cross-entropy [P] and the valid mask (src/engine/ops.ts crossEntropyPerRow). */
+export const pixelCrossEntropy = crossEntropyPerRow;
 
 /**
  * OHEM cross-entropy of logits [N, H, W, K] against labels [N, H, W] (int32; 255 ignored). Synchronous
@@ -71,7 +62,7 @@ export function pixelCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): { losse
  * valid pixel the loss is 0 (torch would give the NaN of an empty mean; a batch of void is skipped).
  */
 export function ohemCrossEntropy(logits: tf.Tensor4D, labels: tf.Tensor, threshold = OHEM_THRESHOLD): tf.Scalar {
-  const { losses, valid } = pixelCrossEntropy(logits, labels);
+  const { losses, valid } = crossEntropyPerRow(logits, labels);
   const values = losses.dataSync() as Float32Array;
   const validMask = Uint8Array.from(valid.dataSync() as Float32Array);
   valid.dispose();

@@ -29,8 +29,8 @@ eval mode (its running statistics; every other BN uses the batch). From batch 2 
                                size) and, with --crf-rounds, each round at the original size (± CRF)
   --out DIR                    work folder
   --recipe reference|cpu       reference (default): the numbers above, batch 16 at 512².
-                               cpu: input 128², batch 2, 2 epochs (lr ×0.1 in the second): a few minutes
-                               on the demo data on 2 cores (see the README's stage-v section)
+                               cpu: input 128², batch 2, 1 epoch: a smoke test of a few minutes on the
+                               demo data on 2 cores (see the README's stage-v section)
   --init NAME|FILE|none        backbone init: moco_v2 (default; 'maskdistill weights get moco_v2_r50'),
                                a torchvision/MoCo ResNet-50 checkpoint, or none (random)
   --epochs N --decay-epochs E[,E] --batch N --size S --lr X --classes N (21) --seed N (0)
