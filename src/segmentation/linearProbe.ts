@@ -29,13 +29,12 @@ import { cvResizeLabel } from "../data/resizeOpenCv.js";
 import { VOC_CLASSES, readSplit, vocRoot } from "../data/voc.js";
 import { mixSeed, epochOrder, truncateLog } from "../engine/loop.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
-import { resizeBilinearHalfPixel } from "../engine/ops.js";
+import { resizeBilinearHalfPixel, crossEntropyPerRow } from "../engine/ops.js";
 import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, ASPP_CHANNELS, type DeepLabV3 } from "../engine/models/deeplab.js";
 import { collectVariables, normalArray, seededRng } from "../engine/models/params.js";
 import { writeSafetensors, type StateDict } from "../modeling/checkpoint/index.js";
 import { readSafetensorsFile } from "../pretrain/safetensorsIo.js";
 import { deepLabStateDict, deepLabTensors, loadDeepLabStateDict, readDeepLabStateDict, hwioToOihw, oihwToHwio } from "./model.js";
-import { pixelCrossEntropy } from "./loss.js";
 import { IGNORE_LABEL, SEGMENTATION_INPUT_SIZE, alignLabel, trainSample, valImage } from "./transforms.js";
 import { newConfusion, accumulate, scoreConfusion, matchPredictions, type Confusion, type SemsegScore } from "../evaluation/semseg.js";
 import { denseCrfFromLogits } from "../refine/crf.js";
@@ -209,7 +208,7 @@ export function probeLogits(m: DeepLabV3, features: tf.Tensor4D, size: [number, 
 
 /** Σ of the per-pixel cross-entropy (255 and other non-class values ignored) of the probe on features of labels [N, H, W]. */
 export function probeImageLoss(m: DeepLabV3, features: tf.Tensor4D, labels: tf.Tensor3D): tf.Scalar {
-  return tf.tidy(() => tf.sum(pixelCrossEntropy(probeLogits(m, features, [labels.shape[1], labels.shape[2]]), labels).losses) as tf.Scalar);
+  return tf.tidy(() => tf.sum(crossEntropyPerRow(probeLogits(m, features, [labels.shape[1], labels.shape[2]]), labels).losses) as tf.Scalar);
 }
 
 /**
