@@ -341,18 +341,18 @@ test("two runs on one output: a live run's lock is refused, a dead run's lock is
  * `waitMs`), sends SIGTERM and returns the exit code and stderr; asserts the exit came within `exitMs`.
  */
 async function terminateWhenReady(args: string[], ready: (stderr: string) => boolean, what: string, waitMs: number, exitMs: number,
-    env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stderr: string }> {
+    env: NodeJS.ProcessEnv = process.env, signal: NodeJS.Signals = "SIGTERM"): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...env } });
   let stderr = "";
   child.stderr.on("data", (d) => { stderr += d; });
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code, sig) => r(code ?? (sig ? 128 + os.constants.signals[sig] : null))));
   const t0 = Date.now();
   while (!ready(stderr)) {
     assert.ok(Date.now() - t0 < waitMs, `${what} in ${waitMs / 1000} s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const tKill = Date.now();
-  child.kill("SIGTERM");
+  child.kill(signal);
   const code = await exited;
   assert.ok(Date.now() - tKill < exitMs, "exits promptly");
   return { code, stderr };
@@ -480,6 +480,32 @@ test("cluster: SIGTERM through the launcher keeps the embeddings made so far in 
   assert.equal(keys, Number(m![1]));
   assert.ok(keys > 0 && keys < images.length, `${keys} of ${images.length}`);
   assert.ok(!fs.existsSync(path.join(tmp, "clusters.json")));
+});
+
+test("cluster: kill -9 mid-embedding loses no finished embedding: the cache journal has them, the rerun embeds only the rest", async () => {
+  const DEMO = projectPath("data", "demo");
+  const gtDemo = JSON.parse(fs.readFileSync(path.join(DEMO, "instances.json"), "utf8"));
+  const images = [...gtDemo.images].sort((a: any, b: any) => a.id - b.id).slice(0, 40);
+  const annotations = images.map((im: any, i: number) => ({ id: i + 1, image_id: im.id, category_id: 0, bbox: [0, 0, im.width, im.height], area: im.width * im.height, iscrowd: 0 }));
+  const masks = path.join(tmp, "cluster9-masks.json");
+  fs.writeFileSync(masks, JSON.stringify({ images, annotations, categories: [{ id: 0, name: "object" }] }));
+  const cache = path.join(tmp, "cluster9-cache");
+  const WEIGHTS8 = projectPath("test", "fixtures", "reference-vit", "vit_small8_depth2_seed1.pth");
+  const args = ["cluster", "--input-file1", masks, "--dataset-root1", DEMO, "--dataset", "voc", "--batch-size", "1", "--num-classes", "20",
+    "--output-file", path.join(tmp, "clusters9.json"), "--save-dir", cache, "--weights", WEIGHTS8, "--device", "cpu"];
+  const { code, stderr } = await terminateWhenReady(args, (err) => /embed \(input 1\) \d+\/\d+/.test(err), "no progress", 90_000, 5_000,
+    { ...process.env, MASKDISTILL_QUIET: "" }, "SIGKILL");
+  assert.equal(code, 137, stderr);
+  const done = Number(/embed \(input 1\) (\d+)\//.exec(stderr)![1]);
+  assert.ok(done >= 1, stderr);
+  assert.ok(fs.readdirSync(cache).some((f) => f.endsWith(".journal")), fs.readdirSync(cache).join(" "));
+  const rerun = spawnSync(process.execPath, [BIN, ...args, "--json"], { encoding: "utf8", env: { ...process.env } });
+  assert.equal(rerun.status, 0, rerun.stderr);
+  const s = JSON.parse(rerun.stdout.trim().split("\n").pop()!);
+  const masksInfo = s.masks ?? s.summary?.masks;
+  assert.ok(masksInfo.fromCache >= done, `${masksInfo.fromCache} from the cache, ${done} reported done before the kill`);
+  assert.equal(masksInfo.fromCache + masksInfo.embedded, images.length);
+  assert.ok(!fs.readdirSync(cache).some((f) => f.endsWith(".journal")), "the journal is folded into the cache by the next save");
 });
 
 test("pretrain: an unreadable image is left out and recorded, not fatal", async () => {

@@ -69,19 +69,22 @@ export function openFeatureCache(dir: string, slot: string, identity: CacheIdent
   const mainIndex = path.join(dir, `${slot}-${identity.backboneSha256.slice(0, 12)}-p${identity.patch}.json`);
   const indexFile = shardOutputPath(mainIndex, opts.shard);
   const rows = new Map<string, Float32Array>();
-  const loaded = readRows(indexFile, identity, rows);
+  const journal = journalPath(indexFile);
+  const loaded = readRows(indexFile, identity, rows) + replayJournal(journal, identity, rows);
   const mergedShards: string[] = [];
   let mergedRows = 0;
   if (opts.mergeShards && !(opts.shard && opts.shard.count > 1)) {
     const stem = path.basename(mainIndex, ".json").replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    const pattern = new RegExp(`^${stem}\\.shard-\\d+-of-\\d+\\.json$`);
+    // a shard killed before its first save has only its journal
+    const pattern = new RegExp(`^${stem}\\.shard-\\d+-of-\\d+\\.(?:json|journal)$`);
     let names: string[] = [];
     try {
-      names = fs.readdirSync(dir).filter((n) => pattern.test(n)).sort();
+      names = [...new Set(fs.readdirSync(dir).filter((n) => pattern.test(n)).map((n) => n.replace(/\.journal$/, ".json")))].sort();
     } catch { /* no folder yet: no shards */ }
     for (const name of names) {
       const before = rows.size;
-      if (readRows(path.join(dir, name), identity, rows) === 0) continue;
+      const shardIndex = path.join(dir, name);
+      if (readRows(shardIndex, identity, rows) + replayJournal(journalPath(shardIndex), identity, rows) === 0) continue;
       mergedShards.push(path.join(dir, name));
       mergedRows += rows.size - before;
     }
@@ -97,6 +100,7 @@ export function openFeatureCache(dir: string, slot: string, identity: CacheIdent
     set(key, vector) {
       if (vector.length !== identity.dim) throw new RangeError(`cache row has ${vector.length} values, expected ${identity.dim}`);
       rows.set(key, vector);
+      appendJournal(journal, identity, key, vector);
     },
     get size() {
       return rows.size;
@@ -111,17 +115,69 @@ export function openFeatureCache(dir: string, slot: string, identity: CacheIdent
       writeFileAtomic(path.join(dir, dataName), new Uint8Array(data.buffer));
       const idx: CacheIndex = { format: 1, identity, data: dataName, keys };
       writeFileAtomic(indexFile, JSON.stringify(idx));
-      // the old data file is unreferenced now
+      // the old data file is unreferenced now, and the journal's rows are in the new one
       if (previous && previous.data !== dataName) fs.rmSync(path.join(dir, previous.data), { force: true });
+      fs.rmSync(journal, { force: true });
       // the merged shard caches' rows are in this cache now
       for (const shardIndex of mergedShards) {
         const shardIdx = readIndex(shardIndex);
         if (shardIdx) fs.rmSync(path.join(dir, shardIdx.data), { force: true });
         fs.rmSync(shardIndex, { force: true });
+        fs.rmSync(journalPath(shardIndex), { force: true });
       }
       mergedShards.length = 0;
     },
   };
+}
+
+// The journal: every row is appended as it is made (kill -9 loses at most the row being written), and
+// `save` folds the journal into the index + data files. Layout: a header line naming the identity, then
+// records [u32 key bytes][key utf8][dim float32], little-endian.
+const JOURNAL_MAGIC = "maskdistill feature journal 1 ";
+
+export const journalPath = (indexFile: string): string => indexFile.replace(/\.json$/, "") + ".journal";
+
+function appendJournal(file: string, identity: CacheIdentity, key: string, vector: Float32Array): void {
+  const k = Buffer.from(key, "utf8");
+  const rec = Buffer.alloc(4 + k.length + vector.length * 4);
+  rec.writeUInt32LE(k.length, 0);
+  k.copy(rec, 4);
+  Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).copy(rec, 4 + k.length);
+  try {
+    if (!fs.existsSync(file)) {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, JOURNAL_MAGIC + JSON.stringify(identity) + "\n");
+    }
+    fs.appendFileSync(file, rec);
+  } catch { /* the cache is an optimisation: a row that cannot be journalled is embedded again next time */ }
+}
+
+/** Adds the journal's whole records to `rows` (cutting a torn last record); returns how many it holds. */
+function replayJournal(file: string, identity: CacheIdentity, rows: Map<string, Float32Array>): number {
+  let buf: Buffer;
+  try { buf = fs.readFileSync(file); } catch { return 0; }
+  const eol = buf.indexOf(10);
+  const header = eol < 0 ? "" : buf.subarray(0, eol).toString("utf8");
+  let same = false;
+  try { same = header.startsWith(JOURNAL_MAGIC) && sameIdentity(JSON.parse(header.slice(JOURNAL_MAGIC.length)) as CacheIdentity, identity); } catch { /* unreadable header */ }
+  if (!same) {
+    fs.rmSync(file, { force: true }); // another backbone's or a broken journal
+    return 0;
+  }
+  const rowBytes = identity.dim * 4;
+  let at = eol + 1, n = 0;
+  while (at + 4 <= buf.length) {
+    const klen = buf.readUInt32LE(at);
+    const end = at + 4 + klen + rowBytes;
+    if (end > buf.length) break;
+    const key = buf.subarray(at + 4, at + 4 + klen).toString("utf8");
+    const v = new Float32Array(identity.dim);
+    Buffer.from(v.buffer).set(buf.subarray(at + 4 + klen, end));
+    rows.set(key, v);
+    at = end; n++;
+  }
+  if (at < buf.length) fs.truncateSync(file, at); // a torn record from a kill: later appends follow whole ones
+  return n;
 }
 
 /** Adds the rows of the cache `indexFile` (when it is for `identity` and readable) to `rows`; returns how many it holds. */
