@@ -255,3 +255,11 @@ export function writeCocoJson(file: string, obj: unknown): void {
     throw inputError(file, "could not be written", e);
   }
 }
+
+/** The images whose file-name stem is in `stems` (a split list such as data/demo/sets/train.txt) and their annotations. */
+export function cocoSubset(ds: CocoDataset, stems: Iterable<string>): CocoDataset {
+  const keep = new Set(stems);
+  const images = ds.images.filter((im) => keep.has(path.parse(im.file_name).name));
+  const ids = new Set(images.map((im) => im.id));
+  return { ...ds, images, annotations: ds.annotations.filter((a) => ids.has(a.image_id)) };
+}

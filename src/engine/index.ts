@@ -11,7 +11,7 @@ export {
 export type { StepMemoryModel, StepMemoryEstimate, ActivationCount, EstimateOptions } from "./memory.js";
 export { batchNormTrain, batchNormFrozen, layerNorm, gelu, softmaxCrossEntropy, crossEntropyPerRow, channelSum, leadingAxes, bilinearMatrix, resizeBilinearHalfPixel } from "./ops.js";
 export type { BatchStats } from "./ops.js";
-export { sgdStep, sgdMomentumStep, newMomentumBuffers } from "./train.js";
+export { sgdStep, sgdMomentumStep, sgdMomentumUpdate, newMomentumBuffers } from "./train.js";
 export type { SgdMomentumConfig, MomentumBuffers } from "./train.js";
 export { sumToShape } from "./gradients.js";
 export * as params from "./models/params.js";

@@ -73,8 +73,10 @@ export function detectron2Training(over: Partial<Pick<MaskRcnnTraining, "dropLos
   };
 }
 
-export function presetTraining(preset: MaskRcnnPreset, over: Partial<Pick<MaskRcnnTraining, "dropLossIou">> = {}): MaskRcnnTraining {
-  return preset === "detectron2" ? detectron2Training(over) : torchvisionTraining(over);
+/** A preset's training settings, with DropLoss and (when given) the ROI heads' sample count per image changed. */
+export function presetTraining(preset: MaskRcnnPreset, over: Partial<Pick<MaskRcnnTraining, "dropLossIou">> & { roiBatchPerImage?: number } = {}): MaskRcnnTraining {
+  const t = preset === "detectron2" ? detectron2Training(over) : torchvisionTraining(over);
+  return over.roiBatchPerImage ? { ...t, roi: { ...t.roi, batchPerImage: over.roiBatchPerImage } } : t;
 }
 
 /** The ground truth of one image at the network's (resized, unpadded) size. */

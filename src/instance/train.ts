@@ -16,6 +16,7 @@ import { loadRgb, type RgbImage } from "../data/image.js";
 import { readCocoDataset, type CocoDataset, type CocoResult } from "../data/coco.js";
 import { cocoEval, defaultParams, loadResults } from "../evaluation/cocoeval.js";
 import { assertFitsInHeap, withHeapGuard, type StepMemoryModel } from "../engine/memory.js";
+import { sgdMomentumUpdate } from "../engine/train.js";
 import { maskRcnnFromStateDict, maskRcnnParams, maskRcnnVariables, setTrainable, type MaskRcnnNet, type MaskRcnnParam } from "../engine/models/maskrcnn.js";
 import { walkConvBn, walkStage, type Walk } from "../engine/models/resnet.js";
 import { mixSeed, epochOrder, truncateLog } from "../engine/loop.js";
@@ -64,6 +65,8 @@ export interface MaskRcnnTrainConfig {
   clipGradNorm: number;
   /** DropLoss IoU (CutLER: 0.01; 0 = off). */
   dropLossIou: number;
+  /** Proposals sampled per image for the ROI heads (25 % foreground); absent = the preset's 512. */
+  roiBatchPerImage?: number;
   seed: number;
 }
 
@@ -83,12 +86,14 @@ export function lostRecipe(): MaskRcnnTrainConfig {
 /**
  * A CPU recipe for the bundled demo data (≤ 15 min on 2 cores): LOST's, changed to short side 256–320
  * (max 533), batch 2, 120 iterations, the whole ResNet body frozen (freezeAt 5: the FPN and heads train),
- * lr 0.01 with warm-up 20 and ×0.1 at 90, gradient clipping 1.0 (CutLER) against early blow-ups.
+ * 128 ROI samples per image instead of 512 (≤ 32 foreground: the mask head's cost and heap are per
+ * foreground ROI; batch 2 at 512 does not fit the 4 GiB wasm heap), lr 0.01 with warm-up 20 and ×0.1 at
+ * 90, gradient clipping 1.0 (CutLER) against early blow-ups.
  */
 export function cpuRecipe(): MaskRcnnTrainConfig {
   return {
     ...lostRecipe(), minSizes: [256, 288, 320], maxSize: 533, batchSize: 2, iterations: 120, freezeAt: 5,
-    lr: 0.01, warmupIters: 20, steps: [90], clipGradNorm: 1,
+    roiBatchPerImage: 128, lr: 0.01, warmupIters: 20, steps: [90], clipGradNorm: 1,
   };
 }
 
@@ -403,13 +408,13 @@ export function disposeTrainState(s: TrainState): void {
 }
 
 /**
- * One iteration: the losses and gradients, the global-norm clip, then torch.optim.SGD's update
- * (d = g + wd·w, b ← μ·b + d, w ← w − lr·b; no decay on frozen BN, which never trains).
+ * One iteration: the losses and gradients, then torch.optim.SGD's update with the global-norm clip
+ * (sgdMomentumUpdate of the engine: d = g + wd·w, b ← μ·b + d, w ← w − lr·b; no decay on frozen BN, which never trains).
  */
 export async function trainStep(state: TrainState, samples: TrainSample[], cache?: Map<string, RgbImage>): Promise<Omit<StepLog, "epoch" | "imagesPerSecond" | "trainSeconds">> {
   const c = state.config, it = state.step;
   const batch = await makeTrainBatch(c, samples, it, cache);
-  const cfg = presetTraining(c.preset, { dropLossIou: c.dropLossIou });
+  const cfg = presetTraining(c.preset, { dropLossIou: c.dropLossIou, roiBatchPerImage: c.roiBatchPerImage });
   const pick = seededPicker(mixSeed(c.seed, it, 3));
   const lossValues = {} as Record<LossName, number>;
   const { value, grads } = await withHeapGuard(`Mask R-CNN iteration ${it}`, async () => tf.variableGrads(() => {
@@ -424,27 +429,10 @@ export async function trainStep(state: TrainState, samples: TrainSample[], cache
     tf.dispose(Object.values(grads));
     throw new MaskdistillError(`train-maskrcnn: loss is ${loss} at iteration ${it} (${JSON.stringify(lossValues)}); lower --lr or enable --clip-grad`);
   }
-  let sq = 0;
-  for (const p of state.trained) {
-    const g = grads[p.variable.name];
-    if (g) sq += tf.tidy(() => tf.sum(tf.square(g)).dataSync()[0]);
-  }
-  const gradNorm = Math.sqrt(sq);
-  // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1
-  const clip = c.clipGradNorm > 0 ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
   const lr = learningRate(c, it);
-  for (const p of state.trained) {
-    const g = grads[p.variable.name];
-    if (!g) continue;
-    const b = state.momentum.get(p.key)!;
-    tf.tidy(() => {
-      const gc = clip < 1 ? tf.mul(g, clip) : g;
-      const d = c.weightDecay ? tf.add(gc, tf.mul(p.variable, c.weightDecay)) : gc;
-      const nb = tf.add(tf.mul(b, c.momentum), d);
-      b.assign(nb);
-      p.variable.assign(tf.sub(p.variable, tf.mul(nb, lr)));
-    });
-  }
+  const bufferOf = new Map(state.trained.map((p) => [p.variable.name, state.momentum.get(p.key)!]));
+  const gradNorm = sgdMomentumUpdate(state.trained.map((p) => p.variable), grads, (v) => bufferOf.get(v.name),
+    { lr, momentum: c.momentum, weightDecay: c.weightDecay, clipGradNorm: c.clipGradNorm }, { measureNorm: true });
   tf.dispose(Object.values(grads));
   state.step++;
   return { step: state.step, lr, loss, losses: lossValues, gradNorm };
@@ -546,7 +534,7 @@ export async function trainMaskRcnn(opts: TrainOptions): Promise<TrainState> {
   const inputSize = largestInput(c, opts.set.samples);
   let heapGiB: number | undefined;
   if (tf.getBackend() === "wasm") {
-    heapGiB = assertFitsInHeap(maskRcnnMemoryModel(state.net, c.freezeAt), c.batchSize, inputSize, { optimizerSlots: 1 }).bytes / 1024 ** 3;
+    heapGiB = assertFitsInHeap(maskRcnnMemoryModel(state.net, c.freezeAt, c.roiBatchPerImage), c.batchSize, inputSize, { optimizerSlots: 1 }).bytes / 1024 ** 3;
   }
   opts.onStart?.(state, { heapGiB, inputSize, resumedAt: state.step });
   const n = opts.set.samples.length, per = Math.max(1, Math.floor(n / c.batchSize));

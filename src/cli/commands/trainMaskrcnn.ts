@@ -9,7 +9,7 @@ const usage = `usage: maskdistill train-maskrcnn --annotations FILE.json --image
                      [--recipe lost|cpu] [--preset detectron2|torchvision] [--init NAME|FILE|none]
                      [--agnostic] [--freeze-at N] [--iterations N] [--batch N] [--lr X] [--min-sizes A,B,..]
                      [--max-size N] [--no-flip] [--warmup N] [--steps A,B] [--weight-decay X]
-                     [--clip-grad X] [--droploss X] [--seed N] [--resume] [--max-steps N]
+                     [--clip-grad X] [--droploss X] [--roi-batch N] [--seed N] [--resume] [--max-steps N]
                      [--checkpoint-minutes 3] [--threads N] [--backend auto|wasm|tensorflow] [--json]
 
 Trains Mask R-CNN R50-FPN on the instances of a COCO file (stage ii's clustered JSON: one pseudo-mask
@@ -21,7 +21,8 @@ instances, boxes under 1 px and empty masks are skipped and counted.
                            side 480–800 (max 1333), flip
   --recipe cpu             LOST's, changed for 2 CPU cores (≤ 15 min on the demo data): short side 256–320
                            (max 533), batch 2, 120 iterations, the ResNet body frozen (--freeze-at 5: FPN +
-                           heads train), lr 0.01, warm-up 20, ×0.1 at 90, gradient clipping 1.0
+                           heads train), 128 ROI samples per image (not 512), lr 0.01, warm-up 20, ×0.1 at
+                           90, gradient clipping 1.0
   --preset P               detectron2 (default: L1 box losses, binarised mask targets, aligned RoIAlign) or
                            torchvision (smooth-L1 1/9, soft mask targets)
   --init W                 dino_resnet50 | moco_v2 | a torchvision ResNet-50 file | none (random)
@@ -29,6 +30,7 @@ instances, boxes under 1 px and empty masks are skipped and counted.
   --freeze-at N            0 nothing frozen, 1 the stem, 2 stem + layer1 (default), …, 5 the whole body
   --clip-grad X            clip the global gradient norm to X (CutLER: 1.0); --droploss X: CutLER's DropLoss
                            (background proposals with IoU < X to every instance do not count; CutLER 0.01)
+  --roi-batch N            proposals sampled per image for the ROI heads, 25 % foreground (default 512; cpu 128)
   --resume                 continue OUT/checkpoint.safetensors bit for bit (same annotations and images)
   --max-steps N            stop after N iterations in this sitting (the checkpoint is saved)
 
@@ -46,7 +48,7 @@ const command: Command = {
       recipe: { type: "string" }, preset: { type: "string" }, init: { type: "string" }, agnostic: { type: "boolean" },
       "freeze-at": { type: "string" }, iterations: { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
       "min-sizes": { type: "string" }, "max-size": { type: "string" }, "no-flip": { type: "boolean" }, warmup: { type: "string" },
-      steps: { type: "string" }, "weight-decay": { type: "string" }, "clip-grad": { type: "string" }, droploss: { type: "string" },
+      steps: { type: "string" }, "weight-decay": { type: "string" }, "clip-grad": { type: "string" }, droploss: { type: "string" }, "roi-batch": { type: "string" },
       seed: { type: "string" }, resume: { type: "boolean" }, "max-steps": { type: "string" }, "checkpoint-minutes": { type: "string" },
       threads: { type: "string" }, backend: { type: "string" },
     });
@@ -85,6 +87,7 @@ const command: Command = {
       weightDecay: numberFlag("weight-decay", values["weight-decay"], base.weightDecay),
       clipGradNorm: numberFlag("clip-grad", values["clip-grad"], base.clipGradNorm),
       dropLossIou: numberFlag("droploss", values.droploss, base.dropLossIou),
+      roiBatchPerImage: values["roi-batch"] !== undefined ? int("roi-batch", values["roi-batch"], 0) || undefined : base.roiBatchPerImage,
       seed: int("seed", values.seed, base.seed),
     };
     if (config.freezeAt > 5) throw new MaskdistillError(`--freeze-at expects 0…5, got ${config.freezeAt}`);
