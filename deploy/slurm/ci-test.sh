@@ -134,29 +134,29 @@ job_span() {
 }
 # runs STAGE through pipeline.sh and waits for its last job (a failed job cancels the sentinel: sbatch --wait fails);
 # prints: end-to-end seconds, array tasks' span, merge job's span
-all_jobs=""
 run_stage() {
   local t0 last wall
   t0=$(date +%s.%N)
   last="$(MD_STAGES="$1" deploy/slurm/pipeline.sh)"
+  # (a sentinel cancelled for a failed dependency can end sbatch --wait with status 0: the job states decide)
   timeout "$TIMEOUT" sbatch --wait --quiet --job-name=md-wait --dependency="afterok:$last" --kill-on-invalid-dep=yes \
-    --cpus-per-task=1 --mem=10M --output=/dev/null --wrap true
+    --cpus-per-task=1 --mem=10M --output=/dev/null --wrap true || true
   wall="$(since "$t0")"
+  local id states
+  for id in $(cut -d' ' -f2 "$MD_OUT/jobs.txt"); do
+    states="$(scontrol show job -o "$id" | grep -oE 'JobState=[A-Z_]+' | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
+    log "stage $1: job $id: $states" >&2
+    [[ "$states" =~ ^\ ?[0-9]+\ JobState=COMPLETED\ $ ]] || return 1
+  done
   echo "$wall $(job_span "$(sed -n 1p "$MD_OUT/jobs.txt" | cut -d' ' -f2)") $(job_span "$(sed -n 2p "$MD_OUT/jobs.txt" | cut -d' ' -f2)")"
 }
 log "stage masks: gen-masks as a $SHARDS-task array on $images images, then merge-preds"
-read -r t_masks a_masks m_masks <<<"$(run_stage masks)"
-all_jobs+="$(tr '\n' ' ' <"$MD_OUT/jobs.txt")"
+r="$(run_stage masks)" || { log "stage masks failed"; exit 1; }
+read -r t_masks a_masks m_masks <<<"$r"
 log "stage cluster: cluster --embed-only as a $SHARDS-task array, then cluster on the merged cache"
-read -r t_cluster a_cluster m_cluster <<<"$(run_stage cluster)"
-all_jobs+="$(tr '\n' ' ' <"$MD_OUT/jobs.txt")"
+r="$(run_stage cluster)" || { log "stage cluster failed"; exit 1; }
+read -r t_cluster a_cluster m_cluster <<<"$r"
 if squeue -h | grep -q .; then log "jobs left in the queue:"; squeue; exit 1; fi
-read -r -a words <<<"$all_jobs"
-for ((i = 1; i < ${#words[@]}; i += 2)); do
-  states="$(scontrol show job -o "${words[i]}" | grep -oE 'JobState=[A-Z_]+' | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
-  [[ "$states" =~ ^\ ?[0-9]+\ JobState=COMPLETED\ $ ]] || { log "job ${words[i]} (${words[i - 1]}): $states"; exit 1; }
-  log "job ${words[i]} (${words[i - 1]}): $states"
-done
 
 # the same commands as one process (every core)
 single="$work/single"
