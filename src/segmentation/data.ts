@@ -52,7 +52,11 @@ export function segmentationItems(spec: SetSpec, what = "training set"): Segment
     const root = vocRoot(spec.vocRoot);
     imagesDir ??= path.join(root, "JPEGImages");
     labelsDir ??= path.join(root, "SegmentationClass");
-    if (!list && spec.split) list = vocSplitFile(root, spec.split);
+    if (!list && spec.split) {
+      // the segmentation lists (val = 1,449 images), not ImageSets/Main's detection lists of the same name
+      const seg = path.join(root, "ImageSets", "Segmentation", `${spec.split}.txt`);
+      list = fs.existsSync(seg) ? seg : vocSplitFile(root, spec.split);
+    }
   }
   if (!imagesDir) throw new MaskdistillError(`${what}: give an image folder (--images) or a VOC root (--voc)`);
   const images = imagesByStem(imagesDir);
