@@ -14,7 +14,7 @@ import { collectVariables, seededRng } from "../src/engine/models/params.js";
 import { makeDeepLabV3, deepLabLogits, deepLabFrozenFeatures, deepLabTrainableForward } from "../src/engine/models/deeplab.js";
 import { readCheckpoint, writeSafetensors, toFloat32, type TensorData, type StateDict } from "../src/modeling/checkpoint/index.js";
 import {
-  deepLabTensors, deepLabStateDict, loadDeepLabStateDict, readDeepLabStateDict, backboneTensors, torchValues, loadResNet50BackboneFile, hwioToOihw,
+  deepLabTensors, deepLabStateDict, loadDeepLabStateDict, readDeepLabStateDict, backboneTensors, torchValues, loadResNet50BackboneFile, loadResNet50Backbone, hwioToOihw,
 } from "../src/segmentation/model.js";
 import { ohemCrossEntropy, ohemCount, topKIndices } from "../src/segmentation/loss.js";
 import { MaskdistillError } from "../src/errors.js";
@@ -176,12 +176,14 @@ test("state dicts: reference and torchvision namings load; mismatched keys, shap
     const tv: StateDict = new Map([...ref].map(([k, v]) => [k.replace(/^head\./, "classifier."), v]));
     tv.set("classifier.2.num_batches_tracked", { dtype: "int64", shape: [], data: new BigInt64Array([7n]) });
     tv.set("aux_classifier.0.weight", { dtype: "float32", shape: [256, 1024, 3, 3], data: new Float32Array(256 * 1024 * 9) });
-    // DDP's module. prefix and the {model} wrapper are unwrapped by the reader
-    writeSafetensors(path.join(dir, "tv.safetensors"), new Map([...tv].map(([k, v]) => [`module.${k}`, v])));
+    assert.equal(loadDeepLabStateDict(b, tv, "tv"), "torchvision");
+    // the file reader unwraps DDP's module. prefix (a small file: only what the layout check reads)
+    const small: StateDict = new Map([...tv].filter(([k]) => k.startsWith("classifier.4.") || k === "backbone.conv1.weight").map(([k, v]) => [`module.${k}`, v]));
+    writeSafetensors(path.join(dir, "tv.safetensors"), small);
     const read = await readDeepLabStateDict(path.join(dir, "tv.safetensors"));
     assert.equal(read.layout, "torchvision");
     assert.equal(read.numClasses, 21);
-    assert.equal(loadDeepLabStateDict(b, read.stateDict, "tv"), "torchvision");
+    assert.deepEqual([...read.stateDict.keys()].sort(), ["backbone.conv1.weight", "classifier.4.bias", "classifier.4.weight"]);
     const wa = await Promise.all(deepLabTensors(a).map(torchValues));
     const wb = await Promise.all(deepLabTensors(b).map(torchValues));
     assert.ok(wa.every((v, i) => identical(wb[i], v)));
@@ -207,16 +209,18 @@ test("state dicts: reference and torchvision namings load; mismatched keys, shap
     const backbone: StateDict = new Map();
     for (const t of backboneTensors(a, "")) backbone.set(t.key, { dtype: "float32", shape: (t.conv ? [3, 2, 0, 1].map((i) => t.variable.shape[i]) : t.variable.shape) as number[], data: (await torchValues(t)).map((v) => -v) });
     backbone.set("fc.weight", { dtype: "float32", shape: [1000, 2048], data: new Float32Array(2048000) });
-    writeSafetensors(path.join(dir, "r50.safetensors"), backbone);
-    const c = b;   // holds a's weights now; the file below has them negated
+    const c = b;   // holds a's weights now; the state dict below has them negated
     const headBefore = await torchValues(deepLabTensors(c).at(-2)!);
-    assert.equal(await loadResNet50BackboneFile(c, path.join(dir, "r50.safetensors")), "torchvision-resnet");
+    loadResNet50Backbone(c, backbone, "r50.pth");
     const wc = await Promise.all(backboneTensors(c).map(torchValues));
     assert.ok(wc.every((v, i) => identical(v, wa[i].map((u) => -u))));
     assert.ok(identical(await torchValues(deepLabTensors(c).at(-2)!), headBefore));
     backbone.delete("layer4.2.bn3.running_var");
-    writeSafetensors(path.join(dir, "r50-bad.safetensors"), backbone);
-    await assert.rejects(loadResNet50BackboneFile(c, path.join(dir, "r50-bad.safetensors")), /missing 1 tensor\(s\): layer4\.2\.bn3\.running_var/);
+    assert.throws(() => loadResNet50Backbone(c, backbone, "r50.pth"), /r50\.pth: .*missing 1 tensor\(s\): layer4\.2\.bn3\.running_var/);
+    // a MoCo v2 file is unwrapped by the reader (module.encoder_q.*, fc dropped); this one is a narrow
+    // ResNet-50 (stem width 4), refused by shape with the file named
+    const narrow = path.join("test", "fixtures", "resnet", "narrow-moco.pth.tar");
+    await assert.rejects(loadResNet50BackboneFile(c, narrow), (e: Error) => e instanceof MaskdistillError && e.message.startsWith(narrow) && /shape mismatch: conv1\.weight: checkpoint \[4, 3, 7, 7\]/.test(e.message));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
     tf.dispose([...collectVariables(a), ...collectVariables(b)]);

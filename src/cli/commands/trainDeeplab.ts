@@ -40,7 +40,7 @@ eval mode (its running statistics; every other BN uses the batch). From batch 2 
                                a fresh DeepLab (same init and recipe) on those labels; OUT/round<r>/ per
                                round, OUT/rounds.json + a printed table of every round's val mIoU
   --resume                     continue the run in --out (its config; schedule flags must not change)
-  --max-steps N                stop after N steps in this sitting (saved; continue with --resume)
+  --max-steps N                stop after N steps in this sitting (saved; continue with --resume; without --crf-rounds)
   --checkpoint-minutes M       minutes between checkpoints (default 3)
   --threads N                  threads for the matrix products (default 2)   --backend auto|wasm|tensorflow
   --json                       last stdout line: a JSON summary`;
