@@ -20,9 +20,9 @@ instances, boxes under 1 px and empty masks are skipped and counted.
                            frozen, batch 16, lr 0.02, warm-up 100, ×0.1 at 18k/22k, 24k iterations, short
                            side 480–800 (max 1333), flip
   --recipe cpu             LOST's, changed for 2 CPU cores (≤ 15 min on the demo data): short side 256–320
-                           (max 533), batch 2, 120 iterations, the ResNet body frozen (--freeze-at 5: FPN +
-                           heads train), 128 ROI samples per image (not 512), lr 0.01, warm-up 20, ×0.1 at
-                           90, gradient clipping 1.0
+                           (max 533), batch 2, 90 iterations, the ResNet body frozen (--freeze-at 5: FPN +
+                           heads train), 128 ROI samples per image (not 512), lr 0.01, warm-up 15, ×0.1 at
+                           70, gradient clipping 1.0
   --preset P               detectron2 (default: L1 box losses, binarised mask targets, aligned RoIAlign) or
                            torchvision (smooth-L1 1/9, soft mask targets)
   --init W                 dino_resnet50 | moco_v2 | a torchvision ResNet-50 file | none (random)
