@@ -81,9 +81,9 @@ test("random resized crop: boxes inside the image with area and aspect in range;
 });
 
 test("multi-crop: 2 global + N local normalised views, identical for the same seed", () => {
-  const a = multiCrop(mulberry32(7), images[0].image, TINY.crops);
-  const b = multiCrop(mulberry32(7), images[0].image, TINY.crops);
-  const c = multiCrop(mulberry32(8), images[0].image, TINY.crops);
+  const a = multiCrop(mulberry32(7), images[0].image!, TINY.crops);
+  const b = multiCrop(mulberry32(7), images[0].image!, TINY.crops);
+  const c = multiCrop(mulberry32(8), images[0].image!, TINY.crops);
   assert.equal(a.globals[0].data.length, 3 * 32 * 32);
   assert.equal(a.locals.length, 2);
   assert.equal(a.locals[1].data.length, 3 * 16 * 16);
@@ -213,6 +213,18 @@ test("training resumes bit-identically: 2 + 2 iterations through a checkpoint = 
   assert.equal(c.step, 4);
   assert.deepEqual(await c.center.data(), await a.center.data());
   for (const s of [a, b, c]) disposeState(s);
+});
+
+test("memory stays bounded: images past the resident budget are decoded per batch, and training is bit-identical", async () => {
+  const lean = await loadTrainImages([projectPath("data", "demo", "images")], TINY.cacheShortSide, { limit: 4, residentBytes: images[0].image!.data.byteLength });
+  assert.deepEqual(lean.map((im) => im.image !== undefined), [true, false, false, false]);
+  const dirA = path.join(tmp, "resident"), dirB = path.join(tmp, "lean");
+  const a = await train({ outDir: dirA, images, config: TINY, resume: false, maxSteps: 2 });
+  const b = await train({ outDir: dirB, images: lean, config: TINY, resume: false, maxSteps: 2 });
+  const pa = networkParams(a.teacher, "t"), pb = networkParams(b.teacher, "t");
+  for (let i = 0; i < pa.length; i++) assert.deepEqual(await pa[i].variable.data(), await pb[i].variable.data(), pa[i].key);
+  assert.deepEqual(lean.map((im) => im.image !== undefined), [true, false, false, false], "decoded pixels are dropped after their batch");
+  for (const s of [a, b]) disposeState(s);
 });
 
 test("checkpoint errors name the file and the problem", async () => {

@@ -38,7 +38,15 @@ import { readStateDict, type StateDict } from "../modeling/checkpoint/index.js";
 
 export interface Network { backbone: PretrainVit; head: DinoHead }
 
-export interface TrainImage { name: string; image: RgbImage }
+/**
+ * One training image, decoded and resized once. Images beyond the resident budget keep only their file and
+ * size: their pixels are decoded again for each batch that uses them (`withBatchImages`), so memory stays
+ * bounded however many images there are, and the pixels (hence the run) are the same either way.
+ */
+export interface TrainImage { name: string; file: string; shortSide: number; image: RgbImage | undefined }
+
+/** Decoded pixels kept in memory across steps (default 2 GiB); the rest are decoded per batch. */
+export const RESIDENT_IMAGE_BYTES = 2 * 2 ** 30;
 
 export interface TrainState {
   config: PretrainConfig;
@@ -130,8 +138,22 @@ export function disposeState(s: TrainState): void {
 // ---------------------------------------------------------------------------------------------
 // data
 
-/** The images of the given folders (jpg/jpeg/png, sorted by name), decoded and resized once. */
-export async function loadTrainImages(dirs: string[], shortSide: number, opts: { limit?: number; onSkip?: (file: string, reason: string) => void } = {}): Promise<TrainImage[]> {
+/** Decodes one training image and brings its short side down to `shortSide` (0: kept). */
+async function decodeTrainImage(file: string, shortSide: number): Promise<RgbImage> {
+  let image = await loadRgb(file);
+  if (shortSide > 0 && Math.min(image.width, image.height) > shortSide) {
+    const [w, h] = shortSideSize(image.width, image.height, shortSide);
+    image = resizeImage(image, w, h, "bicubic");
+  }
+  return image;
+}
+
+/**
+ * The images of the given folders (jpg/jpeg/png, sorted by name), each decoded once to check it (a bad one is
+ * left out with `onSkip`); the first `residentBytes` of pixels stay in memory.
+ */
+export async function loadTrainImages(dirs: string[], shortSide: number,
+    opts: { limit?: number; residentBytes?: number; onSkip?: (file: string, reason: string) => void } = {}): Promise<TrainImage[]> {
   const files: { name: string; file: string }[] = [];
   for (const dir of dirs) {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw inputError(dir, "not a folder of images");
@@ -142,10 +164,12 @@ export async function loadTrainImages(dirs: string[], shortSide: number, opts: {
   if (files.length === 0) throw new MaskdistillError(`pretrain: no .jpg/.png images in ${dirs.join(", ")}`);
   const take = opts.limit ? files.slice(0, opts.limit) : files;
   const out: TrainImage[] = [];
+  const budget = opts.residentBytes ?? RESIDENT_IMAGE_BYTES;
+  let resident = 0;
   for (const { name, file } of take) {
     let image: RgbImage;
     try {
-      image = await loadRgb(file);
+      image = await decodeTrainImage(file, shortSide);
     } catch (e) {
       // one bad image does not stop training: with `onSkip` it is left out (and the caller records it);
       // the names stored in the checkpoint leave it out too, so a resume skips the same images
@@ -153,11 +177,9 @@ export async function loadTrainImages(dirs: string[], shortSide: number, opts: {
       opts.onSkip(file, e.file && e.message.startsWith(`${e.file}: `) ? e.message.slice(e.file.length + 2) : e.message);
       continue;
     }
-    if (shortSide > 0 && Math.min(image.width, image.height) > shortSide) {
-      const [w, h] = shortSideSize(image.width, image.height, shortSide);
-      image = resizeImage(image, w, h, "bicubic");
-    }
-    out.push({ name, image });
+    const keep = resident + image.data.byteLength <= budget;
+    if (keep) resident += image.data.byteLength;
+    out.push({ name, file, shortSide, image: keep ? image : undefined });
   }
   if (out.length === 0) throw new MaskdistillError(`pretrain: none of the ${take.length} images in ${dirs.join(", ")} can be read`);
   return out;
@@ -165,7 +187,28 @@ export async function loadTrainImages(dirs: string[], shortSide: number, opts: {
 
 /** The multi-crop views of image `index` in `epoch`: the same for a given seed, on every run. */
 export function viewsOf(config: PretrainConfig, images: TrainImage[], epoch: number, index: number): MultiCrop {
-  return multiCrop(mulberry32(mixSeed(config.seed, epoch, 2, index)), images[index].image, config.crops);
+  const image = images[index].image;
+  if (!image) throw new Error(`pretrain: ${images[index].file} is not in memory (use withBatchImages)`);
+  return multiCrop(mulberry32(mixSeed(config.seed, epoch, 2, index)), image, config.crops);
+}
+
+/** Runs `f` with the pixels of `indices` in memory: non-resident images are decoded for it and dropped after. */
+export async function withBatchImages<T>(images: TrainImage[], indices: readonly number[], f: () => T | Promise<T>): Promise<T> {
+  const loaded: number[] = [];
+  try {
+    for (const i of indices) {
+      if (images[i].image) continue;
+      try {
+        images[i].image = await decodeTrainImage(images[i].file, images[i].shortSide);
+      } catch (e) {
+        throw inputError(images[i].file, `could be read when training started but not now (${(e as Error).message}); restore it and rerun with --resume`);
+      }
+      loaded.push(i);
+    }
+    return await f();
+  } finally {
+    for (const i of loaded) images[i].image = undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,7 +482,7 @@ export async function train(opts: TrainOptions): Promise<TrainState> {
     const it = state.step, epoch = Math.floor(it / ipe), b = it % ipe;
     const t0 = Date.now();
     const order = epochOrder(c.seed, epoch, names.length).slice(b * c.batchSize, (b + 1) * c.batchSize);
-    const crops = order.map((i) => viewsOf(c, opts.images, epoch, i));
+    const crops = await withBatchImages(opts.images, order, () => order.map((i) => viewsOf(c, opts.images, epoch, i)));
     const r = await trainStep(state, crops, names.length);
     const seconds = (Date.now() - t0) / 1000;
     state.trainSeconds += seconds;
