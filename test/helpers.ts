@@ -80,3 +80,14 @@ export function diffCount(a: Uint8Array, b: Uint8Array): { count: number; max: n
   }
   return { count, max };
 }
+
+/** Runs `fn` with extra environment variables (a SLURM array task), restoring the environment after. */
+export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  }
+}

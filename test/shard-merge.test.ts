@@ -19,7 +19,7 @@ import { loadBackbone } from "../src/modeling/backbone.js";
 import { genSegmentation } from "../src/pseudolabels/genSegmentation.js";
 import { entriesPath, errorsPath, journalPath, shardOutputPath } from "../src/runner/perImage.js";
 import { projectPath } from "../src/paths.js";
-import { runCommand, lastJson } from "./helpers.js";
+import { runCommand, lastJson, withEnv } from "./helpers.js";
 
 const DEMO = projectPath("data", "demo");
 const DEMO_VIT = projectPath("data", "backbones", "demo_vit.safetensors");
@@ -28,17 +28,6 @@ let tmp = "", root = "", gtFile = "", masks = "";
 const bytes = (f: string) => fs.readFileSync(f);
 const same = (a: string, b: string) => assert.ok(bytes(a).equals(bytes(b)), `${b} differs from ${a}`);
 const shardFile = (out: string, index: number, count: number) => shardOutputPath(out, { index, count });
-
-/** Runs `fn` with extra environment variables (a SLURM array task), restoring the environment after. */
-async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, vars);
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-  }
-}
 
 async function ok(cmd: Parameters<typeof runCommand>[0], argv: string[]): Promise<any> {
   const r = await runCommand(cmd, [...argv, "--json"]);

@@ -1,12 +1,15 @@
 // `segment`: a trained DeepLab-v3 over a folder of images through the shared per-image runner
 // (journal + --resume, --shard, errors file, progress): OUT_DIR/<stem>.png (class ids, VOC palette)
 // at each image's original size (predict.ts: nearest argmax, or the CRF), and OUT_DIR/segment.json.
+// Shards write their PNGs into the same folder and their summary as segment.shard-i-of-n.json (+ its kept
+// journal, segment.shard-i-of-n.json.entries.jsonl); `merge` writes segment.json and its errors file from
+// those, the bytes of one run over all images (crfFolder.ts's pattern).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MaskdistillError } from "../errors.js";
 import { loadRgb } from "../data/image.js";
 import { writeLabelPng } from "../data/png.js";
-import { finishRun, runPerImage, writeFileAtomic, type EntryBase, type RunItem } from "../runner/perImage.js";
+import { finishRun, mergeShardRuns, runPerImage, shardOutputPath, writeFileAtomic, type EntryBase, type PerImageRun, type RunItem, type Shard } from "../runner/perImage.js";
 import { makeDeepLabV3, type DeepLabV3 } from "../engine/models/deeplab.js";
 import { seededRng } from "../engine/models/params.js";
 import { loadDeepLabStateDict, readDeepLabStateDict } from "./model.js";
@@ -23,52 +26,71 @@ export async function loadDeepLab(file: string): Promise<{ model: DeepLabV3; lay
 }
 
 export interface SegmentFolderOptions {
-  model: DeepLabV3;
+  /** Needed unless merging. */
+  model?: DeepLabV3;
+  /** The model's class count (default model.numClasses): a merge without a model gives it. */
+  classes?: number;
   items: SegmentationItem[];
   outDir: string;
   crf?: boolean;
   /** Network input side (default 512). */
   size?: number;
-  shard?: { index: number; count: number };
+  shard?: Shard;
+  /** Instead of predicting: join the finished shards' outputs in outDir into segment.json (same settings as the shards). */
+  merge?: boolean;
   resume?: boolean;
   quiet?: boolean;
   signal?: AbortSignal;
+  /** Called after each predicted image (its index in this shard). */
+  onImage?: (index: number) => void;
   /** Recorded in the journal header (e.g. the weights file), so a resume with other weights is refused. */
   weightsId?: string;
 }
 
 interface SegItem extends RunItem { name: string }
-interface SegEntry extends EntryBase { name: string; width?: number; height?: number; labels_present?: number[]; seconds?: number }
+interface SegEntry extends EntryBase { name: string; width?: number; height?: number; labels_present?: number[] }
 
 export interface SegmentFolderSummary { outDir: string; summaryFile: string; errorsFile: string; images: number; done: number; errors: number; resumed: number; seconds: number; secondsPerImage: number }
 
 export async function segmentFolder(o: SegmentFolderOptions): Promise<SegmentFolderSummary> {
   if (o.items.length === 0) throw new MaskdistillError("segment: no images to predict");
+  const classes = o.classes ?? o.model?.numClasses;
+  if (classes === undefined) throw new MaskdistillError("segment: give the model (or, to merge, its class count)");
+  if (o.merge && o.shard && o.shard.count > 1) throw new MaskdistillError("merge joins all shards: give it without a shard");
   fs.mkdirSync(o.outDir, { recursive: true });
-  const out = path.join(o.outDir, "segment.json");
+  const shard = o.merge ? { index: 0, count: 1 } : o.shard ?? { index: 0, count: 1 };
+  const out = shardOutputPath(path.join(o.outDir, "segment.json"), shard);
   const size = o.size ?? SEGMENTATION_INPUT_SIZE;
   const items: SegItem[] = o.items.map((it, id) => ({ id, file: it.image, name: it.name }));
-  const config = { crf: !!o.crf, size, weights: o.weightsId ?? null, classes: o.model.numClasses, shard: o.shard ?? { index: 0, count: 1 }, names: items.map((i) => i.name) };
-  const run = await runPerImage<SegItem, SegEntry, Record<string, never>>({
-    label: "segment", items, out, config, settingsHint: "weights, images, --crf, --size or shard",
-    shard: o.shard, resume: o.resume, quiet: o.quiet, signal: o.signal,
-    async process(item, index) {
-      const t0 = Date.now();
-      const image = await loadRgb(item.file);
-      const p = await predictImage(o.model, image, { crf: o.crf, size });
-      writeLabelPng(path.join(o.outDir, `${item.name}.png`), { width: p.width, height: p.height, data: p.labels });
-      const seen = new Uint8Array(256);
-      for (const v of p.labels) seen[v] = 1;
-      const present: number[] = [];
-      seen.forEach((v, k) => { if (v) present.push(k); });
-      return { index, image_id: item.id, file: item.file, name: item.name, width: p.width, height: p.height, labels_present: present, seconds: (Date.now() - t0) / 1000 };
-    },
-    summarize: () => ({}),
-  });
+  const configFor = (s: Shard) => ({ crf: !!o.crf, size, weights: o.weightsId ?? null, classes, shard: s, names: items.map((i) => i.name) });
+  const config = configFor(shard);
+  const settingsHint = "weights, images, --crf, --size or shard";
+  const summarize = () => ({});
+  let run: PerImageRun<SegItem, SegEntry, Record<string, never>>;
+  if (o.merge) {
+    run = mergeShardRuns<SegItem, SegEntry, Record<string, never>>({ label: "segment", items, out, configFor, settingsHint, summarize });
+  } else {
+    const model = o.model;
+    if (!model) throw new MaskdistillError("segment: no model to predict with");
+    run = await runPerImage<SegItem, SegEntry, Record<string, never>>({
+      label: "segment", items, out, config, settingsHint, shard, resume: o.resume, quiet: o.quiet, signal: o.signal, summarize,
+      onItem: (index) => o.onImage?.(index),
+      async process(item, index) {
+        const image = await loadRgb(item.file);
+        const p = await predictImage(model, image, { crf: o.crf, size });
+        writeLabelPng(path.join(o.outDir, `${item.name}.png`), { width: p.width, height: p.height, data: p.labels });
+        const seen = new Uint8Array(256);
+        for (const v of p.labels) seen[v] = 1;
+        const present: number[] = [];
+        seen.forEach((v, k) => { if (v) present.push(k); });
+        return { index, image_id: item.id, file: item.file, name: item.name, width: p.width, height: p.height, labels_present: present };
+      },
+    });
+  }
   const entries = run.records.map((r) => run.readEntry(r));
   const { names: _names, ...shown } = config;
   writeFileAtomic(out, `{"config": ${JSON.stringify(shown)},\n "images": [\n${entries.map((e) => "  " + JSON.stringify(e)).join(",\n")}\n]}\n`);
-  const errors = finishRun(out, run);
+  const errors = finishRun(out, run, { keepEntries: shard.count > 1 });
   return {
     outDir: o.outDir, summaryFile: out, errorsFile: `${out}.errors.jsonl`, images: run.records.length, done: run.records.length - errors,
     errors, resumed: run.resumed, seconds: run.seconds, secondsPerImage: run.computed ? run.seconds / run.computed : 0,
