@@ -1,11 +1,14 @@
 // Stage-v data: images paired with label PNGs by file stem (an image folder + a label folder, e.g. the
-// stage-iv pseudo-labels, optionally restricted to a split list), or a PASCAL VOC root with a split.
+// stage-iv pseudo-labels, optionally restricted to a split list), or a PASCAL VOC root with a split
+// (ImageSets/Segmentation, else the reference's bundled lists; SegmentationClassAug on request). The
+// linear probe (linearProbe.ts) lists and loads its data through here too.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MaskdistillError, inputError } from "../errors.js";
 import { loadRgb } from "../data/image.js";
 import { readLabelPng } from "../data/png.js";
 import { readSplit, vocRoot, vocSplitFile } from "../data/voc.js";
+import { projectPath } from "../paths.js";
 import type { SegmentationPair } from "./transforms.js";
 
 export interface SegmentationItem {
@@ -40,6 +43,23 @@ export interface SetSpec {
   /** PASCAL VOC root (JPEGImages/, SegmentationClass/, ImageSets/): images, default labels and the split. */
   vocRoot?: string;
   split?: string;
+  /** VOC year (default 2012). */
+  year?: string;
+  /** VOC: labels from SegmentationClassAug/ (SBD's, what trainaug needs) when that folder exists. */
+  augLabels?: boolean;
+}
+
+/**
+ * A VOC segmentation split list: ImageSets/Segmentation/<set>.txt, else the reference's bundled list
+ * data/splits/voc/<set>_seg.txt (trainaug, val), else ImageSets/Main/<set>.txt — not Main's detection
+ * lists of the same name first (val = 1,449 segmentation images).
+ */
+export function vocSegmentationList(root: string, set: string): string {
+  const own = path.join(root, "ImageSets", "Segmentation", `${set}.txt`);
+  if (fs.existsSync(own)) return own;
+  const bundled = projectPath("data", "splits", "voc", `${set}_seg.txt`);
+  if (fs.existsSync(bundled)) return bundled;
+  return vocSplitFile(root, set);
 }
 
 /**
@@ -49,14 +69,11 @@ export interface SetSpec {
 export function segmentationItems(spec: SetSpec, what = "training set"): SegmentationItem[] {
   let imagesDir = spec.images, labelsDir = spec.labels, list = spec.list;
   if (spec.vocRoot) {
-    const root = vocRoot(spec.vocRoot);
+    const root = vocRoot(spec.vocRoot, spec.year);
     imagesDir ??= path.join(root, "JPEGImages");
-    labelsDir ??= path.join(root, "SegmentationClass");
-    if (!list && spec.split) {
-      // the segmentation lists (val = 1,449 images), not ImageSets/Main's detection lists of the same name
-      const seg = path.join(root, "ImageSets", "Segmentation", `${spec.split}.txt`);
-      list = fs.existsSync(seg) ? seg : vocSplitFile(root, spec.split);
-    }
+    const aug = path.join(root, "SegmentationClassAug");
+    labelsDir ??= spec.augLabels && fs.existsSync(aug) ? aug : path.join(root, "SegmentationClass");
+    if (!list && spec.split) list = vocSegmentationList(root, spec.split);
   }
   if (!imagesDir) throw new MaskdistillError(`${what}: give an image folder (--images) or a VOC root (--voc)`);
   const images = imagesByStem(imagesDir);
@@ -65,6 +82,7 @@ export function segmentationItems(spec: SetSpec, what = "training set"): Segment
   let stems: string[];
   if (list) {
     stems = readSplit(list);
+    if (stems.length === 0) throw new MaskdistillError(`${what}: the split list is empty`, list);
     const noImage = stems.filter((s) => !images.has(s));
     if (noImage.length) throw new MaskdistillError(`${what}: ${noImage.length} listed id(s) have no image in ${imagesDir} (e.g. ${noImage.slice(0, 3).join(", ")})`, list);
     if (labelsDir) {

@@ -21,12 +21,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError, inputError } from "../errors.js";
-import { projectPath } from "../paths.js";
 import { mulberry32 } from "../random.js";
-import { loadRgb, type RgbImage } from "../data/image.js";
-import { readLabelPng, writeLabelPng, type LabelMap } from "../data/png.js";
-import { cvResizeLabel } from "../data/resizeOpenCv.js";
-import { VOC_CLASSES, readSplit, vocRoot } from "../data/voc.js";
+import type { RgbImage } from "../data/image.js";
+import { writeLabelPng, type LabelMap } from "../data/png.js";
+import { VOC_CLASSES } from "../data/voc.js";
 import { mixSeed, epochOrder, truncateLog } from "../engine/loop.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
 import { resizeBilinearHalfPixel, crossEntropyPerRow } from "../engine/ops.js";
@@ -37,7 +35,8 @@ import { readSafetensorsFile } from "../pretrain/safetensorsIo.js";
 import { deepLabStateDict, deepLabTensors, loadDeepLabStateDict, readDeepLabStateDict, hwioToOihw, oihwToHwio } from "./model.js";
 import { IGNORE_LABEL, SEGMENTATION_INPUT_SIZE, alignLabel, trainSample, valImage } from "./transforms.js";
 import { newConfusion, accumulate, scoreConfusion, matchPredictions, type Confusion, type SemsegScore } from "../evaluation/semseg.js";
-import { denseCrfFromLogits } from "../refine/crf.js";
+import { loadPair, segmentationItems, type SegmentationItem } from "./data.js";
+import { argmaxPlanes, labelsFromLogits, type Prediction } from "./predict.js";
 
 // ---------------------------------------------------------------------------------------------
 // recipes
@@ -108,67 +107,32 @@ export interface ProbeData {
   description: string;
 }
 
-const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
-
-function itemsFromList(ids: string[], listFile: string, imageOf: (id: string) => string | undefined, labelOf: (id: string) => string): ProbeItem[] {
-  if (ids.length === 0) throw new MaskdistillError("the split list is empty", listFile);
-  const missing: string[] = [];
-  const items: ProbeItem[] = [];
-  for (const id of ids) {
-    const image = imageOf(id), label = labelOf(id);
-    if (!image || !fs.existsSync(label)) { missing.push(`${id}${image ? "" : " (image)"}${fs.existsSync(label) ? "" : " (label)"}`); continue; }
-    items.push({ id, image, label });
-  }
-  if (missing.length) {
-    throw new MaskdistillError(`${missing.length} of ${ids.length} ids have no image or label file (e.g. ${missing.slice(0, 4).join(", ")})`, listFile);
-  }
-  return items;
-}
+/** The probe's items are stage v's (data.ts) under the id the probe reports. */
+const probeItems = (items: SegmentationItem[]): ProbeItem[] => items.map((it) => ({ id: it.name, image: it.image, label: it.label! }));
 
 /**
  * PASCAL VOC: JPEGImages/<id>.jpg with SegmentationClassAug/<id>.png where that folder exists (trainaug
  * needs SBD's labels), else SegmentationClass/<id>.png. Splits: ImageSets/Segmentation/<set>.txt, or
- * the reference's lists in data/splits/voc/ (trainaug → trainaug_seg.txt, val → val_seg.txt).
+ * the reference's lists in data/splits/voc/ (trainaug → trainaug_seg.txt, val → val_seg.txt); data.ts.
  */
 export function probeDataFromVoc(root: string, opts: { year?: string; trainSet?: string; valSet?: string } = {}): ProbeData {
-  const voc = vocRoot(root, opts.year ?? "2012");
-  const aug = path.join(voc, "SegmentationClassAug");
-  const labelDir = fs.existsSync(aug) ? aug : path.join(voc, "SegmentationClass");
-  const listOf = (set: string): string => {
-    const own = path.join(voc, "ImageSets", "Segmentation", `${set}.txt`);
-    if (fs.existsSync(own)) return own;
-    const bundled = projectPath("data", "splits", "voc", `${set}_seg.txt`);
-    if (fs.existsSync(bundled)) return bundled;
-    throw new MaskdistillError(`split '${set}' not found (looked for ${own} and ${bundled})`, voc);
-  };
-  const items = (set: string) => {
-    const file = listOf(set);
-    return itemsFromList(readSplit(file), file, (id) => path.join(voc, "JPEGImages", `${id}.jpg`), (id) => path.join(labelDir, `${id}.png`));
-  };
+  const year = opts.year ?? "2012";
   const trainSet = opts.trainSet ?? "trainaug", valSet = opts.valSet ?? "val";
-  return { train: items(trainSet), val: items(valSet), description: `PASCAL VOC ${opts.year ?? "2012"} ${trainSet} → ${valSet} (${path.basename(labelDir)}) at ${voc}` };
+  const items = (split: string, what: string) => segmentationItems({ vocRoot: root, year, split, augLabels: true }, what);
+  const train = items(trainSet, "training set"), val = items(valSet, "val set");
+  const labelDir = path.dirname(train[0].label!);
+  return { train: probeItems(train), val: probeItems(val), description: `PASCAL VOC ${year} ${trainSet} → ${valSet} (${path.basename(labelDir)}) at ${path.dirname(labelDir)}` };
 }
 
-/** An image folder and a label folder (<stem>.png), with split lists of stems for train and val. */
+/** An image folder and a label folder (<stem>.png), with split lists of stems for train and val (data.ts). */
 export function probeDataFromFolders(imagesDir: string, labelsDir: string, trainList: string, valList: string): ProbeData {
-  for (const d of [imagesDir, labelsDir]) if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new MaskdistillError("not a directory", d);
-  const byStem = new Map<string, string>();
-  for (const f of fs.readdirSync(imagesDir).sort()) {
-    const ext = path.extname(f).toLowerCase();
-    if (IMAGE_EXTENSIONS.includes(ext) && !byStem.has(path.parse(f).name)) byStem.set(path.parse(f).name, path.join(imagesDir, f));
-  }
-  const items = (file: string) => itemsFromList(readSplit(file), file, (id) => byStem.get(id), (id) => path.join(labelsDir, `${id}.png`));
-  return { train: items(trainList), val: items(valList), description: `images ${imagesDir}, labels ${labelsDir}, train ${trainList}, val ${valList}` };
+  const items = (list: string, what: string) => probeItems(segmentationItems({ images: imagesDir, labels: labelsDir, list }, what));
+  return { train: items(trainList, "training set"), val: items(valList, "val set"), description: `images ${imagesDir}, labels ${labelsDir}, train ${trainList}, val ${valList}` };
 }
 
-/** Reads an item's image and label (aligned to the image; values must be < classes or 255). */
+/** Reads an item's image and label (data.ts loadPair: values must be < classes or 255), the label aligned to the image. */
 export async function loadProbePair(item: ProbeItem, classes: number): Promise<{ image: RgbImage; label: LabelMap }> {
-  const image = await loadRgb(item.image);
-  const label = readLabelPng(item.label);
-  for (let i = 0; i < label.data.length; i++) {
-    const v = label.data[i];
-    if (v >= classes && v !== IGNORE_LABEL) throw inputError(item.label, `label value ${v} at pixel ${i} is neither a class id (< ${classes}) nor ${IGNORE_LABEL}`);
-  }
+  const { image, label } = await loadPair({ name: item.id, image: item.image, label: item.label }, classes);
   return { image, label: alignLabel(image, label) };
 }
 
@@ -517,16 +481,8 @@ export function probeLogitsChw(m: DeepLabV3, image: RgbImage, size: number): Flo
   return out;
 }
 
-/** argmax over classes of logits [K, S, S] (first index on ties). */
-export function argmaxChw(logits: Float32Array, k: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0, bv = logits[i];
-    for (let c = 1; c < k; c++) { const v = logits[c * n + i]; if (v > bv) { bv = v; best = c; } }
-    out[i] = best;
-  }
-  return out;
-}
+/** argmax over classes of logits [K, S, S] (first index on ties): predict.ts's argmaxPlanes. */
+export const argmaxChw = argmaxPlanes;
 
 export interface ProbePrediction {
   /** Label map at the original size: argmax at the input size, nearest-resized (cv2.INTER_NEAREST). */
@@ -539,10 +495,10 @@ export interface ProbePrediction {
 export function predictWithProbe(m: DeepLabV3, image: RgbImage, size: number, withCrf: boolean): ProbePrediction {
   const k = m.numClasses;
   const logits = probeLogitsChw(m, image, size);
-  const plain = cvResizeLabel({ width: size, height: size, data: argmaxChw(logits, k, size * size) }, image.width, image.height);
+  const map = (p: Prediction): LabelMap => ({ width: p.width, height: p.height, data: p.labels });
+  const plain = map(labelsFromLogits(logits, k, size, image));
   if (!withCrf) return { plain };
-  const r = denseCrfFromLogits(logits, k, size, size, image);
-  return { plain, crf: { width: r.width, height: r.height, data: r.labels } };
+  return { plain, crf: map(labelsFromLogits(logits, k, size, image, true)) };
 }
 
 export interface ProbeEvaluation {

@@ -48,17 +48,21 @@ export interface Prediction {
   labels: Uint8Array;
 }
 
+/** The label map at the image's original size from its logits [K, S, S] at the input size S, with or without the CRF (file comment). */
+export function labelsFromLogits(logits: Float32Array, k: number, size: number, image: RgbImage, crf?: boolean | CrfOptions): Prediction {
+  if (crf) {
+    const r = denseCrfFromLogits(logits, k, size, size, image, typeof crf === "object" ? crf : {});
+    return { width: r.width, height: r.height, labels: r.labels };
+  }
+  const small = argmaxPlanes(logits, k, size * size);
+  const full = cvResizeLabel({ width: size, height: size, data: small }, image.width, image.height);
+  return { width: image.width, height: image.height, labels: full.data };
+}
+
 /** The label map of one image at its original size, with or without the CRF (file comment). */
 export async function predictImage(m: DeepLabV3, image: RgbImage, opts: { crf?: boolean | CrfOptions; size?: number } = {}): Promise<Prediction> {
   const size = opts.size ?? SEGMENTATION_INPUT_SIZE;
-  const logits = await predictLogits(m, image, size);
-  if (opts.crf) {
-    const r = denseCrfFromLogits(logits, m.numClasses, size, size, image, typeof opts.crf === "object" ? opts.crf : {});
-    return { width: r.width, height: r.height, labels: r.labels };
-  }
-  const small = argmaxPlanes(logits, m.numClasses, size * size);
-  const full = cvResizeLabel({ width: size, height: size, data: small }, image.width, image.height);
-  return { width: image.width, height: image.height, labels: full.data };
+  return labelsFromLogits(await predictLogits(m, image, size), m.numClasses, size, image, opts.crf);
 }
 
 /**
