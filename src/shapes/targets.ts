@@ -138,7 +138,7 @@ export async function runShapesTargets(opts: ShapesTargetsOptions): Promise<Shap
 export function targetsMarkdown(t: ShapesTargets): string {
   const mark = (ok: boolean) => (ok ? "✓" : "✗");
   const lines = [
-    `| shapes world, ${t.split} (${t.images} images) | CorLoc % | mean best-GT mask IoU % |`,
+    `| shapes world, ${t.split} (${t.images} images), stage i at ${t.resize > 0 ? `${t.resize} px` : "the images' size"} | CorLoc % | mean best-GT mask IoU % |`,
     "|---|---|---|",
     ...t.stageI.map((r, i) => `| ${r.method} | ${r.corloc.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.corloc} ${mark(t.met.corloc)})` : ""} | ` +
       `${r.meanBestIou.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.meanBestIou} ${mark(t.met.meanBestIou)})` : ""} |`),
