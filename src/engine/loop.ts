@@ -32,3 +32,8 @@ export function truncateLog(file: string, step: number): void {
   const keep = fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
   fs.writeFileSync(file, keep.map((l) => l + "\n").join(""));
 }
+
+/** The files every trainer writes in its output folder (pretrain, train-maskrcnn, train-deeplab, linear-probe). */
+export const CHECKPOINT_FILE = "checkpoint.safetensors";
+export const MODEL_FILE = "model.safetensors";
+export const LOG_FILE = "train_log.jsonl";

@@ -19,7 +19,7 @@ import { assertFitsInHeap, withHeapGuard, type StepMemoryModel } from "../engine
 import { sgdMomentumUpdate } from "../engine/train.js";
 import { maskRcnnFromStateDict, maskRcnnParams, maskRcnnVariables, setTrainable, type MaskRcnnNet, type MaskRcnnParam } from "../engine/models/maskrcnn.js";
 import { walkConvBn, walkStage, type Walk } from "../engine/models/resnet.js";
-import { mixSeed, epochOrder, truncateLog } from "../engine/loop.js";
+import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { seededRng, normalArray, type Rng } from "../engine/models/params.js";
 import { inputError, MaskdistillError } from "../errors.js";
 import { readStateDict, writeSafetensors, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
@@ -32,6 +32,7 @@ import { LOSS_NAMES, maskRcnnLosses, presetTraining, resizeTargets, type Instanc
 import { detectImage, type MaskRcnnInference, type MaskRcnnPreset } from "./maskrcnn.js";
 import { seededPicker } from "./sampling.js";
 import { DETECTRON2_TRANSFORM, IMAGENET_MEAN, IMAGENET_STD, detectron2ResizedSize, detectron2Transform, rcnnTransform, resizedSize } from "./transform.js";
+export { CHECKPOINT_FILE, MODEL_FILE, LOG_FILE };
 
 /** Narrower networks (tests, the overfit check): ResNet stem width (64 = ResNet-50), FPN, box and mask head widths. */
 export interface MaskRcnnWidths { stem: number; fpn: number; boxHead: number; maskHead: number }
@@ -403,9 +404,6 @@ export interface StepLog {
   trainSeconds: number;
 }
 
-export const CHECKPOINT_FILE = "checkpoint.safetensors";
-export const MODEL_FILE = "model.safetensors";
-export const LOG_FILE = "train_log.jsonl";
 const META_KEY = "maskdistill_maskrcnn_train";
 
 export function newTrainState(config: MaskRcnnTrainConfig, net: MaskRcnnNet, set: Pick<TrainSet, "numClasses" | "categoryIds">, imageIds: number[]): TrainState {

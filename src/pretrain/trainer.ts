@@ -22,7 +22,7 @@ import { loadRgb, type RgbImage } from "../data/image.js";
 import { resizeImage, shortSideSize } from "../data/resize.js";
 import { inputError, MaskdistillError } from "../errors.js";
 import { mulberry32 } from "../random.js";
-import { epochOrder, mixSeed, truncateLog } from "../engine/loop.js";
+import { epochOrder, mixSeed, truncateLog, CHECKPOINT_FILE, LOG_FILE } from "../engine/loop.js";
 export { epochOrder } from "../engine/loop.js";
 import { readSafetensorsFile, writeSafetensors } from "./safetensorsIo.js";
 import { removeStaleTemporaries } from "../runner/perImage.js";
@@ -35,6 +35,7 @@ import {
   type NamedParam, type PretrainVit,
 } from "./vit.js";
 import { readStateDict, type StateDict } from "../modeling/checkpoint/index.js";
+export { CHECKPOINT_FILE, LOG_FILE };
 
 export interface Network { backbone: PretrainVit; head: DinoHead }
 
@@ -82,8 +83,6 @@ export interface StepLog {
   trainSeconds: number;
 }
 
-export const CHECKPOINT_FILE = "checkpoint.safetensors";
-export const LOG_FILE = "train_log.jsonl";
 export const TEACHER_FILE = "teacher_vit.safetensors";
 export const TEACHER_CONFIG = "teacher_vit.json";
 const META_KEY = "maskdistill_pretrain";

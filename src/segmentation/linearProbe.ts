@@ -25,7 +25,7 @@ import { mulberry32 } from "../random.js";
 import type { RgbImage } from "../data/image.js";
 import { writeLabelPng, type LabelMap } from "../data/png.js";
 import { VOC_CLASSES } from "../data/voc.js";
-import { mixSeed, epochOrder, truncateLog } from "../engine/loop.js";
+import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
 import { resizeBilinearHalfPixel, crossEntropyPerRow } from "../engine/ops.js";
 import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, ASPP_CHANNELS, type DeepLabV3 } from "../engine/models/deeplab.js";
@@ -37,6 +37,7 @@ import { IGNORE_LABEL, SEGMENTATION_INPUT_SIZE, alignLabel, trainSample, valImag
 import { newConfusion, accumulate, scoreConfusion, matchPredictions, type Confusion, type SemsegScore } from "../evaluation/semseg.js";
 import { loadPair, segmentationItems, type SegmentationItem } from "./data.js";
 import { argmaxPlanes, labelsFromLogits, type Prediction } from "./predict.js";
+export { CHECKPOINT_FILE, MODEL_FILE, LOG_FILE };
 
 // ---------------------------------------------------------------------------------------------
 // recipes
@@ -286,9 +287,6 @@ export interface ProbeStepLog {
   trainSeconds: number;
 }
 
-export const CHECKPOINT_FILE = "checkpoint.safetensors";
-export const MODEL_FILE = "model.safetensors";
-export const LOG_FILE = "train_log.jsonl";
 export const SUMMARY_FILE = "summary.json";
 const META_KEY = "maskdistill_linear_probe";
 

@@ -21,7 +21,7 @@ import { assertFitsInHeap } from "../engine/memory.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
 import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, deepLabMemoryModel, type DeepLabV3 } from "../engine/models/deeplab.js";
 import { collectVariables, seededRng } from "../engine/models/params.js";
-import { mixSeed, epochOrder, truncateLog } from "../engine/loop.js";
+import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { inputError, MaskdistillError } from "../errors.js";
 import { writeSafetensors, type StateDict } from "../modeling/checkpoint/index.js";
 import { requireWeights } from "../modeling/weights.js";
@@ -32,6 +32,7 @@ import { deepLabTensors, deepLabStateDict, hwioToOihw, oihwToHwio, loadDeepLabSt
 import { ohemCrossEntropy } from "./loss.js";
 import { validate } from "./predict.js";
 import { collateSamples, trainSample, REFERENCE_AUGMENT_RANGES, type SegmentationPair } from "./transforms.js";
+export { CHECKPOINT_FILE, MODEL_FILE, LOG_FILE };
 
 export interface DeepLabTrainConfig {
   /** "moco_v2" (the reference), a ResNet-50 file (torchvision / MoCo layout), or "none" (random backbone). */
@@ -217,10 +218,7 @@ export async function trainStep(state: DeepLabTrainState, pairs: SegmentationPai
 // ---------------------------------------------------------------------------------------------
 // checkpoints
 
-export const CHECKPOINT_FILE = "checkpoint.safetensors";
-export const MODEL_FILE = "model.safetensors";
 export const BEST_VAL_FILE = "model_best_val.safetensors";
-export const LOG_FILE = "train_log.jsonl";
 const META_KEY = "maskdistill_train_deeplab";
 
 interface CheckpointMeta {
