@@ -84,7 +84,7 @@ test("resolveWeights: known names map to the cache, paths pass through, unknown 
   assert.deepEqual(resolveWeights(fixture("dino_backbone.pth")), { path: fixture("dino_backbone.pth"), exists: true });
   assert.deepEqual(resolveWeights("some/where.pth"), { path: "some/where.pth", exists: false });
   assert.throws(() => resolveWeights("dino_vits32"), (e: unknown) => e instanceof MaskdistillError &&
-    e.message === "unknown weights 'dino_vits32': not a file and not a known name (known: dino_vits16, dino_vits8, dino_vitb16, dino_vitb8, moco_v2_r50)");
+    e.message === "unknown weights 'dino_vits32': not a file and not a known name (known: dino_vits16, dino_vits8, dino_vitb16, dino_vitb8, dino_resnet50, moco_v2_r50)");
   assert.throws(() => requireWeights("dino_vits8"), /weights 'dino_vits8' are not downloaded: run 'maskdistill weights get dino_vits8', or download https:\/\/dl\.fbaipublicfiles\.com\/dino\/dino_deitsmall8_pretrain\/dino_deitsmall8_pretrain\.pth by hand and put it at .*dino_deitsmall8_pretrain\.pth/);
 });
 

@@ -31,12 +31,17 @@ export interface OverfitResult {
   trainSeconds: number;
 }
 
-/** Trains overfitRecipe on the first `images` one-object images (by id) of `annotations`, evaluating before and after. */
-export async function overfitCheck(opts: { annotations: string; imagesDir: string; images: number; iterations: number; outDir: string; onStep?: (l: StepLog) => void }): Promise<OverfitResult> {
+/**
+ * Trains overfitRecipe on the first `images` images (by id, present in `imagesDir`) of `annotations` with 1 to
+ * `maxObjects` (default 1) objects, evaluating before and after.
+ */
+export async function overfitCheck(opts: { annotations: string; imagesDir: string; images: number; iterations: number; outDir: string; maxObjects?: number; onStep?: (l: StepLog) => void }): Promise<OverfitResult> {
   const ds = readCocoDataset(opts.annotations);
   const count = new Map<number, number>();
   for (const a of ds.annotations) if (!a.iscrowd) count.set(a.image_id, (count.get(a.image_id) ?? 0) + 1);
-  const chosen = new Set(ds.images.filter((im) => count.get(im.id) === 1).map((im) => im.id).sort((a, b) => a - b).slice(0, opts.images));
+  const fits = (id: number) => (count.get(id) ?? 0) >= 1 && count.get(id)! <= (opts.maxObjects ?? 1);
+  const chosen = new Set(ds.images.filter((im) => fits(im.id) && fs.existsSync(path.join(opts.imagesDir, im.file_name)))
+    .map((im) => im.id).sort((a, b) => a - b).slice(0, opts.images));
   const subset = { ...ds, images: ds.images.filter((im) => chosen.has(im.id)), annotations: ds.annotations.filter((a) => chosen.has(a.image_id) && !a.iscrowd) };
   const usedCats = new Set(subset.annotations.map((a) => a.category_id));
   subset.categories = ds.categories.filter((c) => usedCats.has(c.id));
