@@ -95,6 +95,32 @@ test("multi-crop: 2 global + N local normalised views, identical for the same se
   assert.deepEqual([...epochOrder(0, 3, 10)].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 });
 
+test("paired views: the second global view and every other local view are cut from the paired picture", async () => {
+  const flat = (v: number): import("../src/data/image.js").RgbImage => ({ width: 40, height: 40, data: new Uint8Array(40 * 40 * 3).fill(v) });
+  // no colour jitter: a flat picture stays flat through crop, flip, blur (and 0.4 is below the solarisation threshold)
+  const cfg = { ...TINY.crops, localCrops: 4, colorJitter: { brightness: 0, contrast: 0, saturation: 0, hue: 0, p: 0, grayscale: 0 } };
+  const m = multiCrop(mulberry32(3), flat(0), cfg, flat(102));
+  const level = (c: { data: Float32Array }) => c.data[0] * 0.229 + 0.485;   // red channel, un-normalised
+  assert.deepEqual([m.globals[0], m.globals[1], ...m.locals].map((c) => Math.round(level(c) * 255) + 0), [0, 102, 0, 102, 0, 102]);
+  // without a pair: exactly the single-image views (same PRNG draws)
+  const img = images[0].image!;
+  assert.deepEqual(multiCrop(mulberry32(5), img, TINY.crops, undefined), multiCrop(mulberry32(5), img, TINY.crops));
+  // the loader pairs files by name, one paired folder per image folder, and names a missing one
+  const dirA = fs.mkdtempSync(path.join(tmp, "a-")), dirB = fs.mkdtempSync(path.join(tmp, "b-"));
+  for (const f of ["000000000009.jpg", "000000000025.jpg"]) {
+    fs.copyFileSync(projectPath("data", "demo", "images", f), path.join(dirA, f));
+    fs.copyFileSync(projectPath("data", "demo", "images", "000000000009.jpg"), path.join(dirB, f));
+  }
+  const paired = await loadTrainImages([dirA], 32, { pairedDirs: [dirB] });
+  assert.equal(paired[1].pairFile, path.join(dirB, "000000000025.jpg"));
+  assert.deepEqual(paired[1].pair!.data, paired[0].image!.data);
+  const viewed = viewsOf({ ...TINY, pairedViews: true }, paired, 0, 1);
+  assert.equal(viewed.globals[1].size, TINY.crops.globalSize);
+  fs.rmSync(path.join(dirB, "000000000025.jpg"));
+  await assert.rejects(loadTrainImages([dirA], 32, { pairedDirs: [dirB] }), (e: Error) => e instanceof MaskdistillError && /000000000025\.jpg/.test(e.message) && /paired-views/.test(e.message));
+  await assert.rejects(loadTrainImages([dirA], 32, { pairedDirs: [dirB, dirB] }), /one per --images folder/);
+});
+
 test("patch embedding as matmul equals the stride-p convolution with PyTorch's [D, 3, p, p] weight", async () => {
   const state = initState(TINY, ["x"]);
   const vit = state.student.backbone;

@@ -77,6 +77,36 @@ test("make-shapes is deterministic: the same seed gives byte-identical files, an
   for (const dir of [b, c]) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test("paired views: view 1 shows the same object (shape, colour, fill) in a new pose over a new background", async () => {
+  const opts = { size: 64, distractors: false };
+  for (let i = 0; i < 6; i++) {
+    const v0 = renderScene(3, i, opts), v1 = renderScene(3, i, opts, 1);
+    assert.deepEqual(renderScene(3, i, opts, 1).image.data, v1.image.data);   // deterministic
+    assert.equal(v1.classIndex, v0.classIndex);
+    assert.equal(v1.fill, v0.fill);
+    assert.notDeepEqual(v1.pose, v0.pose);
+    assert.ok(v1.areaFraction > 0.05 && v1.areaFraction < 0.55, `area ${v1.areaFraction}`);
+    if (v0.fill === "flat") {
+      // a flat object has one colour in both views: the median colour under each mask agrees
+      const median = (sc: typeof v0, ch: number) => {
+        const vals: number[] = [];
+        sc.mask.forEach((m, p) => { if (m) vals.push(sc.image.data[p * 3 + ch]); });
+        vals.sort((a, b) => a - b);
+        return vals[vals.length >> 1];
+      };
+      for (let ch = 0; ch < 3; ch++) assert.ok(Math.abs(median(v0, ch) - median(v1, ch)) <= 2, `channel ${ch}`);
+    }
+  }
+  // make-shapes --paired-views: train-views/ holds view 1 of every train image, under the same names
+  const dir = await makeWorld(3, ["--paired-views", "--n", "12"]);
+  const train = fs.readdirSync(path.join(dir, "train-images")).sort();
+  assert.deepEqual(fs.readdirSync(path.join(dir, "train-views")).sort(), train);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8")).pairedViews, true);
+  const base = await tinyWorld();   // the views do not change the world's other files
+  assert.ok(fs.readFileSync(path.join(dir, "JPEGImages", "000004.jpg")).equals(fs.readFileSync(path.join(base, "JPEGImages", "000004.jpg"))));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test("shapes ground truth: one object per image, class ids, area 10–50 %, masks agree across COCO and VOC files", async () => {
   const dir = await tinyWorld();
   const world = JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8"));

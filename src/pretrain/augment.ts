@@ -210,14 +210,21 @@ function view(rng: Rng, img: RgbImage, size: number, scale: [number, number], cf
   return { data: normalise(px, size), size };
 }
 
-/** Two global and `localCrops` local views of one image. */
-export function multiCrop(rng: Rng, img: RgbImage, cfg: MultiCropConfig): MultiCrop {
-  if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
-    throw new MaskdistillError(`multiCrop: bad RGB image ${img.width}×${img.height} with ${img.data.length} bytes`);
+/**
+ * Two global and `localCrops` local views of one image. With `paired` (a second picture of the same
+ * object, e.g. a later video frame), the second global view and every other local view are cut from it,
+ * so what the views share is the object, not the background around it.
+ */
+export function multiCrop(rng: Rng, img: RgbImage, cfg: MultiCropConfig, paired?: RgbImage): MultiCrop {
+  for (const im of paired ? [img, paired] : [img]) {
+    if (im.width < 1 || im.height < 1 || im.data.length !== im.width * im.height * 3) {
+      throw new MaskdistillError(`multiCrop: bad RGB image ${im.width}×${im.height} with ${im.data.length} bytes`);
+    }
   }
+  const other = paired ?? img;
   const g1 = view(rng, img, cfg.globalSize, cfg.globalScale, cfg, 1.0, 0);
-  const g2 = view(rng, img, cfg.globalSize, cfg.globalScale, cfg, 0.1, 0.2);
-  const locals = Array.from({ length: cfg.localCrops }, () => view(rng, img, cfg.localSize, cfg.localScale, cfg, 0.5, 0));
+  const g2 = view(rng, other, cfg.globalSize, cfg.globalScale, cfg, 0.1, 0.2);
+  const locals = Array.from({ length: cfg.localCrops }, (_, i) => view(rng, i % 2 ? other : img, cfg.localSize, cfg.localScale, cfg, 0.5, 0));
   return { globals: [g1, g2], locals };
 }
 

@@ -17,6 +17,11 @@ export interface PretrainConfig {
   arch: PretrainArch;
   head: DinoHeadConfig;
   crops: MultiCropConfig;
+  /**
+   * Each image comes with a second picture of the same object (`pretrain --paired-views`): the second
+   * global view and every other local view are cut from it (augment.ts multiCrop). Absent: off.
+   */
+  pairedViews?: boolean;
   /** Images are decoded once and resized to this short side (bicubic) before cropping; 0 = keep. */
   cacheShortSide: number;
   batchSize: number;

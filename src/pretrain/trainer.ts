@@ -44,7 +44,11 @@ export interface Network { backbone: PretrainVit; head: DinoHead }
  * size: their pixels are decoded again for each batch that uses them (`withBatchImages`), so memory stays
  * bounded however many images there are, and the pixels (hence the run) are the same either way.
  */
-export interface TrainImage { name: string; file: string; shortSide: number; image: RgbImage | undefined }
+export interface TrainImage {
+  name: string; file: string; shortSide: number; image: RgbImage | undefined;
+  /** With paired views: the second picture of the same object (same file name in the paired folder). */
+  pairFile?: string; pair?: RgbImage;
+}
 
 /** Decoded pixels kept in memory across steps (default 2 GiB); the rest are decoded per batch. */
 export const RESIDENT_IMAGE_BYTES = 2 * 2 ** 30;
@@ -67,6 +71,8 @@ export interface TrainState {
   imageNames: string[];
   /** The image folders as given when training started (so a resume needs no --images). */
   imageDirs: string[];
+  /** With paired views: the folders of the second pictures, one per image folder. */
+  pairedDirs: string[];
 }
 
 export interface StepLog {
@@ -107,7 +113,7 @@ export function itersPerEpoch(config: PretrainConfig, images: number): number {
 }
 
 /** A fresh state: student initialised from the seed, teacher a copy of it, center 0. */
-export function initState(config: PretrainConfig, imageNames: string[], imageDirs: string[] = []): TrainState {
+export function initState(config: PretrainConfig, imageNames: string[], imageDirs: string[] = [], pairedDirs: string[] = []): TrainState {
   checkConfig(config);
   const rng = seededRng(config.seed);
   const vitCfg = { ...config.arch, posGrid: config.crops.globalSize / config.arch.patch };
@@ -125,7 +131,7 @@ export function initState(config: PretrainConfig, imageNames: string[], imageDir
   return {
     config, student, teacher, expAvg, expAvgSq, adamSteps,
     center: tf.variable(tf.zeros([1, config.head.outDim]), false),
-    step: 0, trainSeconds: 0, imageNames, imageDirs,
+    step: 0, trainSeconds: 0, imageNames, imageDirs, pairedDirs,
   };
 }
 
@@ -149,15 +155,24 @@ async function decodeTrainImage(file: string, shortSide: number): Promise<RgbIma
 
 /**
  * The images of the given folders (jpg/jpeg/png, sorted by name), each decoded once to check it (a bad one is
- * left out with `onSkip`); the first `residentBytes` of pixels stay in memory.
+ * left out with `onSkip`); the first `residentBytes` of pixels stay in memory. With `pairedDirs` (one per
+ * folder), each image's second picture is the file of the same name there.
  */
 export async function loadTrainImages(dirs: string[], shortSide: number,
-    opts: { limit?: number; residentBytes?: number; onSkip?: (file: string, reason: string) => void } = {}): Promise<TrainImage[]> {
-  const files: { name: string; file: string }[] = [];
-  for (const dir of dirs) {
+    opts: { limit?: number; residentBytes?: number; onSkip?: (file: string, reason: string) => void; pairedDirs?: string[] } = {}): Promise<TrainImage[]> {
+  const paired = opts.pairedDirs ?? [];
+  if (paired.length && paired.length !== dirs.length) {
+    throw new MaskdistillError(`pretrain: ${paired.length} paired-view folder(s) for ${dirs.length} image folder(s); give one per --images folder`);
+  }
+  const files: { name: string; file: string; pairFile?: string }[] = [];
+  for (const [k, dir] of dirs.entries()) {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw inputError(dir, "not a folder of images");
+    if (paired.length && !(fs.existsSync(paired[k]) && fs.statSync(paired[k]).isDirectory())) throw inputError(paired[k], "not a folder of paired views");
     for (const f of fs.readdirSync(dir).sort()) {
-      if (/\.(jpe?g|png)$/i.test(f)) files.push({ name: `${path.basename(dir)}/${f}`, file: path.join(dir, f) });
+      if (!/\.(jpe?g|png)$/i.test(f)) continue;
+      const pairFile = paired.length ? path.join(paired[k], f) : undefined;
+      if (pairFile && !fs.existsSync(pairFile)) throw inputError(pairFile, `missing: --paired-views needs a picture of the same name for every image of ${dir}`);
+      files.push({ name: `${path.basename(dir)}/${f}`, file: path.join(dir, f), pairFile });
     }
   }
   if (files.length === 0) throw new MaskdistillError(`pretrain: no .jpg/.png images in ${dirs.join(", ")}`);
@@ -165,10 +180,11 @@ export async function loadTrainImages(dirs: string[], shortSide: number,
   const out: TrainImage[] = [];
   const budget = opts.residentBytes ?? RESIDENT_IMAGE_BYTES;
   let resident = 0;
-  for (const { name, file } of take) {
-    let image: RgbImage;
+  for (const { name, file, pairFile } of take) {
+    let image: RgbImage, pair: RgbImage | undefined;
     try {
       image = await decodeTrainImage(file, shortSide);
+      if (pairFile) pair = await decodeTrainImage(pairFile, shortSide);
     } catch (e) {
       // one bad image does not stop training: with `onSkip` it is left out (and the caller records it);
       // the names stored in the checkpoint leave it out too, so a resume skips the same images
@@ -176,9 +192,10 @@ export async function loadTrainImages(dirs: string[], shortSide: number,
       opts.onSkip(file, e.file && e.message.startsWith(`${e.file}: `) ? e.message.slice(e.file.length + 2) : e.message);
       continue;
     }
-    const keep = resident + image.data.byteLength <= budget;
-    if (keep) resident += image.data.byteLength;
-    out.push({ name, file, shortSide, image: keep ? image : undefined });
+    const bytes = image.data.byteLength + (pair?.data.byteLength ?? 0);
+    const keep = resident + bytes <= budget;
+    if (keep) resident += bytes;
+    out.push({ name, file, shortSide, image: keep ? image : undefined, pairFile, pair: keep ? pair : undefined });
   }
   if (out.length === 0) throw new MaskdistillError(`pretrain: none of the ${take.length} images in ${dirs.join(", ")} can be read`);
   return out;
@@ -186,9 +203,9 @@ export async function loadTrainImages(dirs: string[], shortSide: number,
 
 /** The multi-crop views of image `index` in `epoch`: the same for a given seed, on every run. */
 export function viewsOf(config: PretrainConfig, images: TrainImage[], epoch: number, index: number): MultiCrop {
-  const image = images[index].image;
-  if (!image) throw new Error(`pretrain: ${images[index].file} is not in memory (use withBatchImages)`);
-  return multiCrop(mulberry32(mixSeed(config.seed, epoch, 2, index)), image, config.crops);
+  const { image, pair } = images[index];
+  if (!image || (config.pairedViews && !pair)) throw new Error(`pretrain: ${images[index].file} or its paired view is not in memory (use withBatchImages)`);
+  return multiCrop(mulberry32(mixSeed(config.seed, epoch, 2, index)), image, config.crops, config.pairedViews ? pair : undefined);
 }
 
 /** Runs `f` with the pixels of `indices` in memory: non-resident images are decoded for it and dropped after. */
@@ -196,17 +213,22 @@ export async function withBatchImages<T>(images: TrainImage[], indices: readonly
   const loaded: number[] = [];
   try {
     for (const i of indices) {
-      if (images[i].image) continue;
-      try {
-        images[i].image = await decodeTrainImage(images[i].file, images[i].shortSide);
-      } catch (e) {
-        throw inputError(images[i].file, `could be read when training started but not now (${(e as Error).message}); restore it and rerun with --resume`);
+      const im = images[i];
+      if (im.image) continue;
+      for (const file of im.pairFile ? [im.file, im.pairFile] : [im.file]) {
+        try {
+          const pixels = await decodeTrainImage(file, im.shortSide);
+          if (file === im.file) im.image = pixels;
+          else im.pair = pixels;
+        } catch (e) {
+          throw inputError(file, `could be read when training started but not now (${(e as Error).message}); restore it and rerun with --resume`);
+        }
       }
       loaded.push(i);
     }
     return await f();
   } finally {
-    for (const i of loaded) images[i].image = undefined;
+    for (const i of loaded) images[i].image = images[i].pair = undefined;
   }
 }
 
@@ -327,6 +349,7 @@ interface CheckpointMeta {
   adamSteps: Record<string, number>;
   imageNames: string[];
   imageDirs: string[];
+  pairedDirs?: string[];
 }
 
 /** Writes the full training state (atomic): DINO-style keys in PyTorch layout + a JSON metadata entry. */
@@ -344,6 +367,7 @@ export async function saveCheckpoint(state: TrainState, file: string): Promise<v
   const meta: CheckpointMeta = {
     format: 1, config: state.config, step: state.step, trainSeconds: state.trainSeconds,
     adamSteps: Object.fromEntries(state.adamSteps), imageNames: state.imageNames, imageDirs: state.imageDirs,
+    ...(state.pairedDirs.length ? { pairedDirs: state.pairedDirs } : {}),
   };
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeSafetensors(file, sd, { [META_KEY]: JSON.stringify(meta) });
@@ -361,7 +385,7 @@ export async function loadCheckpoint(file: string): Promise<TrainState> {
     throw inputError(file, "pretraining metadata is not valid JSON", e);
   }
   if (meta.format !== 1) throw inputError(file, `unknown pretraining checkpoint format ${String(meta.format)}`);
-  const state = initState(meta.config, meta.imageNames, meta.imageDirs ?? []);
+  const state = initState(meta.config, meta.imageNames, meta.imageDirs ?? [], meta.pairedDirs ?? []);
   const fill = (key: string, p: NamedParam, v: tf.Variable) => {
     const t = tensors.get(key);
     if (!t) throw inputError(file, `missing tensor "${key}"`);
@@ -435,6 +459,8 @@ export interface TrainOptions {
   images: TrainImage[];
   /** The folders the images came from (stored in the checkpoint). */
   imageDirs?: string[];
+  /** The folders of their paired views (config.pairedViews; stored in the checkpoint). */
+  pairedDirs?: string[];
   /** Start fresh with this config; ignored when resuming from `outDir`. */
   config: PretrainConfig;
   resume: boolean;
@@ -463,7 +489,7 @@ export async function train(opts: TrainOptions): Promise<TrainState> {
     truncateLog(logFile, state.step);
   } else {
     if (fs.existsSync(ckpt) && !opts.resume) throw inputError(ckpt, "a checkpoint is already there: pass --resume to continue it, or choose another --out");
-    state = initState(opts.config, names, opts.imageDirs ?? []);
+    state = initState(opts.config, names, opts.imageDirs ?? [], opts.pairedDirs ?? []);
     fs.mkdirSync(opts.outDir, { recursive: true });
     fs.writeFileSync(logFile, "");
   }
@@ -500,12 +526,12 @@ export async function train(opts: TrainOptions): Promise<TrainState> {
 }
 
 /** What a checkpoint holds, without its tensors (undefined when there is none). */
-export async function checkpointInfo(file: string): Promise<{ step: number; config: PretrainConfig; imageDirs: string[]; images: number } | undefined> {
+export async function checkpointInfo(file: string): Promise<{ step: number; config: PretrainConfig; imageDirs: string[]; pairedDirs: string[]; images: number } | undefined> {
   if (!fs.existsSync(file)) return undefined;
   const { metadata } = await readSafetensorsFile(file, { headerOnly: true });
   const meta = JSON.parse(metadata[META_KEY] ?? "null") as CheckpointMeta | null;
   if (!meta) throw inputError(file, `not a maskdistill pretraining checkpoint (no "${META_KEY}" metadata)`);
-  return { step: meta.step, config: meta.config, imageDirs: meta.imageDirs ?? [], images: meta.imageNames.length };
+  return { step: meta.step, config: meta.config, imageDirs: meta.imageDirs ?? [], pairedDirs: meta.pairedDirs ?? [], images: meta.imageNames.length };
 }
 
 /** The iteration a checkpoint file was saved at (-1 when none). */

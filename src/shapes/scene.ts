@@ -8,7 +8,7 @@ import { mulberry32 } from "../random.js";
 import { COVERAGE_SAMPLES, SHAPE_CLASSES, coverage, maskOfCoverage, randomBlob, shapeCoverage, unitShapeStats, type ShapeClass, type ShapePose } from "./geometry.js";
 import {
   BACKGROUND_KINDS, FILL_KINDS, colourDistance, drawBackground, makeFill, pick, randint, randomColour, uniform,
-  type BackgroundKind, type FillKind, type PhotoBank, type Rgb, type Rng,
+  type BackgroundKind, type Fill, type FillKind, type PhotoBank, type Rgb, type Rng,
 } from "./textures.js";
 
 export interface SceneOptions {
@@ -78,16 +78,14 @@ function meanUnder(canvas: Float32Array, mask: Uint8Array): Rgb {
   return n ? [sum[0] / n, sum[1] / n, sum[2] / n] : [128, 128, 128];
 }
 
-/** Renders scene `index` of the world with seed `seed`. */
-export function renderScene(seed: number, index: number, opts: SceneOptions): Scene {
-  const rng = mulberry32(sceneSeed(seed, index));
+/** The object of a scene as drawn: shape, pose, coverage and fill (the appearance a second view keeps). */
+interface DrawnObject { classIndex: number; shape: ShapeClass; pose: ShapePose; cov: Uint8Array; fillKind: FillKind; fill: Fill }
+
+/** Background kind + background + optional distractors, drawn from `rng`. */
+function drawSurroundings(rng: Rng, opts: SceneOptions): { canvas: Float32Array; background: BackgroundKind; distractors: number } {
   const size = opts.size;
-  const areaRange = opts.areaRange ?? [0.1, 0.5];
-  const classIndex = randint(rng, 0, SHAPE_CLASSES.length);
-  const shape = SHAPE_CLASSES[classIndex];
   const background = pick(rng, BACKGROUND_KINDS);
   const canvas = drawBackground(rng, background, size, opts.photos);
-
   let distractors = 0;
   if (opts.distractors) {
     distractors = randint(rng, 1, 4);
@@ -98,26 +96,50 @@ export function renderScene(seed: number, index: number, opts: SceneOptions): Sc
       paint(canvas, coverage(blob, 1, pose, size, size), size, pose, () => col);
     }
   }
+  return { canvas, background, distractors };
+}
 
+function finishScene(canvas: Float32Array, size: number, obj: DrawnObject, background: BackgroundKind, distractors: number): Scene {
+  paint(canvas, obj.cov, size, obj.pose, obj.fill);
+  const mask = maskOfCoverage(obj.cov);
+  const data = new Uint8Array(size * size * 3);
+  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(canvas[i])));
+  let area = 0;
+  for (let i = 0; i < mask.length; i++) area += mask[i];
+  return {
+    image: { width: size, height: size, data }, mask, classIndex: obj.classIndex, shape: obj.shape, pose: obj.pose,
+    areaFraction: area / (size * size), background, fill: obj.fillKind, distractors,
+  };
+}
+
+/**
+ * Renders scene `index` of the world with seed `seed`. `view` ≥ 1 renders another view of the same
+ * object — its shape, colour and fill (the texture moves with the object) — in a new pose over a new
+ * background, like a later frame in which the object has moved: what `pretrain --paired-views` pairs.
+ */
+export function renderScene(seed: number, index: number, opts: SceneOptions, view = 0): Scene {
+  const rng = mulberry32(sceneSeed(seed, index));
+  const size = opts.size;
+  const areaRange = opts.areaRange ?? [0.1, 0.5];
+  const classIndex = randint(rng, 0, SHAPE_CLASSES.length);
+  const shape = SHAPE_CLASSES[classIndex];
+  const first = drawSurroundings(rng, opts);
   const pose = samplePose(rng, shape, size, areaRange);
   const cov = shapeCoverage(pose, size, size);
-  const mask = maskOfCoverage(cov);
   // the object must be visible: its base colour differs from the background under it (best of 20 draws)
-  const under = meanUnder(canvas, mask);
+  const under = meanUnder(first.canvas, maskOfCoverage(cov));
   let base = randomColour(rng, [0.35, 1], [0.3, 1]);
   for (let t = 0; t < 20 && colourDistance(base, under) < 100; t++) {
     const next = randomColour(rng, [0.35, 1], [0.3, 1]);
     if (colourDistance(next, under) > colourDistance(base, under)) base = next;
   }
   const fillKind = pick(rng, FILL_KINDS);
-  paint(canvas, cov, size, pose, makeFill(rng, fillKind, base, size));
-
-  const data = new Uint8Array(size * size * 3);
-  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, Math.round(canvas[i])));
-  let area = 0;
-  for (let i = 0; i < mask.length; i++) area += mask[i];
-  return {
-    image: { width: size, height: size, data }, mask, classIndex, shape, pose,
-    areaFraction: area / (size * size), background, fill: fillKind, distractors,
-  };
+  const fill = makeFill(rng, fillKind, base, size);
+  if (view === 0) return finishScene(first.canvas, size, { classIndex, shape, pose, cov, fillKind, fill }, first.background, first.distractors);
+  if (!Number.isInteger(view) || view < 0) throw new Error(`renderScene: view must be a non-negative integer, got ${view}`);
+  const rngView = mulberry32(sceneSeed(seed, index) ^ Math.imul(view, 0x27d4eb2f));
+  const other = drawSurroundings(rngView, opts);
+  const poseView = samplePose(rngView, shape, size, areaRange);
+  const covView = shapeCoverage(poseView, size, size);
+  return finishScene(other.canvas, size, { classIndex, shape, pose: poseView, cov: covView, fillKind, fill }, other.background, other.distractors);
 }

@@ -9,6 +9,8 @@
 //                                        categories 1..K = the shapes; file_name "JPEGImages/<stem>.jpg";
 //                                        image id = the scene index (= the VOC trainval position)
 //   DIR/train-images/                    the train split's images (hard links) for `pretrain --images`
+//   DIR/train-views/                     with pairedViews: a second view of each train image's object (same
+//                                        file name; new pose and background) for `pretrain --paired-views`
 //   DIR/scenes.jsonl                     one line per scene: class, pose, area share, background, fill
 //   DIR/world.json                       how the world was made (seed, size, counts per class)
 // Same options and photos → byte-identical files.
@@ -30,6 +32,8 @@ export interface ShapesWorldOptions {
   size: number;
   seed: number;
   distractors: boolean;
+  /** Also write DIR/train-views/: view 1 of every train scene (see renderScene). */
+  pairedViews?: boolean;
   /** Share of the scenes in val (the last ones; default 1/8). */
   valFraction?: number;
   /** Photo files for backgrounds (sorted by the caller); none: procedural backgrounds only. */
@@ -45,6 +49,7 @@ export interface ShapesWorldSummary {
   size: number;
   seed: number;
   distractors: boolean;
+  pairedViews: boolean;
   photos: number;
   perClass: Record<string, number>;
   meanAreaFraction: number;
@@ -89,7 +94,8 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   if (nVal >= n) throw new MaskdistillError(`make-shapes: --n ${n} leaves no training images`);
   const photos = opts.photos ?? [];
   const bank = await loadPhotoBank(photos);
-  const dirs = ["JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Main", "ImageSets/Segmentation", "train-images"].map((d) => path.join(out, d));
+  const dirs = ["JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Main", "ImageSets/Segmentation", "train-images",
+    ...(opts.pairedViews ? ["train-views"] : [])].map((d) => path.join(out, d));
   for (const d of dirs) fs.mkdirSync(d, { recursive: true });
 
   const images: CocoImage[] = [], annotations: CocoAnnotation[] = [], sceneLines: string[] = [];
@@ -112,6 +118,7 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
       } catch {
         fs.copyFileSync(jpg, link); // a file system without hard links
       }
+      if (opts.pairedViews) await saveRgb(renderScene(seed, i, { size, distractors: opts.distractors, photos: bank }, 1).image, path.join(out, "train-views", `${stem}.jpg`));
     }
     images.push({ id: i, file_name: `JPEGImages/${stem}.jpg`, width: size, height: size });
     annotations.push(annotationOf(scene, i));
@@ -141,13 +148,13 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   writeCocoJson(path.join(out, "instances_val.json"), dataset(n - nVal, n));
   fs.writeFileSync(path.join(out, "scenes.jsonl"), sceneLines.join("\n") + "\n");
   const summary: ShapesWorldSummary = {
-    out, images: n, train: n - nVal, val: nVal, size, seed, distractors: opts.distractors, photos: photos.length,
+    out, images: n, train: n - nVal, val: nVal, size, seed, distractors: opts.distractors, pairedViews: Boolean(opts.pairedViews), photos: photos.length,
     perClass, meanAreaFraction: +(areaSum / n).toFixed(4),
   };
   fs.writeFileSync(path.join(out, "world.json"), JSON.stringify({
     world: "shapes", classes: [...SHAPE_CLASSES], ...summary, out: undefined,
     photoFiles: photos.map((p) => path.basename(p)),
-    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${opts.distractors ? " --distractors" : ""}`,
+    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}`,
   }, null, 1) + "\n");
   return summary;
 }

@@ -7,7 +7,7 @@ import { numberFlag, parseFlags, printJson } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { projectPath } from "../../paths.js";
 
-const usage = `usage: maskdistill make-shapes --out DIR [--n 4000] [--size 96] [--seed 0] [--distractors]
+const usage = `usage: maskdistill make-shapes --out DIR [--n 4000] [--size 96] [--seed 0] [--distractors] [--paired-views]
                              [--photos DIR|none] [--val-fraction 0.125] [--json]
 
 Generates a synthetic object-discovery data set: one main object per image, of K = 8 shape classes
@@ -26,6 +26,8 @@ Layout (readable by gen-masks, cluster, eval-instances and eval-semseg unchanged
   --size S             image side in pixels (default 96)
   --seed N             world seed (default 0)
   --distractors        add 1–3 small clutter blobs per image (background in the ground truth)
+  --paired-views       also write DIR/train-views/: a second view of each train image's object (same shape,
+                       colour and fill; new pose and background), for pretrain --paired-views
   --photos DIR|none    photos for background crops (default data/demo/images); none: textures only
   --val-fraction F     share of val images (default 0.125)
   --json               last stdout line: the summary
@@ -41,7 +43,7 @@ const command: Command = {
   async run(argv) {
     const { values } = parseFlags("make-shapes", argv, {
       out: { type: "string" }, n: { type: "string" }, size: { type: "string" }, seed: { type: "string" },
-      distractors: { type: "boolean" }, photos: { type: "string" }, "val-fraction": { type: "string" },
+      distractors: { type: "boolean" }, "paired-views": { type: "boolean" }, photos: { type: "string" }, "val-fraction": { type: "string" },
     });
     if (values.help) {
       console.log(usage);
@@ -68,7 +70,7 @@ const command: Command = {
     try {
       summary = await makeShapesWorld({
         out: path.resolve(values.out), n, size: numberFlag("size", values.size, 96), seed: numberFlag("seed", values.seed, 0),
-        distractors: !!values.distractors, valFraction, photos,
+        distractors: !!values.distractors, pairedViews: !!values["paired-views"], valFraction, photos,
         onProgress: (done) => { bar.tick(done - ticked); ticked = done; },
       });
     } finally {

@@ -17,6 +17,10 @@ teacher backbone in the official DINO layout, loadable with loadBackbone / --wei
 Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues with nothing lost.
 
   --images DIR[,DIR]     image folders (.jpg/.png; names sorted). Stored in the checkpoint.
+  --paired-views DIR[,DIR]  a second picture of each image's object, same file name (one folder per
+                         --images folder; e.g. make-shapes --paired-views writes train-views/). The
+                         second global view and every other local view are cut from it, so the views
+                         share the object and not its background (like two frames of a video)
   --out DIR              work folder (checkpoint, log, exported teacher)
   --resume               continue the checkpoint in --out (its config and images; flags below ignored)
   --epochs N             planned epochs (the schedules span them; default 30)
@@ -54,7 +58,7 @@ const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const { values } = parseFlags("pretrain", argv, {
-      images: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" },
+      images: { type: "string" }, "paired-views": { type: "string" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
@@ -109,6 +113,9 @@ const command: Command = {
     }
     checkConfig(config);
     const dirs = values.images ? values.images.split(",").filter(Boolean).map((p) => path.resolve(p)) : existing?.imageDirs ?? [];
+    const pairedDirs = values["paired-views"] ? values["paired-views"].split(",").filter(Boolean).map((p) => path.resolve(p)) : existing?.pairedDirs ?? [];
+    if (!existing && pairedDirs.length) config.pairedViews = true;
+    if (config.pairedViews && pairedDirs.length === 0) throw new MaskdistillError("pretrain: this run pairs views: pass --paired-views DIR (one per --images folder)", ckpt);
     if (dirs.length === 0) throw new MaskdistillError("pretrain: --images DIR is required (a resumed checkpoint names its own folders)");
 
     const { initEngine, engineInfo } = await import("../../engine/index.js");
@@ -118,7 +125,7 @@ const command: Command = {
 
     // unreadable images are skipped and listed in OUT/pretrain.errors.jsonl, like gen-masks' errors file
     const skipped: { file: string; reason: string }[] = [];
-    const images = await trainer.loadTrainImages(dirs, config.cacheShortSide, { onSkip: (file, reason) => skipped.push({ file, reason }) });
+    const images = await trainer.loadTrainImages(dirs, config.cacheShortSide, { onSkip: (file, reason) => skipped.push({ file, reason }), pairedDirs });
     const { checkOutputLocation, writeLinesAtomic } = await import("../../runner/perImage.js");
     const errorsFile = path.join(outDir, "pretrain.errors.jsonl");
     checkOutputLocation(errorsFile);
@@ -152,7 +159,7 @@ const command: Command = {
     let state;
     try {
       state = await trainer.train({
-        outDir, images, imageDirs: dirs, config, resume: Boolean(values.resume), maxSteps,
+        outDir, images, imageDirs: dirs, pairedDirs, config, resume: Boolean(values.resume), maxSteps,
         checkpointSeconds: 60 * numberFlag("checkpoint-minutes", values["checkpoint-minutes"], 3),
         signal: abort.signal,
         onStep(log) {
