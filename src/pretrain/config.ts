@@ -22,6 +22,17 @@ export interface PretrainConfig {
    * global view and every other local view are cut from it (augment.ts multiCrop). Absent: off.
    */
   pairedViews?: boolean;
+  /**
+   * The training objective. "dino" (absent: DINO): the student matches the teacher's centred, sharpened
+   * prototype distributions. "contrastive": MoCo-style InfoNCE on the head's L2-normalised bottleneck
+   * embedding — each student view must pick its image's teacher global view (the other one, for a global)
+   * among the teacher global views of the whole batch, at temperature `contrastTemp` (the momentum teacher
+   * as the key encoder; the prototype layer is not used). Far more signal per iteration than DINO's
+   * prototypes, which matters when only a few thousand iterations are affordable.
+   */
+  objective?: "dino" | "contrastive";
+  /** InfoNCE temperature of the contrastive objective (default 0.2, MoCo v3's). */
+  contrastTemp?: number;
   /** Images are decoded once and resized to this short side (bicubic) before cropping; 0 = keep. */
   cacheShortSide: number;
   batchSize: number;
@@ -106,6 +117,8 @@ export function checkConfig(c: PretrainConfig): void {
   }
   if (!(c.batchSize >= 1 && Number.isInteger(c.batchSize))) bad(`batch size must be a positive integer, got ${c.batchSize}`);
   if (!(c.epochs >= 1 && Number.isInteger(c.epochs))) bad(`epochs must be a positive integer, got ${c.epochs}`);
+  if (c.objective !== undefined && c.objective !== "dino" && c.objective !== "contrastive") bad(`objective must be "dino" or "contrastive", got ${JSON.stringify(c.objective)}`);
+  if (c.contrastTemp !== undefined && !(c.contrastTemp > 0)) bad(`contrastTemp must be positive, got ${c.contrastTemp}`);
   if (!(crops.localCrops >= 0 && Number.isInteger(crops.localCrops))) bad("localCrops must be a non-negative integer");
   if (!(c.lr > 0)) bad(`lr must be positive, got ${c.lr}`);
 }

@@ -39,13 +39,17 @@ function l2Normalize(x: tf.Tensor, axis: number): tf.Tensor {
   return tf.div(x, tf.maximum(tf.norm(x, 2, axis, true), 1e-12));
 }
 
+/** The L2-normalised bottleneck embedding [N, bottleneck] of CLS tokens [N, D] (the MLP's output). */
+export function headEmbedding(h: DinoHead, x: tf.Tensor2D): tf.Tensor2D {
+  const [l1, l2, l3] = h.mlp;
+  return l2Normalize(applyLinear(l3, gelu(applyLinear(l2, gelu(applyLinear(l1, x))))), 1) as tf.Tensor2D;
+}
+
 /** Logits [N, outDim] for CLS tokens [N, D]. */
 export function dinoHead(h: DinoHead, x: tf.Tensor2D): tf.Tensor2D {
-  const [l1, l2, l3] = h.mlp;
-  const z = applyLinear(l3, gelu(applyLinear(l2, gelu(applyLinear(l1, x)))));
   // weight norm with g = 1: every output column of v scaled to unit length
   const w = tf.div(h.lastV, tf.norm(h.lastV, 2, 0, true));
-  return tf.matMul(l2Normalize(z, 1) as tf.Tensor2D, w as tf.Tensor2D);
+  return tf.matMul(headEmbedding(h, x), w as tf.Tensor2D);
 }
 
 /** The head's parameters under DINO's keys (`head.` prefix not included). weight_g is implied (= 1). */

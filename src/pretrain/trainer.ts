@@ -28,7 +28,7 @@ import { readSafetensorsFile, writeSafetensors } from "./safetensorsIo.js";
 import { removeStaleTemporaries } from "../runner/perImage.js";
 import { multiCrop, type MultiCrop } from "./augment.js";
 import { checkConfig, type PretrainConfig } from "./config.js";
-import { dinoHead, headParams, makeDinoHead, type DinoHead } from "./head.js";
+import { dinoHead, headEmbedding, headParams, makeDinoHead, type DinoHead } from "./head.js";
 import { cosineSchedule, teacherTemperature } from "./schedule.js";
 import {
   assignVitStateDict, fromTorchLayout, LN_EPS, makePretrainVit, patchify, toTorchLayout, vitCls, vitParams, vitStateDict,
@@ -235,7 +235,7 @@ export async function withBatchImages<T>(images: TrainImage[], indices: readonly
 // ---------------------------------------------------------------------------------------------
 // one iteration
 
-function forward(net: Network, crops: MultiCrop[], which: "globals" | "all", patch: number): tf.Tensor2D {
+function forward(net: Network, crops: MultiCrop[], which: "globals" | "all", patch: number, output: "logits" | "embedding" = "logits"): tf.Tensor2D {
   const g = crops[0].globals[0].size;
   // DINO's MultiCropWrapper: crops of one resolution run as one batch, view-major (view 0 of every
   // image, then view 1, …), so the logits chunk into views.
@@ -248,7 +248,31 @@ function forward(net: Network, crops: MultiCrop[], which: "globals" | "all", pat
     for (let v = 0; v < nLocal; v++) for (const c of crops) locals.push(c.locals[v].data);
     out.push(vitCls(net.backbone, patchify(locals, l, l, patch)));
   }
-  return dinoHead(net.head, out.length === 1 ? out[0] : tf.concat(out, 0) as tf.Tensor2D);
+  const cls = out.length === 1 ? out[0] : tf.concat(out, 0) as tf.Tensor2D;
+  return output === "logits" ? dinoHead(net.head, cls) : headEmbedding(net.head, cls);
+}
+
+/**
+ * InfoNCE of student embeddings s [V·B, E] (view-major) against teacher global embeddings k [2B, E]
+ * (constant): for student view v of image b the positive is the teacher's global view of b that is not
+ * v itself (v = 0 → global 1, v = 1 → global 0, a local → both globals, averaged), the negatives every other
+ * teacher global of the batch; cross-entropy over the 2B keys at temperature τ, averaged over all
+ * (query, positive) pairs and scaled by 2τ (MoCo v3) so the gradient size does not depend on τ.
+ */
+export function contrastiveLoss(k: tf.Tensor2D, student: tf.Tensor2D, batch: number, temp: number): tf.Scalar {
+  const views = student.shape[0] / batch;
+  const logp = tf.logSoftmax(tf.div(tf.matMul(student, k, false, true), temp));   // [V·B, 2B]
+  // the positive weights: row (v, b) puts 1 on key (1 − v, b) for globals, ½ on (0, b) and (1, b) for locals
+  const w = new Float32Array(views * batch * 2 * batch);
+  for (let v = 0; v < views; v++) {
+    for (let b = 0; b < batch; b++) {
+      const row = (v * batch + b) * 2 * batch;
+      if (v < 2) w[row + (1 - v) * batch + b] = 1;
+      else { w[row + b] = 0.5; w[row + batch + b] = 0.5; }
+    }
+  }
+  const nll = tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(w, [views * batch, 2 * batch]))));
+  return tf.mul(tf.div(nll, views * batch), 2 * temp) as tf.Scalar;
 }
 
 /**
@@ -282,8 +306,11 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
   const batch = crops.length;
   const patch = c.arch.patch;
 
-  // teacher: targets and the batch centre
-  const { q, batchCenter, entropy } = tf.tidy(() => {
+  // teacher: targets and the batch centre (contrastive: its global embeddings are the keys)
+  const contrastive = c.objective === "contrastive";
+  const { q, batchCenter, entropy } = contrastive ? tf.tidy(() => ({
+    q: forward(state.teacher, crops, "globals", patch, "embedding"), batchCenter: tf.zeros([1, c.head.outDim]), entropy: tf.scalar(0),
+  })) : tf.tidy(() => {
     const t = forward(state.teacher, crops, "globals", patch);
     const scaled = tf.div(tf.sub(t, state.center), teacherTemp);
     const probs = tf.softmax(scaled) as tf.Tensor2D;
@@ -298,9 +325,12 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
 
   const params = networkParams(state.student, "student");
   const frozen = epoch < c.freezeLastLayer;
-  const trained = params.filter((p) => !(frozen && p.key.endsWith("last_layer.weight_v")));
+  // the prototype layer is not on the contrastive objective's path
+  const trained = params.filter((p) => !((frozen || contrastive) && p.key.endsWith("last_layer.weight_v")));
   const { value, grads } = await withHeapGuard(`pretrain iteration ${it}`, async () => tf.variableGrads(
-    () => dinoLoss(q, forward(state.student, crops, "all", patch), batch, c.studentTemp),
+    () => contrastive
+      ? contrastiveLoss(q, forward(state.student, crops, "all", patch, "embedding"), batch, c.contrastTemp ?? 0.2)
+      : dinoLoss(q, forward(state.student, crops, "all", patch), batch, c.studentTemp),
     trained.map((p) => p.variable)));
   const loss = (await value.data())[0];
   if (!Number.isFinite(loss)) throw new MaskdistillError(`pretrain: loss is ${loss} at iteration ${it}; stopping (lower --lr?)`);
@@ -331,7 +361,7 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
   const tp = networkParams(state.teacher, "teacher");
   tf.tidy(() => {
     params.forEach((p, i) => tp[i].variable.assign(tf.add(tf.mul(tp[i].variable, momentum), tf.mul(p.variable, 1 - momentum))));
-    state.center.assign(tf.add(tf.mul(state.center, c.centerMomentum), tf.mul(batchCenter, 1 - c.centerMomentum)));
+    if (!contrastive) state.center.assign(tf.add(tf.mul(state.center, c.centerMomentum), tf.mul(batchCenter, 1 - c.centerMomentum)));
   });
   batchCenter.dispose();
   state.step++;

@@ -29,6 +29,10 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --lr X                 peak learning rate (default 1e-4)   --warmup-epochs N (default 2)
   --momentum-teacher X   teacher EMA start (default 0.996, as DINO)
   --teacher-temp X       teacher temperature (default 0.02; DINO 0.04; no warm-up)
+  --objective dino|contrastive  dino (default); contrastive: MoCo-style InfoNCE of every student view
+                         against the teacher's global views of the batch (the positive: the same image's
+                         other global view) — much more signal per iteration for short CPU runs
+  --contrast-temp X      InfoNCE temperature of --objective contrastive (default 0.2)
   --patch 16 --dim 192 --depth 6 --heads 6     architecture
   --global-size 96 --local-size 48 --local-crops 6            crops (px)
   --color-jitter B,C,S,H,P,G  colour jitter: brightness, contrast, saturation, hue, its probability and the
@@ -58,7 +62,7 @@ const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const { values } = parseFlags("pretrain", argv, {
-      images: { type: "string" }, "paired-views": { type: "string" }, out: { type: "string" }, resume: { type: "boolean" },
+      images: { type: "string" }, "paired-views": { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
@@ -106,6 +110,8 @@ const command: Command = {
       momentumTeacher: numberFlag("momentum-teacher", values["momentum-teacher"], d.momentumTeacher),
       teacherTemp: numberFlag("teacher-temp", values["teacher-temp"], d.teacherTemp),
       warmupTeacherTemp: numberFlag("teacher-temp", values["teacher-temp"], d.warmupTeacherTemp),
+      ...(values.objective ? { objective: values.objective as "dino" | "contrastive" } : {}),
+      ...(values["contrast-temp"] ? { contrastTemp: numberFlag("contrast-temp", values["contrast-temp"], 0.2) } : {}),
     };
     if (existing && values.epochs !== undefined && Number(values.epochs) !== existing.config.epochs) {
       throw new MaskdistillError(`pretrain --resume: the checkpoint plans ${existing.config.epochs} epochs (its schedules span them); ` +
