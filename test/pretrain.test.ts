@@ -16,7 +16,7 @@ import { DEMO_RECIPE, type PretrainConfig } from "../src/pretrain/config.js";
 import { dinoHead } from "../src/pretrain/head.js";
 import { lastSelfAttention, patchify, posInterpolationMatrix, vitCls, vitParams, toTorchLayout } from "../src/pretrain/vit.js";
 import {
-  dinoLoss, disposeState, epochOrder, exportTeacher, initState, loadCheckpoint, loadTrainImages, networkParams,
+  contrastiveLoss, dinoLoss, disposeState, epochOrder, exportTeacher, initState, loadCheckpoint, loadTrainImages, networkParams,
   loadPretrainVit, readBackboneSidecar, train, trainStep, viewsOf, CHECKPOINT_FILE, TEACHER_FILE, type TrainImage,
 } from "../src/pretrain/trainer.js";
 import { interpolatePosEmbed } from "../src/modeling/vit.js";
@@ -174,6 +174,34 @@ test("DINO loss equals the naive sum over (teacher global, other student view) p
     terms++;
   }
   assert.ok(Math.abs(got - total / terms) < 1e-4 * Math.abs(total / terms), `${got} vs ${total / terms}`);
+});
+
+test("contrastive loss equals the naive InfoNCE; one contrastive iteration trains everything but the prototypes", async () => {
+  const rng = mulberry32(9);
+  const B = 3, E = 5, V = 4, temp = 0.2;
+  const unit = (n: number) => { const v = Array.from({ length: E }, () => rng() * 2 - 1); const l = Math.hypot(...v); return v.map((x) => x / l); };
+  const keys = Array.from({ length: 2 * B }, () => unit(E)), queries = Array.from({ length: V * B }, () => unit(E));
+  const got = (await contrastiveLoss(tf.tensor2d(keys.flat(), [2 * B, E]), tf.tensor2d(queries.flat(), [V * B, E]), B, temp).data())[0];
+  let total = 0;
+  for (let v = 0; v < V; v++) for (let b = 0; b < B; b++) {
+    const logits = keys.map((k) => k.reduce((a, x, i) => a + x * queries[v * B + b][i], 0) / temp);
+    const lse = Math.log(logits.reduce((a, x) => a + Math.exp(x), 0));
+    const positives = v < 2 ? [(1 - v) * B + b] : [b, B + b];
+    total += positives.reduce((a, p) => a - (logits[p] - lse), 0) / positives.length;
+  }
+  const want = (2 * temp * total) / (V * B);
+  assert.ok(Math.abs(got - want) < 1e-5 * Math.abs(want), `${got} vs ${want}`);
+
+  const cfg: PretrainConfig = { ...TINY, objective: "contrastive", freezeLastLayer: 0 };
+  const state = initState(cfg, images.map((im) => im.name));
+  const before = new Map(await Promise.all(networkParams(state.student, "student").map(async (p) => [p.key, Float32Array.from(await p.variable.data())] as const)));
+  const r = await trainStep(state, [0, 1].map((i) => viewsOf(cfg, images, 0, i)), images.length);
+  assert.ok(Number.isFinite(r.loss) && r.loss > 0);
+  for (const p of networkParams(state.student, "student")) {
+    const changed = !(await p.variable.data()).every((x, i) => x === before.get(p.key)![i]);
+    assert.equal(changed, !p.key.endsWith("last_layer.weight_v"), p.key);
+  }
+  disposeState(state);
 });
 
 test("head: L2-normalised bottleneck and unit prototypes bound every logit by 1", async () => {
