@@ -36,7 +36,7 @@ import { deepLabStateDict, deepLabTensors, loadDeepLabStateDict, readDeepLabStat
 import { IGNORE_LABEL, SEGMENTATION_INPUT_SIZE, alignLabel, trainSample, valImage } from "./transforms.js";
 import { newConfusion, accumulate, scoreConfusion, matchPredictions, type Confusion, type SemsegScore } from "../evaluation/semseg.js";
 import { loadPair, segmentationItems, type SegmentationItem } from "./data.js";
-import { argmaxPlanes, labelsFromLogits, type Prediction } from "./predict.js";
+import { argmaxPlanes, labelsFromLogits, logitsOfInput, type Prediction } from "./predict.js";
 export { CHECKPOINT_FILE, MODEL_FILE, LOG_FILE };
 
 // ---------------------------------------------------------------------------------------------
@@ -467,18 +467,6 @@ export function disposeProbeHead(state: ProbeState): void {
 // ---------------------------------------------------------------------------------------------
 // evaluation
 
-/** Probe logits of one image at the network input size: [K, S, S] (C order, what the CRF takes). */
-export function probeLogitsChw(m: DeepLabV3, image: RgbImage, size: number): Float32Array {
-  const nhwc = tf.tidy(() => {
-    const x = tf.tensor4d(valImage(image, size), [1, size, size, 3]);
-    const f = headFeatures(m, x);
-    return tf.transpose(probeLogits(m, f, [size, size]), [0, 3, 1, 2]);
-  });
-  const out = nhwc.dataSync() as Float32Array;
-  nhwc.dispose();
-  return out;
-}
-
 /** argmax over classes of logits [K, S, S] (first index on ties): predict.ts's argmaxPlanes. */
 export const argmaxChw = argmaxPlanes;
 
@@ -490,9 +478,10 @@ export interface ProbePrediction {
 }
 
 /** The reference's save_results_to_disk for one image: argmax (+ CRF) at the original size. */
-export function predictWithProbe(m: DeepLabV3, image: RgbImage, size: number, withCrf: boolean): ProbePrediction {
+export async function predictWithProbe(m: DeepLabV3, image: RgbImage, size: number, withCrf: boolean): Promise<ProbePrediction> {
   const k = m.numClasses;
-  const logits = probeLogitsChw(m, image, size);
+  // the frozen features, then the probe's 1×1 classifier, upsampled to the input (the probe's forward)
+  const logits = await logitsOfInput(m, valImage(image, size), size, (x) => probeLogits(m, headFeatures(m, x), [size, size]));
   const map = (p: Prediction): LabelMap => ({ width: p.width, height: p.height, data: p.labels });
   const plain = map(labelsFromLogits(logits, k, size, image));
   if (!withCrf) return { plain };
@@ -520,7 +509,7 @@ export async function evaluateLinearProbe(m: DeepLabV3, items: ProbeItem[], opts
   for (const item of list) {
     if (opts.signal?.aborted) break;
     const { image, label } = await loadProbePair(item, k);
-    const p = predictWithProbe(m, image, opts.size, opts.crf);
+    const p = await predictWithProbe(m, image, opts.size, opts.crf);
     accumulate(confusions.plain, p.plain.data, label.data, IGNORE_LABEL, item.id, item.label);
     if (dirs) writeLabelPng(path.join(dirs.plain, `${item.id}.png`), p.plain);
     if (p.crf && confusions.crf) {

@@ -16,10 +16,14 @@ export async function predictLogits(m: DeepLabV3, image: RgbImage, size = SEGMEN
   return logitsOfInput(m, valImage(image, size), size);
 }
 
-/** Logits [K, S, S] of an already normalised S×S×3 input. */
-export async function logitsOfInput(m: DeepLabV3, input: Float32Array, size: number): Promise<Float32Array> {
+/**
+ * Logits [K, S, S] (class planes, what argmaxPlanes and the CRF take) of an already normalised S×S×3
+ * input, through `head` (default: the DeepLab classifier; the linear probe passes its own) giving NHWC logits.
+ */
+export async function logitsOfInput(m: DeepLabV3, input: Float32Array, size: number,
+    head: (x: tf.Tensor4D) => tf.Tensor = (x) => deepLabLogits(m, x)): Promise<Float32Array> {
   const planes = tf.tidy(() => {
-    const logits = deepLabLogits(m, tf.tensor4d(input, [1, size, size, 3]));
+    const logits = head(tf.tensor4d(input, [1, size, size, 3]));
     return tf.transpose(logits.reshape([size * size, m.numClasses]), [1, 0]);
   });
   const out = (await planes.data()) as Float32Array;
