@@ -102,6 +102,10 @@ test("paired views: the second global view and every other local view are cut fr
   const m = multiCrop(mulberry32(3), flat(0), cfg, flat(102));
   const level = (c: { data: Float32Array }) => c.data[0] * 0.229 + 0.485;   // red channel, un-normalised
   assert.deepEqual([m.globals[0], m.globals[1], ...m.locals].map((c) => Math.round(level(c) * 255) + 0), [0, 102, 0, 102, 0, 102]);
+  // DINO's second global view is solarised 1 time in 5 (a bright flat picture turns dark); --symmetric-globals never
+  const g2Levels = (sym: boolean) => Array.from({ length: 20 }, (_, s) => Math.round(level(multiCrop(mulberry32(s), flat(0), { ...cfg, symmetricGlobals: sym }, flat(200)).globals[1]) * 255));
+  assert.ok(g2Levels(false).some((v) => v === 55));
+  assert.deepEqual(new Set(g2Levels(true)), new Set([200]));
   // without a pair: exactly the single-image views (same PRNG draws)
   const img = images[0].image!;
   assert.deepEqual(multiCrop(mulberry32(5), img, TINY.crops, undefined), multiCrop(mulberry32(5), img, TINY.crops));

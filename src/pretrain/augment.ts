@@ -23,6 +23,11 @@ export interface MultiCropConfig {
   blurSigma: [number, number];
   /** Colour jitter (absent: DINO's, COLOR_JITTER_DINO). */
   colorJitter?: ColorJitterConfig;
+  /**
+   * Both global views blurred with p 0.5 and never solarised (SimCLR's symmetric augmentation) instead of
+   * DINO's asymmetric pair (blur 1.0 / 0.1, solarisation 0 / 0.2). Absent: DINO's.
+   */
+  symmetricGlobals?: boolean;
 }
 
 /**
@@ -222,8 +227,9 @@ export function multiCrop(rng: Rng, img: RgbImage, cfg: MultiCropConfig, paired?
     }
   }
   const other = paired ?? img;
-  const g1 = view(rng, img, cfg.globalSize, cfg.globalScale, cfg, 1.0, 0);
-  const g2 = view(rng, other, cfg.globalSize, cfg.globalScale, cfg, 0.1, 0.2);
+  const sym = cfg.symmetricGlobals === true;
+  const g1 = view(rng, img, cfg.globalSize, cfg.globalScale, cfg, sym ? 0.5 : 1.0, 0);
+  const g2 = view(rng, other, cfg.globalSize, cfg.globalScale, cfg, sym ? 0.5 : 0.1, sym ? 0 : 0.2);
   const locals = Array.from({ length: cfg.localCrops }, (_, i) => view(rng, i % 2 ? other : img, cfg.localSize, cfg.localScale, cfg, 0.5, 0));
   return { globals: [g1, g2], locals };
 }

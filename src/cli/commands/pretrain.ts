@@ -33,6 +33,8 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
                          against the teacher's global views of the batch (the positive: the same image's
                          other global view) — much more signal per iteration for short CPU runs
   --contrast-temp X      InfoNCE temperature of --objective contrastive (default 0.2)
+  --symmetric-globals    blur both global views with p 0.5 and never solarise (SimCLR) instead of DINO's
+                         asymmetric pair (blur 1.0 / 0.1, solarisation 0 / 0.2)
   --patch 16 --dim 192 --depth 6 --heads 6     architecture
   --global-size 96 --local-size 48 --local-crops 6            crops (px)
   --color-jitter B,C,S,H,P,G  colour jitter: brightness, contrast, saturation, hue, its probability and the
@@ -62,7 +64,7 @@ const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const { values } = parseFlags("pretrain", argv, {
-      images: { type: "string" }, "paired-views": { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, out: { type: "string" }, resume: { type: "boolean" },
+      images: { type: "string" }, "paired-views": { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
@@ -102,7 +104,7 @@ const command: Command = {
       seed: int("seed", values.seed, 0),
       arch: { patch: int("patch", values.patch, d.arch.patch), dim: int("dim", values.dim, d.arch.dim), depth: int("depth", values.depth, d.arch.depth), heads: int("heads", values.heads, d.arch.heads), mlpRatio: 4 },
       head: { ...d.head, outDim: int("out-dim", values["out-dim"], d.head.outDim) },
-      crops: { ...d.crops, ...colorJitterFlag(values["color-jitter"]), globalSize: int("global-size", values["global-size"], d.crops.globalSize), localSize: int("local-size", values["local-size"], d.crops.localSize), localCrops: int("local-crops", values["local-crops"], d.crops.localCrops) },
+      crops: { ...d.crops, ...colorJitterFlag(values["color-jitter"]), globalSize: int("global-size", values["global-size"], d.crops.globalSize), localSize: int("local-size", values["local-size"], d.crops.localSize), localCrops: int("local-crops", values["local-crops"], d.crops.localCrops), ...(values["symmetric-globals"] ? { symmetricGlobals: true } : {}) },
       batchSize: int("batch", values.batch, d.batchSize),
       epochs: int("epochs", values.epochs, d.epochs),
       lr: numberFlag("lr", values.lr, d.lr),
