@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { BN_TRAIN, BN_TRAIN_GRAD } from "./wasm/batchnorm.js";
 import { LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD } from "./wasm/layerNormGelu.js";
 import { gemmProvider } from "./wasm/gemm.js";
+import { CONV_AFFINE, ConvAffineAttrs, useOrtConv } from "./wasm/convOrt.js";
 
 /** Whether the fused onnxruntime kernels of layerNormGelu.ts can run (wasm with the onnxruntime provider). */
 function ortFused(name: string): boolean {
@@ -85,6 +86,31 @@ export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor
     };
   });
   return op(x, gamma, beta);
+}
+
+/** What follows the conv in `inferenceConv`: a bias, or a batch norm with fixed statistics. */
+export type ConvEpilogue =
+  | { bias: tf.Tensor1D }
+  | { gamma: tf.Tensor1D; beta: tf.Tensor1D; mean: tf.Tensor1D; variance: tf.Tensor1D; eps: number };
+
+/**
+ * Inference form of a conv unit: relu?(conv(x, filter) + bias), or relu?(batchNormFrozen(conv(x, filter)))
+ * (NHWC, filter [k, k, Ci, Co], symmetric zero padding `pad`), as one kernel: on wasm with the
+ * onnxruntime provider, one onnxruntime Conv with the affine map folded into its filter and bias and
+ * the ReLU fused (wasm/convOrt.ts). Returns undefined where that does not apply — a gradient tape
+ * records (training keeps the separate ops and their gradients), another backend, a geometry left to
+ * the GEMM kernels — and the caller then runs the separate ops.
+ */
+export function inferenceConv(x: tf.Tensor4D, filter: tf.Tensor4D, geometry: { stride: number; pad: number; dilation?: number },
+    epilogue: ConvEpilogue, relu: boolean): tf.Tensor4D | undefined {
+  if (!ortFused(CONV_AFFINE) || x.dtype !== "float32") return undefined;
+  const dilation = geometry.dilation ?? 1;
+  const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, geometry.stride, dilation, geometry.pad);
+  if (!useOrtConv(info)) return undefined;
+  const attrs: ConvAffineAttrs = { strides: geometry.stride, pad: geometry.pad, dilations: dilation, relu, eps: "eps" in epilogue ? epilogue.eps : undefined };
+  const inputs: tf.NamedTensorMap = "bias" in epilogue ? { x, filter, bias: epilogue.bias }
+    : { x, filter, gamma: epilogue.gamma, beta: epilogue.beta, mean: epilogue.mean, variance: epilogue.variance };
+  return tf.engine().runKernel(CONV_AFFINE, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 }
 
 /** Batch normalisation with fixed statistics (eval mode / frozen layers): an affine map per channel. */

@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { KernelArgs, rememberStockKernel } from "./wasm/backend.js";
 import { layoutKernels } from "./wasm/layout.js";
 import { convKernels } from "./wasm/conv.js";
+import { convOrtKernels } from "./wasm/convOrt.js";
 import { matMulKernels } from "./wasm/matmul.js";
 import { reduceKernels } from "./wasm/reduce.js";
 import { segmentKernels } from "./wasm/segment.js";
@@ -12,9 +13,9 @@ import { engineGradients } from "./gradients.js";
 
 type OurKernel = { name: string; kernelFunc: (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[] };
 
-/** The wasm kernels we register: overrides of slow stock kernels, the two missing ones, fused batch norm, layer norm and GELU. */
+/** The wasm kernels we register: overrides of slow stock kernels, the two missing ones, fused batch norm, layer norm and GELU, the inference conv unit. */
 export const ENGINE_WASM_KERNELS: readonly OurKernel[] = [
-  ...layoutKernels, ...convKernels, ...matMulKernels, ...reduceKernels, ...segmentKernels, ...batchNormKernels, ...layerNormGeluKernels,
+  ...layoutKernels, ...convKernels, ...convOrtKernels, ...matMulKernels, ...reduceKernels, ...segmentKernels, ...batchNormKernels, ...layerNormGeluKernels,
 ];
 
 const stockGradients = new Map<string, tf.GradConfig | undefined>();

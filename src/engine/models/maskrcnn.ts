@@ -11,6 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError } from "../../errors.js";
 import { toFloat32, type StateDict, type TensorData } from "../../modeling/checkpoint/index.js";
 import { roiAlignLevels } from "../roiAlign.js";
+import { inferenceConv } from "../ops.js";
 import type { ConvBn, Bottleneck, ResNet50 } from "./resnet.js";
 import { stage, stem } from "./resnet.js";
 
@@ -51,6 +52,9 @@ export interface MaskRcnnNet {
 // ---- forward ----
 
 function conv(p: Conv, x: tf.Tensor4D, relu = false): tf.Tensor4D {
+  // inference: conv, bias and ReLU as one kernel where the engine has it
+  const fused = inferenceConv(x, p.kernel as tf.Tensor4D, { stride: p.stride, pad: p.padding }, { bias: p.bias as tf.Tensor1D }, relu);
+  if (fused) return fused;
   const y = tf.add(tf.conv2d(x, p.kernel as tf.Tensor4D, p.stride, p.padding, "NHWC"), p.bias) as tf.Tensor4D;
   return relu ? tf.relu(y) : y;
 }

@@ -1,7 +1,7 @@
 // ResNet-50 pieces (torchvision v1.5 layout, NHWC): conv-bn(-relu) units, bottleneck blocks, stages
 // with stride or dilation (DeepLab's output-stride-8 variant), and the 7×7 stem.
 import * as tf from "@tensorflow/tfjs";
-import { batchNormTrain, batchNormFrozen } from "../ops.js";
+import { batchNormTrain, batchNormFrozen, inferenceConv } from "../ops.js";
 import { Rng, normalVariable, constantVariable, collectVariables, countParams } from "./params.js";
 import { StepMemoryModel } from "../memory.js";
 
@@ -46,9 +46,14 @@ const BN_MOMENTUM = 0.1;   // PyTorch's convention: running ← (1 − m)·runni
 
 /** conv → BN (batch statistics when training a trainable unit, else running ones) → optional ReLU. */
 export function convBn(p: ConvBn, x: tf.Tensor4D, train: boolean, relu: boolean): tf.Tensor4D {
+  const frozenStats = !(train && p.trainable);
+  const bn = { gamma: p.gamma as tf.Tensor1D, beta: p.beta as tf.Tensor1D, mean: p.runningMean as tf.Tensor1D, variance: p.runningVar as tf.Tensor1D, eps: 1e-5 };
+  // inference: conv, batch norm and ReLU as one kernel where the engine has it
+  const fused = frozenStats ? inferenceConv(x, p.kernel as tf.Tensor4D, { stride: p.stride, pad: p.padding, dilation: p.dilation }, bn, relu) : undefined;
+  if (fused) return fused;
   const y = tf.conv2d(x, p.kernel as tf.Tensor4D, p.stride, p.padding, "NHWC", p.dilation);
   let z: tf.Tensor;
-  if (train && p.trainable) {
+  if (!frozenStats) {
     z = batchNormTrain(y, p.gamma as tf.Tensor1D, p.beta as tf.Tensor1D, 1e-5, ({ mean, variance, count }) => {
       const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
       p.runningMean.assign(tf.add(tf.mul(p.runningMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
@@ -56,7 +61,7 @@ export function convBn(p: ConvBn, x: tf.Tensor4D, train: boolean, relu: boolean)
     }, { relu });                                             // ReLU fused into the BN kernels
     return z as tf.Tensor4D;
   }
-  z = batchNormFrozen(y, p.gamma as tf.Tensor1D, p.beta as tf.Tensor1D, p.runningMean as tf.Tensor1D, p.runningVar as tf.Tensor1D);
+  z = batchNormFrozen(y, bn.gamma, bn.beta, bn.mean, bn.variance, bn.eps);
   return (relu ? tf.relu(z) : z) as tf.Tensor4D;
 }
 

@@ -25,7 +25,8 @@ interface WasmTensorData {
 /** The parts of tfjs-backend-wasm's BackendWasm that our kernels use. */
 export interface WasmBackend {
   wasm: WasmModule;
-  dataIdMap: { get(dataId: tf.DataId): WasmTensorData | undefined; delete(dataId: tf.DataId): boolean };
+  /** `get` of a disposed id asks the engine to move the data from another backend (and fails): test with `has` first. */
+  dataIdMap: { get(dataId: tf.DataId): WasmTensorData | undefined; has(dataId: tf.DataId): boolean; delete(dataId: tf.DataId): boolean };
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number): tf.TensorInfo;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
   incRef(dataId: tf.DataId): void;

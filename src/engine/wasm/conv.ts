@@ -23,6 +23,7 @@ import {
 import { transposeHeap, transposeInto, sliceHeap } from "./layout.js";
 import { gemm, gemmProvider } from "./gemm.js";
 import { tapsOf, rectRows, usefulShare, convPerTap, convForwardGemm, convFilterGradGemm, convInputGradGemm } from "./convGemm.js";
+import { useOrtConv, convForwardOrt } from "./convOrt.js";
 
 /** Largest im2col chunk, in floats (64 MB). */
 const COLS_BUDGET = 16 * 1024 * 1024;
@@ -373,7 +374,9 @@ function conv2dKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const a = attrs as unknown as ConvAttrs;
   if (a.dataFormat === "NCHW") return runStock(b, "Conv2D", inputs, attrs);
   const info = convGeometry(x.shape, filter.shape, a);
-  if (x.dtype === "float32" && gemmProvider().provider === "onnxruntime") return convForwardGemm(b, x, filter, info);
+  if (x.dtype === "float32" && gemmProvider().provider === "onnxruntime") {
+    return useOrtConv(info) ? convForwardOrt(b, x, filter, info) : convForwardGemm(b, x, filter, info);
+  }
   const p = info.padInfo;
   if (info.strideHeight === 1 && info.strideWidth === 1 && Math.min(p.top, p.bottom, p.left, p.right) >= 0) {
     const y = convStride1(b, x, filter, info.dilationHeight, info.dilationWidth, p.top, p.bottom, p.left, p.right);

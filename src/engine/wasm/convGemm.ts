@@ -157,6 +157,11 @@ export function usefulShare(info: Info): number {
   return taps.reduce((s, t) => s + t.count, 0) / (taps.length * info.batchSize * info.outHeight * info.outWidth);
 }
 
+/** Whether the forward conv runs per tap: most of its tap·position products would read padding. */
+export function mostlyPadding(info: Info): boolean {
+  return usefulShare(info) < PER_TAP_BELOW;
+}
+
 /** y = conv(x, filter) as one GEMM per tap over the outputs where the tap reads data. */
 export function convPerTap(b: WasmBackend, x: tf.TensorInfo, filter: tf.TensorInfo, info: Info): tf.TensorInfo {
   const { batchSize: n, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
@@ -184,7 +189,7 @@ export function convForwardGemm(b: WasmBackend, x: tf.TensorInfo, filter: tf.Ten
     y.shape = [n, oh, ow, co];
     return y;
   }
-  if (usefulShare(info) < PER_TAP_BELOW) return convPerTap(b, x, filter, info);
+  if (mostlyPadding(info)) return convPerTap(b, x, filter, info);
   const y = alloc(b, [n, oh, ow, co]);
   const w2 = reshaped(b, filter, [k, co]);
   im2colChunks(b, x, info, (cols, m0, m1) => {

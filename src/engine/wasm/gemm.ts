@@ -85,9 +85,9 @@ function session(transA: boolean, transB: boolean, batched = false): OrtSession 
 
 /**
  * The onnxruntime session of a small model, made once per key (dropped when the provider changes).
- * Other kernels use it for work MLAS does better than single-threaded wasm (batchnorm.ts).
+ * Other kernels use it for work MLAS does better than single-threaded wasm (batchnorm.ts, convOrt.ts).
  */
-export function ortSession(key: string, model: () => Uint8Array): OrtSession {
+export function ortSession(key: string, model: () => Uint8Array, opts: { memArena?: boolean } = {}): OrtSession {
   if (provider !== "onnxruntime") throw new Error("onnxruntime sessions need the onnxruntime GEMM provider");
   let s = sessions.get(key);
   if (!s) {
@@ -96,6 +96,9 @@ export function ortSession(key: string, model: () => Uint8Array): OrtSession {
     created.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
       intraOpNumThreads: ortThreads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all",
       logSeverityLevel: 3,
+      // Each session's arena keeps the largest intermediates it has seen: worth it for a few shared
+      // graphs, not for the dozens of per-layer ones (convOrt.ts), which ask for memArena: false.
+      enableCpuMemArena: opts.memArena ?? true,
       // No spinning between runs: the JS thread does the elementwise work in between, and a
       // spinning MLAS worker takes the core it needs (steps measured 20–35 % slower with spinning).
       extra: { session: { intra_op: { allow_spinning: "0" } } },
@@ -104,6 +107,12 @@ export function ortSession(key: string, model: () => Uint8Array): OrtSession {
     s = created;
   }
   return s;
+}
+
+/** Disposes the session made under `key`, if any (for caches whose source data is gone: convOrt.ts). */
+export function dropOrtSession(key: string): void {
+  sessions.get(key)?.dispose();
+  sessions.delete(key);
 }
 
 /**
