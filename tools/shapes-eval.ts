@@ -3,7 +3,10 @@
 // CorLoc and mean best-GT mask IoU per size, one JSON line each (appended to --out when given).
 //
 //   node --import tsx tools/shapes-eval.ts --weights FILE [--world .cache/shapes] [--split train]
-//        [--limit 300] [--resize 96,128,160,192] [--tag TEXT] [--out FILE.jsonl]
+//        [--limit 300] [--resize 96,128,160,192] [--tag TEXT] [--out FILE.jsonl] [--seeds]
+// --seeds adds where stage i's seed lands: the share of images whose seed patch is mostly object, and the
+// mean mask IoU with the GT object when it is and when it is not (is the CLS query or the key affinity
+// what fails?).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -13,6 +16,11 @@ import { genMasks } from "../src/distill/genMasks.js";
 import { scoreDiscovery } from "../src/evaluation/discovery.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 import { projectPath } from "../src/paths.js";
+import { loadRgb } from "../src/data/image.js";
+import { preprocess } from "../src/data/preprocess.js";
+import { readVocSegmentationObject } from "../src/data/voc.js";
+import { maskFromAttention } from "../src/distill/maskFromAttention.js";
+import { backProject } from "../src/distill/backProject.js";
 
 async function main() {
   const { values } = parseArgs({ options: {
@@ -23,6 +31,7 @@ async function main() {
     resize: { type: "string", default: "96,128,160,192" },
     tag: { type: "string", default: "" },
     out: { type: "string" },
+    seeds: { type: "boolean", default: false },
   } });
   if (!values.weights) throw new Error("--weights FILE is required");
   const gtFile = path.join(values.world!, `instances_${values.split}.json`);
@@ -37,7 +46,8 @@ async function main() {
       const t0 = Date.now();
       await genMasks({ images, predJson, backbone, resize, quiet: true });
       const s = scoreDiscovery(gt, readCocoDataset(predJson).annotations, ids);
-      const row = { weights: values.weights, tag: values.tag, split: values.split, images: s.images, resize, corloc: +s.corloc.toFixed(1), meanBestIou: +s.meanBestIou.toFixed(1), seconds: Math.round((Date.now() - t0) / 1000) };
+      const row: Record<string, unknown> = { weights: values.weights, tag: values.tag, split: values.split, images: s.images, resize, corloc: +s.corloc.toFixed(1), meanBestIou: +s.meanBestIou.toFixed(1), seconds: Math.round((Date.now() - t0) / 1000) };
+      if (values.seeds) Object.assign(row, await seedDiagnostic(backbone, images, values.world!, resize));
       console.log(JSON.stringify(row));
       if (values.out) fs.appendFileSync(values.out, JSON.stringify(row) + "\n");
     }
@@ -46,4 +56,32 @@ async function main() {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
+/** Where the seed lands (on the object: ≥ half of its patch is object) and the mask IoU in each case. */
+async function seedDiagnostic(backbone: Awaited<ReturnType<typeof loadBackbone>>, images: ReturnType<typeof cocoImages>, world: string, resize: number) {
+  const iou = { on: [] as number[], off: [] as number[] };
+  for (const item of images) {
+    const img = await loadRgb(item.file);
+    const stem = path.basename(item.file).replace(/\.[^.]+$/, "");
+    const gt = (await readVocSegmentationObject(path.join(world, "SegmentationObject", `${stem}.png`))).data;
+    const pre = preprocess(img, { resize, multiple: backbone.patch });
+    const qk = await backbone.lastSelfAttention(pre);
+    const m = maskFromAttention(qk.q, qk.k, qk, { avgHeads: 5, topk: 0.4 });
+    const mask = backProject(m.patchMask, qk.rows, qk.cols, backbone.patch, pre.validWidth, pre.validHeight, img.width, img.height);
+    // the seed patch's footprint in the original image
+    const seed = new Uint8Array(qk.rows * qk.cols);
+    seed[m.seedPatch] = 1;
+    const foot = backProject(seed, qk.rows, qk.cols, backbone.patch, pre.validWidth, pre.validHeight, img.width, img.height);
+    let inFoot = 0, onObject = 0, inter = 0, union = 0;
+    for (let p = 0; p < gt.length; p++) {
+      const g = gt[p] > 0 && gt[p] !== 255 ? 1 : 0;
+      if (foot[p]) { inFoot++; onObject += g; }
+      if (mask[p] && g) inter++;
+      if (mask[p] || g) union++;
+    }
+    (onObject * 2 >= inFoot ? iou.on : iou.off).push(union ? inter / union : 0);
+  }
+  const mean = (v: number[]) => (v.length ? +(100 * v.reduce((a, b) => a + b, 0) / v.length).toFixed(1) : null);
+  return { seedOnObject: +(100 * iou.on.length / images.length).toFixed(1), meanIouSeedOn: mean(iou.on), meanIouSeedOff: mean(iou.off) };
+}
+
 main().catch((e) => { console.error(e); process.exit(1); });
