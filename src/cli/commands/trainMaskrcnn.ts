@@ -6,7 +6,7 @@ import { numberFlag, parseFlags, printJson } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill train-maskrcnn --annotations FILE.json --images DIR --out DIR
-                     [--recipe lost|cpu] [--preset detectron2|torchvision] [--init NAME|FILE|none]
+                     [--recipe lost|cpu|shapes] [--preset detectron2|torchvision] [--init NAME|FILE|none]
                      [--agnostic] [--freeze-at N] [--iterations N] [--batch N] [--lr X] [--min-sizes A,B,..]
                      [--max-size N] [--no-flip] [--warmup N] [--steps A,B] [--weight-decay X]
                      [--clip-grad X] [--droploss X] [--roi-batch N] [--seed N] [--resume] [--max-steps N]
@@ -23,6 +23,10 @@ instances, boxes under 1 px and empty masks are skipped and counted.
                            (max 533), batch 2, 90 iterations, the ResNet body frozen (--freeze-at 5: FPN +
                            heads train), 128 ROI samples per image (not 512), lr 0.01, warm-up 15, ×0.1 at
                            70, gradient clipping 1.0
+  --recipe shapes          the shapes world (96×96 images, one object; make-shapes): random init, ResNet-50
+                           shape at 1/4 width (stem 16, FPN 64, heads 256/64), nothing frozen, short side
+                           160–192 (max 320), batch 4, 128 ROI samples, lr 0.04, warm-up 50, ×0.1 at 300,
+                           360 iterations, clipping 5; detect with --min-size 192 --max-size 320
   --preset P               detectron2 (default: L1 box losses, binarised mask targets, aligned RoIAlign) or
                            torchvision (smooth-L1 1/9, soft mask targets)
   --init W                 dino_resnet50 | moco_v2 | a torchvision ResNet-50 file | none (random)
@@ -60,9 +64,7 @@ const command: Command = {
       throw new MaskdistillError("train-maskrcnn: --annotations, --images and --out are required. Run 'maskdistill train-maskrcnn --help'.");
     }
     const train = await import("../../instance/train.js");
-    const recipe = values.recipe ?? "lost";
-    if (recipe !== "lost" && recipe !== "cpu") throw new MaskdistillError(`--recipe expects lost or cpu, got '${recipe}'`);
-    const base = recipe === "cpu" ? train.cpuRecipe() : train.lostRecipe();
+    const base = train.maskRcnnRecipe(values.recipe ?? "lost");
     const int = (name: string, v: string | undefined, fallback: number) => {
       const n = numberFlag(name, v, fallback);
       if (!Number.isInteger(n) || n < 0) throw new MaskdistillError(`--${name} expects a non-negative integer, got '${v}'`);
