@@ -8,21 +8,12 @@ import * as tf from "@tensorflow/tfjs";
 import { initEngine, engineInfo, batchNormFrozen } from "../src/engine/index.js";
 import { inferenceConv } from "../src/engine/ops.js";
 import { seededRng, normalArray } from "../src/engine/models/params.js";
+import { relError } from "./helpers.js";
 import { convOrtTuning, cachedConvSessions } from "../src/engine/wasm/convOrt.js";
 
 const TOL = 1e-5;
 const rng = seededRng(13);
 const randn = (shape: number[]) => tf.tensor(normalArray(rng, shape.reduce((a, b) => a * b, 1), 1), shape);
-
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length, "lengths differ");
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - want[i]));
-    den = Math.max(den, Math.abs(want[i]));
-  }
-  return num / den;
-}
 
 /** conv2d with the onnxruntime session path on or off. */
 function conv(on: boolean, x: tf.Tensor4D, w: tf.Tensor4D, s: number, pad: "same" | "valid" | number, d = 1): Float32Array {
@@ -58,7 +49,7 @@ test("onnxruntime Conv sessions equal the im2col conv (strides, padding, dilatio
     const again = conv(true, x, w, c.s, c.pad, c.d);
     assert.equal(cachedConvSessions() - before, c.ort ? 1 : 0, `${label}: session reused`);
     assert.deepEqual(again, ort, label);
-    const e = relErr(ort, conv(false, x, w, c.s, c.pad, c.d));
+    const e = relError(ort, conv(false, x, w, c.s, c.pad, c.d));
     assert.ok(e <= TOL, `${label}: relative error ${e.toExponential(2)}`);
     tf.dispose([x, w]);
   }
@@ -76,8 +67,8 @@ test("conv sessions: none under a gradient tape, a new one after assign, dropped
   assert.equal(cachedConvSessions(), n0 + 1);
   tf.tidy(() => v.assign(tf.mul(v, -2)));
   const y2 = conv(true, x, v as unknown as tf.Tensor4D, 1, "same");
-  assert.ok(relErr(y2, y1.map((t) => -2 * t)) <= TOL, "assigned weights are used");
-  assert.ok(relErr(y2, conv(false, x, v as unknown as tf.Tensor4D, 1, "same")) <= TOL);
+  assert.ok(relError(y2, y1.map((t) => -2 * t)) <= TOL, "assigned weights are used");
+  assert.ok(relError(y2, conv(false, x, v as unknown as tf.Tensor4D, 1, "same")) <= TOL);
 
   // The next session made drops those of filters that are gone (the old value of v included).
   v.dispose();
@@ -114,7 +105,7 @@ test("inferenceConv (conv + bias or frozen batch norm + ReLU in one session) equ
       const refBias = tf.tidy(() => act(tf.add(tf.conv2d(x, w, c.s, c.pad, "NHWC", c.d), bias)).dataSync().slice());
       const refBn = tf.tidy(() => act(batchNormFrozen(tf.conv2d(x, w, c.s, c.pad, "NHWC", c.d), bn.gamma, bn.beta, bn.mean, bn.variance, bn.eps)).dataSync().slice());
       for (const [got, want, what] of [[fusedBias, refBias, "bias"], [fusedBn, refBn, "frozen BN"]] as const) {
-        const e = relErr(got, want);
+        const e = relError(got, want);
         assert.ok(e <= TOL, `${label} ${what}: relative error ${e.toExponential(2)}`);
       }
     }
