@@ -34,6 +34,8 @@ function config(over: Partial<DeepLabTrainConfig>): DeepLabTrainConfig {
 
 // Accuracy is the training batch's (train-mode BN, as the reference's train meter): after a few steps
 // at a high lr the running BN statistics lag behind the weights, so an eval-mode score says little.
+// lr 0.03: at 0.05 the 16-step run is chaotic — a 1e-6 change of the frozen features (onnxruntime's conv
+// instead of im2col) moved the last loss from 0.63 to 1.09; at 0.03 both give 0.64–0.75 from 2.95.
 const STEPS = 16;
 
 test("train-deeplab learns: two tiny images overfitted (loss falls, pixel accuracy high)", async () => {
@@ -42,7 +44,7 @@ test("train-deeplab learns: two tiny images overfitted (loss falls, pixel accura
   const logs: StepLog[] = [];
   try {
     const state = await trainDeepLab({
-      outDir: out, pairs: PAIRS, names: ["a", "b"], config: config({ epochs: STEPS, decayEpochs: [], lr: 0.05 }), resume: false,
+      outDir: out, pairs: PAIRS, names: ["a", "b"], config: config({ epochs: STEPS, decayEpochs: [], lr: 0.03 }), resume: false,
       onStep: (l) => logs.push(l),
     });
     disposeTrainState(state);
