@@ -3,6 +3,7 @@
 // backends) and out (makeTensorInfo on cpu; a block of the wasm heap on wasm).
 import * as tf from "@tensorflow/tfjs";
 import { alloc, f32, type WasmBackend } from "./wasm/backend.js";
+import { roiAlignLevelsOrt, useOrtRoiAlign } from "./wasm/roiAlignOrt.js";
 import { roiAlignBackward, roiAlignBackwardLevels, roiAlignForward, roiAlignForwardLevels, type MapShape, type RoiAlignParams } from "../instance/roiAlign.js";
 
 export const ROI_ALIGN = "MaskdistillRoiAlign";
@@ -56,6 +57,10 @@ function roiAlignLevelsKernel({ inputs, backend, attrs }: Args): tf.TensorInfo {
   const b = backend as TensorBackend, a = attrs as unknown as { scales: number[] };
   const xs = levelInputs(inputs, a.scales.length), { boxes, boxIndex, levels } = inputs as { boxes: tf.TensorInfo; boxIndex: tf.TensorInfo; levels: tf.TensorInfo };
   const p = paramsOf(attrs);
+  // inference on wasm: onnxruntime's RoiAlign, the same arithmetic on the MLAS threads (wasm/roiAlignOrt.ts)
+  if (!b.makeTensorInfo && useOrtRoiAlign()) {
+    return roiAlignLevelsOrt(b as unknown as WasmBackend, xs, a.scales, read(b, boxes), read(b, boxIndex), read(b, levels), p);
+  }
   const out = roiAlignForwardLevels(xs.map((x) => read(b, x) as Float32Array), xs.map((x) => x.shape as unknown as MapShape), a.scales,
     read(b, boxes), read(b, boxIndex), read(b, levels), p);
   return output(b, [boxIndex.shape[0], p.outputSize[0], p.outputSize[1], xs[0].shape[3]], out);
