@@ -100,7 +100,11 @@ test("roiAlignLevels (MultiScaleRoIAlign's pooling in one pass) = per-level roiA
   const levels = Int32Array.from([1, 1, 0, 0]), bi = new Int32Array(4);
   const p = { outputSize: [3, 3] as [number, number], samplingRatio: 2, aligned: false };
   const scales = [0.25, 0.125];
+  // the JS kernel, bit for bit (inference on wasm otherwise takes onnxruntime's RoiAlign: engine_roialign_ort.test.ts)
+  const { roiAlignOrtTuning } = await import("../src/engine/wasm/roiAlignOrt.js");
+  roiAlignOrtTuning.enabled = false;
   const joint = roiAlignLevels([f0, f1], tf.tensor2d(boxes, [4, 4]), tf.tensor1d(bi, "int32"), tf.tensor1d(levels, "int32"), scales, p);
+  roiAlignOrtTuning.enabled = true;
   const jd = await joint.data();
   for (let k = 0; k < 4; k++) {
     const one = roiAlign([f0, f1][levels[k]], tf.tensor2d(boxes.slice(4 * k, 4 * k + 4), [1, 4]), tf.tensor1d([0], "int32"), { ...p, spatialScale: scales[levels[k]] });
