@@ -17,10 +17,8 @@ import { scoreDiscovery } from "../src/evaluation/discovery.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 import { projectPath } from "../src/paths.js";
 import { loadRgb } from "../src/data/image.js";
-import { preprocess } from "../src/data/preprocess.js";
 import { readVocSegmentationObject } from "../src/data/voc.js";
-import { maskFromAttention } from "../src/distill/maskFromAttention.js";
-import { backProject } from "../src/distill/backProject.js";
+import { maskIou, stageOneMask } from "../src/distill/agreement.js";
 
 async function main() {
   const { values } = parseArgs({ options: {
@@ -60,25 +58,15 @@ async function main() {
 async function seedDiagnostic(backbone: Awaited<ReturnType<typeof loadBackbone>>, images: ReturnType<typeof cocoImages>, world: string, resize: number) {
   const iou = { on: [] as number[], off: [] as number[] };
   for (const item of images) {
-    const img = await loadRgb(item.file);
     const stem = path.basename(item.file).replace(/\.[^.]+$/, "");
-    const gt = (await readVocSegmentationObject(path.join(world, "SegmentationObject", `${stem}.png`))).data;
-    const pre = preprocess(img, { resize, multiple: backbone.patch });
-    const qk = await backbone.lastSelfAttention(pre);
-    const m = maskFromAttention(qk.q, qk.k, qk, { avgHeads: 5, topk: 0.4 });
-    const mask = backProject(m.patchMask, qk.rows, qk.cols, backbone.patch, pre.validWidth, pre.validHeight, img.width, img.height);
-    // the seed patch's footprint in the original image
-    const seed = new Uint8Array(qk.rows * qk.cols);
-    seed[m.seedPatch] = 1;
-    const foot = backProject(seed, qk.rows, qk.cols, backbone.patch, pre.validWidth, pre.validHeight, img.width, img.height);
-    let inFoot = 0, onObject = 0, inter = 0, union = 0;
-    for (let p = 0; p < gt.length; p++) {
-      const g = gt[p] > 0 && gt[p] !== 255 ? 1 : 0;
-      if (foot[p]) { inFoot++; onObject += g; }
-      if (mask[p] && g) inter++;
-      if (mask[p] || g) union++;
-    }
-    (onObject * 2 >= inFoot ? iou.on : iou.off).push(union ? inter / union : 0);
+    const gt = readVocSegmentationObject(path.join(world, "SegmentationObject", `${stem}.png`)).data.map((v) => (v > 0 && v !== 255 ? 1 : 0));
+    const s = await stageOneMask(backbone, await loadRgb(item.file), { resize });
+    const seed = new Uint8Array(s.rows * s.cols);
+    seed[s.seedPatch] = 1;
+    const foot = s.toImage(seed);   // the seed patch's footprint in the image
+    let inFoot = 0, onObject = 0;
+    for (let p = 0; p < gt.length; p++) if (foot[p]) { inFoot++; onObject += gt[p]; }
+    (onObject * 2 >= inFoot ? iou.on : iou.off).push(maskIou(s.full, gt));
   }
   const mean = (v: number[]) => (v.length ? +(100 * v.reduce((a, b) => a + b, 0) / v.length).toFixed(1) : null);
   return { seedOnObject: +(100 * iou.on.length / images.length).toFixed(1), meanIouSeedOn: mean(iou.on), meanIouSeedOff: mean(iou.off) };

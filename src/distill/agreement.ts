@@ -13,6 +13,12 @@ export interface StageOneMask {
   clsScore: Float32Array;
   q: Float32Array;
   k: Float32Array;
+  /** The seed patch (row-major on the rows × cols grid). */
+  seedPatch: number;
+  rows: number;
+  cols: number;
+  /** Back-projects a rows × cols patch mask to the image, as `full` was (e.g. the seed's footprint). */
+  toImage(patchMask: Uint8Array): Uint8Array;
 }
 
 /** Stage i on one decoded image: preprocess → q/k → mask → back-projection (as gen-masks does). */
@@ -20,8 +26,8 @@ export async function stageOneMask(backbone: QkBackbone, img: RgbImage, opts: { 
   const pre = preprocess(img, { resize: opts.resize > 0 ? opts.resize : undefined, multiple: backbone.patch });
   const qk = await backbone.lastSelfAttention(pre);
   const m = maskFromAttention(qk.q, qk.k, qk, { avgHeads: opts.heads ?? 5, topk: opts.topk ?? 0.4 });
-  const full = backProject(m.patchMask, qk.rows, qk.cols, backbone.patch, pre.validWidth, pre.validHeight, img.width, img.height);
-  return { full, clsScore: m.clsScore, q: qk.q, k: qk.k };
+  const toImage = (patchMask: Uint8Array) => backProject(patchMask, qk.rows, qk.cols, backbone.patch, pre.validWidth, pre.validHeight, img.width, img.height);
+  return { full: toImage(m.patchMask), clsScore: m.clsScore, q: qk.q, k: qk.k, seedPatch: m.seedPatch, rows: qk.rows, cols: qk.cols, toImage };
 }
 
 /** Intersection over union of two 0/1 masks of one size (two empty masks: 1). */

@@ -113,11 +113,13 @@ function finishScene(canvas: Float32Array, size: number, obj: DrawnObject, backg
 }
 
 /**
- * Renders scene `index` of the world with seed `seed`. `view` ≥ 1 renders another view of the same
- * object — its shape, colour and fill (the texture moves with the object) — in a new pose over a new
- * background, like a later frame in which the object has moved: what `pretrain --paired-views` pairs.
+ * Views 0 … count − 1 of scene `index` of the world with seed `seed`. View 0 is the scene; a view ≥ 1
+ * shows the same object — its shape, colour and fill (the texture moves with the object) — in a new pose
+ * over a new background, like a later frame in which the object has moved: what `pretrain --paired-views`
+ * pairs. (The object's colour depends on view 0's background, so every view draws view 0 first.)
  */
-export function renderScene(seed: number, index: number, opts: SceneOptions, view = 0): Scene {
+export function renderSceneViews(seed: number, index: number, opts: SceneOptions, count = 1): Scene[] {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`renderSceneViews: count must be a positive integer, got ${count}`);
   const rng = mulberry32(sceneSeed(seed, index));
   const size = opts.size;
   const areaRange = opts.areaRange ?? [0.1, 0.5];
@@ -135,11 +137,19 @@ export function renderScene(seed: number, index: number, opts: SceneOptions, vie
   }
   const fillKind = pick(rng, FILL_KINDS);
   const fill = makeFill(rng, fillKind, base, size);
-  if (view === 0) return finishScene(first.canvas, size, { classIndex, shape, pose, cov, fillKind, fill }, first.background, first.distractors);
+  const views = [finishScene(first.canvas, size, { classIndex, shape, pose, cov, fillKind, fill }, first.background, first.distractors)];
+  for (let view = 1; view < count; view++) {
+    const rngView = mulberry32(sceneSeed(seed, index) ^ Math.imul(view, 0x27d4eb2f));
+    const other = drawSurroundings(rngView, opts);
+    const poseView = samplePose(rngView, shape, size, areaRange);
+    const covView = shapeCoverage(poseView, size, size);
+    views.push(finishScene(other.canvas, size, { classIndex, shape, pose: poseView, cov: covView, fillKind, fill }, other.background, other.distractors));
+  }
+  return views;
+}
+
+/** View `view` (default 0: the scene itself) of scene `index` of the world with seed `seed` (see renderSceneViews). */
+export function renderScene(seed: number, index: number, opts: SceneOptions, view = 0): Scene {
   if (!Number.isInteger(view) || view < 0) throw new Error(`renderScene: view must be a non-negative integer, got ${view}`);
-  const rngView = mulberry32(sceneSeed(seed, index) ^ Math.imul(view, 0x27d4eb2f));
-  const other = drawSurroundings(rngView, opts);
-  const poseView = samplePose(rngView, shape, size, areaRange);
-  const covView = shapeCoverage(poseView, size, size);
-  return finishScene(other.canvas, size, { classIndex, shape, pose: poseView, cov: covView, fillKind, fill }, other.background, other.distractors);
+  return renderSceneViews(seed, index, opts, view + 1)[view];
 }

@@ -23,7 +23,7 @@ import { writeCocoJson, type CocoAnnotation, type CocoDataset, type CocoImage } 
 import { rleArea, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
 import { MaskdistillError } from "../errors.js";
 import { SHAPE_CLASSES } from "./geometry.js";
-import { renderScene, type Scene } from "./scene.js";
+import { renderSceneViews, type Scene } from "./scene.js";
 import type { PhotoBank } from "./textures.js";
 
 export interface ShapesWorldOptions {
@@ -32,7 +32,7 @@ export interface ShapesWorldOptions {
   size: number;
   seed: number;
   distractors: boolean;
-  /** Also write DIR/train-views/: view 1 of every train scene (see renderScene). */
+  /** Also write DIR/train-views/: view 1 of every train scene (see renderSceneViews). */
   pairedViews?: boolean;
   /** Share of the scenes in val (the last ones; default 1/8). */
   valFraction?: number;
@@ -102,7 +102,8 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   const perClass: Record<string, number> = Object.fromEntries(SHAPE_CLASSES.map((c) => [c, 0]));
   let areaSum = 0;
   for (let i = 0; i < n; i++) {
-    const scene = renderScene(seed, i, { size, distractors: opts.distractors, photos: bank });
+    // a train scene with paired views is rendered once with its second view (train-views/)
+    const [scene, secondView] = renderSceneViews(seed, i, { size, distractors: opts.distractors, photos: bank }, opts.pairedViews && i < n - nVal ? 2 : 1);
     const stem = shapesStem(i);
     const jpg = path.join(out, "JPEGImages", `${stem}.jpg`);
     await saveRgb(scene.image, jpg);
@@ -118,7 +119,7 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
       } catch {
         fs.copyFileSync(jpg, link); // a file system without hard links
       }
-      if (opts.pairedViews) await saveRgb(renderScene(seed, i, { size, distractors: opts.distractors, photos: bank }, 1).image, path.join(out, "train-views", `${stem}.jpg`));
+      if (secondView) await saveRgb(secondView.image, path.join(out, "train-views", `${stem}.jpg`));
     }
     images.push({ id: i, file_name: `JPEGImages/${stem}.jpg`, width: size, height: size });
     annotations.push(annotationOf(scene, i));

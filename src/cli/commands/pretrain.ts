@@ -112,6 +112,7 @@ const command: Command = {
       momentumTeacher: numberFlag("momentum-teacher", values["momentum-teacher"], d.momentumTeacher),
       teacherTemp: numberFlag("teacher-temp", values["teacher-temp"], d.teacherTemp),
       warmupTeacherTemp: numberFlag("teacher-temp", values["teacher-temp"], d.warmupTeacherTemp),
+      ...(values["paired-views"] ? { pairedViews: true } : {}),
       ...(values.objective ? { objective: values.objective as "dino" | "contrastive" } : {}),
       ...(values["contrast-temp"] ? { contrastTemp: numberFlag("contrast-temp", values["contrast-temp"], 0.2) } : {}),
     };
@@ -122,7 +123,6 @@ const command: Command = {
     checkConfig(config);
     const dirs = values.images ? values.images.split(",").filter(Boolean).map((p) => path.resolve(p)) : existing?.imageDirs ?? [];
     const pairedDirs = values["paired-views"] ? values["paired-views"].split(",").filter(Boolean).map((p) => path.resolve(p)) : existing?.pairedDirs ?? [];
-    if (!existing && pairedDirs.length) config.pairedViews = true;
     if (config.pairedViews && pairedDirs.length === 0) throw new MaskdistillError("pretrain: this run pairs views: pass --paired-views DIR (one per --images folder)", ckpt);
     if (dirs.length === 0) throw new MaskdistillError("pretrain: --images DIR is required (a resumed checkpoint names its own folders)");
 

@@ -40,8 +40,8 @@ function roiAlignModel(p: Omit<RoiAlignParams, "spatialScale">, scale: number, c
 /** roiAlignForwardLevels through onnxruntime: box k from `xs[levels[k]]` at `scales[levels[k]]` → [K, ph, pw, C] in box order. */
 export function roiAlignLevelsOrt(b: WasmBackend, xs: tf.TensorInfo[], scales: number[], boxes: ArrayLike<number>,
     boxIndex: ArrayLike<number>, levels: ArrayLike<number>, p: Omit<RoiAlignParams, "spatialScale">): tf.TensorInfo {
-  // plain copies: heap views would detach when the allocations below grow the heap
   roiAlignOrtTuning.calls++;
+  // plain copies: heap views would detach when the allocations below grow the heap
   const box = Float32Array.from(boxes), image = Float32Array.from(boxIndex), level = Int32Array.from(levels);
   const K = image.length, C = xs[0].shape[3], [ph, pw] = p.outputSize, per = ph * pw * C;
   const out = alloc(b, [K, ph, pw, C]);
