@@ -199,8 +199,12 @@ test("contrastive loss equals the naive InfoNCE; one contrastive iteration train
   const cfg: PretrainConfig = { ...TINY, objective: "contrastive", freezeLastLayer: 0 };
   const state = initState(cfg, images.map((im) => im.name));
   const before = new Map(await Promise.all(networkParams(state.student, "student").map(async (p) => [p.key, Float32Array.from(await p.variable.data())] as const)));
+  const centre = Float32Array.from(await state.center.data());
   const r = await trainStep(state, [0, 1].map((i) => viewsOf(cfg, images, 0, i)), images.length);
   assert.ok(Number.isFinite(r.loss) && r.loss > 0);
+  // DINO's centre and teacher entropy are not part of this objective: untouched, not reported
+  assert.equal(r.teacherEntropy, undefined);
+  assert.deepEqual(Array.from(await state.center.data()), Array.from(centre));
   for (const p of networkParams(state.student, "student")) {
     const changed = !(await p.variable.data()).every((x, i) => x === before.get(p.key)![i]);
     assert.equal(changed, !p.key.endsWith("last_layer.weight_v"), p.key);

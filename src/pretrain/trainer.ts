@@ -83,8 +83,8 @@ export interface StepLog {
   wd: number;
   momentum: number;
   teacherTemp: number;
-  /** Mean entropy of the teacher's targets (nats); ln(outDim) = uniform collapse, 0 = one-hot. */
-  teacherEntropy: number;
+  /** Mean entropy of the teacher's targets (nats); ln(outDim) = uniform collapse, 0 = one-hot. DINO only. */
+  teacherEntropy?: number;
   imagesPerSecond: number;
   trainSeconds: number;
 }
@@ -290,7 +290,8 @@ export function dinoLoss(q: tf.Tensor2D, studentLogits: tf.Tensor2D, batch: numb
   return tf.div(tf.neg(tf.sub(tf.sum(cross), diag)), batch * terms) as tf.Scalar;
 }
 
-export interface StepResult { loss: number; lr: number; wd: number; momentum: number; teacherTemp: number; teacherEntropy: number }
+/** `teacherEntropy`: DINO's only (absent for the contrastive objective, which has no teacher distribution). */
+export interface StepResult { loss: number; lr: number; wd: number; momentum: number; teacherTemp: number; teacherEntropy?: number }
 
 /** Runs iteration `state.step` on `crops` (one MultiCrop per image of the batch) and advances the state. */
 export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: number): Promise<StepResult> {
@@ -306,22 +307,24 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
   const batch = crops.length;
   const patch = c.arch.patch;
 
-  // teacher: targets and the batch centre (contrastive: its global embeddings are the keys)
+  // teacher: DINO's targets, the batch centre and the targets' entropy; for the contrastive objective
+  // only its global embeddings (the keys) — no centre, no entropy
   const contrastive = c.objective === "contrastive";
-  const { q, batchCenter, entropy } = contrastive ? tf.tidy(() => ({
-    q: forward(state.teacher, crops, "globals", patch, "embedding"), batchCenter: tf.zeros([1, c.head.outDim]), entropy: tf.scalar(0),
-  })) : tf.tidy(() => {
-    const t = forward(state.teacher, crops, "globals", patch);
-    const scaled = tf.div(tf.sub(t, state.center), teacherTemp);
-    const probs = tf.softmax(scaled) as tf.Tensor2D;
-    return {
-      q: probs,
-      batchCenter: tf.mean(t, 0, true),
-      entropy: tf.neg(tf.mean(tf.sum(tf.mul(probs, tf.logSoftmax(scaled)), 1))),
-    };
-  });
-  const teacherEntropy = (await entropy.data())[0];
-  entropy.dispose();
+  let q: tf.Tensor2D, batchCenter: tf.Tensor | undefined, teacherEntropy: number | undefined;
+  if (contrastive) {
+    q = tf.tidy(() => forward(state.teacher, crops, "globals", patch, "embedding"));
+  } else {
+    const t = tf.tidy(() => {
+      const logits = forward(state.teacher, crops, "globals", patch);
+      const scaled = tf.div(tf.sub(logits, state.center), teacherTemp);
+      const probs = tf.softmax(scaled) as tf.Tensor2D;
+      return { probs, center: tf.mean(logits, 0, true), entropy: tf.neg(tf.mean(tf.sum(tf.mul(probs, tf.logSoftmax(scaled)), 1))) };
+    });
+    q = t.probs;
+    batchCenter = t.center;
+    teacherEntropy = (await t.entropy.data())[0];
+    t.entropy.dispose();
+  }
 
   const params = networkParams(state.student, "student");
   const frozen = epoch < c.freezeLastLayer;
@@ -361,9 +364,9 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
   const tp = networkParams(state.teacher, "teacher");
   tf.tidy(() => {
     params.forEach((p, i) => tp[i].variable.assign(tf.add(tf.mul(tp[i].variable, momentum), tf.mul(p.variable, 1 - momentum))));
-    if (!contrastive) state.center.assign(tf.add(tf.mul(state.center, c.centerMomentum), tf.mul(batchCenter, 1 - c.centerMomentum)));
+    if (batchCenter) state.center.assign(tf.add(tf.mul(state.center, c.centerMomentum), tf.mul(batchCenter, 1 - c.centerMomentum)));
   });
-  batchCenter.dispose();
+  batchCenter?.dispose();
   state.step++;
   return { loss, lr, wd, momentum, teacherTemp, teacherEntropy };
 }
