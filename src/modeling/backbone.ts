@@ -128,9 +128,11 @@ export async function loadBackbone(nameOrPath: string, opts: VitOptions = {}): P
   const precision = opts.precision ?? "fp32";
   if (!VIT_PRECISIONS.includes(precision)) throw new MaskdistillError(`precision '${precision}' is not one of ${VIT_PRECISIONS.join(", ")}`);
   const sha = (await fileSha256(file)).slice(0, 16);
-  const meta = await vitMeta(file, sha, arch, opts);
+  // a width that is not a multiple of 64 (our small pretrained ViTs) splits into the sidecar's heads
+  const declaredHeads = opts.heads ?? (arch ? VIT_HEADS[arch] : known?.heads ?? sidecarHeads(file));
+  const meta = await vitMeta(file, sha, arch, { ...opts, heads: declaredHeads });
   const base = meta.config;
-  const heads = opts.heads ?? (arch ? VIT_HEADS[arch] : known?.heads ?? sidecarHeads(file) ?? (base.dim % 64 === 0 ? base.dim / 64 : 0));
+  const heads = declaredHeads ?? (base.dim % 64 === 0 ? base.dim / 64 : 0);
   if (!(heads > 0) || base.dim % heads !== 0) throw new MaskdistillError(`cannot split width ${base.dim} into ${heads} heads; pass heads explicitly`, file);
   const cfg: VitConfig = { ...base, heads, headDim: base.dim / heads };
   const posEmbed = weightFileOf(meta).values("pos_embed");
