@@ -7,19 +7,16 @@ train mode (Dropout 0.5), OHEM cross-entropy (0.2, ignore 255), SGD lr 0.002 / m
 decay 1e-4 over model.parameters(). Inference: eval mode, no_grad, batch 1. Random weights, random labels.
 """
 import json
+import os
 import statistics
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
 import torchvision
 
-
-def ohem(prediction, target, threshold=0.2):
-    losses = F.cross_entropy(prediction, target, ignore_index=255, reduction="none")
-    valid = torch.masked_select(losses, target != 255)
-    return torch.topk(valid, min(int(threshold * losses.numel()), valid.numel()))[0].mean()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from deeplab_reference import freeze_front, ohem  # noqa: E402
 
 
 def main():
@@ -33,11 +30,7 @@ def main():
     times = []
     for i in range(3):
         model.train()
-        b = model.backbone
-        for m in (b.conv1, b.bn1, b.layer1, b.layer2):
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        freeze_front(model)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = ohem(model(x)["out"], y)

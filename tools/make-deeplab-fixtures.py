@@ -30,6 +30,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from deeplab_reference import freeze_front, ohem  # noqa: E402
+
 SAMPLES = 256
 DTYPES = {"F32": np.float32, "I64": np.int64}
 
@@ -46,14 +49,6 @@ def read_safetensors(path):
         a, b = v["data_offsets"]
         out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=DTYPES[v["dtype"]]).reshape(v["shape"]).copy())
     return out
-
-
-def ohem(prediction, target, threshold=0.2):
-    # segmentation/losses.py CrossEntropyOHEM, step by step
-    losses = nn.functional.cross_entropy(prediction, target.long(), ignore_index=255, reduction="none")
-    valid = torch.masked_select(losses, target != 255)
-    k = min(int(threshold * losses.numel()), valid.numel())
-    return torch.topk(valid, k)[0].mean()
 
 
 class FixedMask(nn.Module):
@@ -74,11 +69,7 @@ def train_steps(sd, dtype, x, labels, masks, st, out, tag):
     assert isinstance(model.classifier[0].project[3], nn.Dropout)
     model.classifier[0].project[3] = dropout
     model.train()
-    backbone = model.backbone
-    for m in (backbone.conv1, backbone.bn1, backbone.layer1, backbone.layer2):
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad = False
+    freeze_front(model)
     opt = torch.optim.SGD(model.parameters(), lr=st["lr"], momentum=st["momentum"], weight_decay=st["weightDecay"])
     trained = {k for k, p in model.named_parameters() if p.requires_grad}
     frozen_prefixes = ("backbone.conv1", "backbone.bn1", "backbone.layer1.", "backbone.layer2.")
