@@ -105,6 +105,6 @@ test("build-coco20k command: writes both files, lists missing ids, clear errors"
   const notCoco = path.join(tmp, "notcoco.json");
   fs.writeFileSync(notCoco, JSON.stringify({ images: [] }));
   await assert.rejects(runCommand(command, ["--instances", notCoco, "--file-list", list, "--output-dir", out]), /notcoco\.json: missing the 'annotations' list/);
-  await assert.rejects(runCommand(command, ["--instances", instFile]), /--instances and --output-dir are required/);
+  await assert.rejects(runCommand(command, ["--instances", instFile]), /--output-dir is required\. Run 'maskdistill build-coco20k --help'/);
   await assert.rejects(runCommand(command, ["--instances", path.join(tmp, "none.json"), "--file-list", list, "--output-dir", out]), /none\.json: cannot be read/);
 });

@@ -123,7 +123,7 @@ test("eval-instances command: summary table and --json line (multi, agnostic, bb
 });
 
 test("eval-instances command: clear errors for missing flags, bad iou type and bad files", async () => {
-  await assert.rejects(runCli(["--gt-file", gtFile]), (e: unknown) => e instanceof MaskdistillError && /--input-file are required/.test(e.message));
+  await assert.rejects(runCli(["--gt-file", gtFile]), (e: unknown) => e instanceof MaskdistillError && /--input-file is required/.test(e.message));
   await assert.rejects(runCli(["--gt-file", gtFile, "--input-file", predFile("good"), "--iou-type", "keypoints"]), /--iou-type expects segm or bbox/);
   await assert.rejects(runCli(["--gt-file", gtFile, "--input-file", predFile("good"), "--bogus"]), /Run 'maskdistill eval-instances --help'/);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "eval-instances-"));

@@ -182,7 +182,7 @@ test("convert-voc command on the synthetic folder and its errors", async () => {
   assert.equal(sd.skipped_images.length, 2913);
   assert.match(sd.split_file, /data[\\/]splits[\\/]voc[\\/]instance\.txt$/);
 
-  await assert.rejects(runCommand(command, ["--dataset-root", synth]), /--dataset-root and --output-file are required/);
+  await assert.rejects(runCommand(command, ["--dataset-root", synth]), /--output-file is required/);
   await assert.rejects(runCommand(command, ["--dataset-root", synth, "--output-file", out, "--segm", "mask"]), /--segm expects rle or polygon, got 'mask'/);
   await assert.rejects(runCommand(command, ["--dataset-root", synth, "--output-file", out, "--set", "nosuchsplit"]), /split 'nosuchsplit' is neither a file nor a known split/);
   await assert.rejects(runCommand(command, ["--dataset-root", tmp + "/nowhere", "--output-file", out]), /no PASCAL VOC 2012 folder found/);

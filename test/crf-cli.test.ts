@@ -71,7 +71,7 @@ test("crf command: labels and Q of the fixture images, errors recorded per file"
 });
 
 test("crf command: flag errors", async () => {
-  await assert.rejects(runCommand(crf, ["--images", "x"]), /--images, --logits and --out-dir are required/);
+  await assert.rejects(runCommand(crf, ["--images", "x"]), /--logits and --out-dir are required\. Run 'maskdistill crf --help'/);
   await assert.rejects(runCommand(crf, ["--images", "x", "--logits", "y", "--out-dir", "z", "--iterations", "2.5"]), /--iterations expects a non-negative integer/);
   await assert.rejects(runCommand(crf, ["--images", DIR, "--logits", "/nonexistent", "--out-dir", os.tmpdir()]), /nonexistent: logits folder not found/);
 });

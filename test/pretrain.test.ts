@@ -377,7 +377,7 @@ test("CLI: a short run, resume, and bad input named in the errors", async () => 
     console.log = log;
     if (quiet === undefined) delete process.env.MASKDISTILL_QUIET; else process.env.MASKDISTILL_QUIET = quiet;
   }
-  await assert.rejects(cmd.run(["--images", imgDir]), /--out DIR is required/);
+  await assert.rejects(cmd.run(["--images", imgDir]), /--out is required/);
   await assert.rejects(cmd.run(["--resume", "--out", out, "--epochs", "5"]), (e: Error) => /plans 2 epochs/.test(e.message) && e.message.includes(out));
   const missing = path.join(tmp, "no-such-folder");
   await assert.rejects(cmd.run(["--images", missing, "--out", path.join(tmp, "cli2")]), (e: Error) => e.message.includes(missing) && /not a folder of images/.test(e.message));

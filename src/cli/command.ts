@@ -37,6 +37,17 @@ export function parseFlags<T extends Options>(
   }
 }
 
+/**
+ * Stops with one error naming every missing flag (and pointing at `--help`) when a flag the command cannot
+ * run without is absent; afterwards TypeScript knows those flags are strings.
+ */
+export function requireFlags<V extends Record<string, unknown>, K extends keyof V & string>(command: string, values: V, names: readonly K[]): asserts values is V & { [P in K]-?: string } {
+  const missing = names.filter((n) => values[n] === undefined || values[n] === "").map((n) => `--${n}`);
+  if (missing.length === 0) return;
+  const list = missing.length === 1 ? missing[0] : `${missing.slice(0, -1).join(", ")} and ${missing[missing.length - 1]}`;
+  throw new MaskdistillError(`${list} ${missing.length === 1 ? "is" : "are"} required. Run 'maskdistill ${command} --help' for the flags.`);
+}
+
 export type { Shard };
 
 /** Environment variable with the number of shards when the scheduler does not give it (Kubernetes). */

@@ -1,8 +1,7 @@
 // `maskdistill build-coco20k`: the COCO20k GT files (class-aware and class-agnostic) from
 // instances_train2014.json, as the reference's get_coco20k (METHOD.md §1.3).
 import type { Command } from "../command.js";
-import { parseFlags, printJson } from "../command.js";
-import { MaskdistillError } from "../../errors.js";
+import { parseFlags, printJson, requireFlags } from "../command.js";
 
 const usage = `usage: maskdistill build-coco20k --instances instances_train2014.json --output-dir DIR
                                [--file-list data/splits/coco/coco20k_files.txt] [--json]
@@ -31,10 +30,9 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    const instancesFile = values.instances, outputDir = values["output-dir"];
-    if (!instancesFile || !outputDir) {
-      throw new MaskdistillError("--instances and --output-dir are required. Run 'maskdistill build-coco20k --help' for the flags.");
-    }
+    requireFlags("build-coco20k", values, ["instances", "output-dir"]);
+    const instancesFile = values.instances;
+    const outputDir = values["output-dir"];
     const { COCO20K_LIST, buildCoco20k, readCoco20kList, writeCoco20k } = await import("../../data/coco20k.js");
     const { readCocoDataset } = await import("../../data/coco.js");
 

@@ -1,6 +1,6 @@
 // `maskdistill convert-voc`: PASCAL VOC instance GT in COCO format (the reference's convert_voc.py).
 import type { Command } from "../command.js";
-import { parseFlags, printJson } from "../command.js";
+import { parseFlags, printJson, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill convert-voc --dataset-root DIR --output-file OUT.json [--set instance|FILE]
@@ -42,10 +42,9 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    const root = values["dataset-root"], outputFile = values["output-file"];
-    if (!root || !outputFile) {
-      throw new MaskdistillError("--dataset-root and --output-file are required. Run 'maskdistill convert-voc --help' for the flags.");
-    }
+    requireFlags("convert-voc", values, ["dataset-root", "output-file"]);
+    const root = values["dataset-root"];
+    const outputFile = values["output-file"];
     const segm = values.segm ?? "rle";
     if (segm !== "rle" && segm !== "polygon") throw new MaskdistillError(`--segm expects rle or polygon, got '${segm}'`);
     const { vocRoot } = await import("../../data/voc.js");

@@ -1,7 +1,7 @@
 // `maskdistill crf`: MaskDistill's dense CRF post-processing (METHOD.md §5.3, pydensecrf-exact) over a
 // folder of logits + images.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill crf --images DIR --logits DIR --out-dir DIR [--iterations 10] [--save-q]
@@ -53,9 +53,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.images || !values.logits || !values["out-dir"]) {
-      throw new MaskdistillError("--images, --logits and --out-dir are required. Run 'maskdistill crf --help' for the flags.");
-    }
+    requireFlags("crf", values, ["images", "logits", "out-dir"]);
     if (values.merge && (values.shard || values["shard-count"] || values.resume)) throw new MaskdistillError("--merge joins the finished shards: give it without --shard, --shard-count or --resume");
     const shard = parseShard(values.shard, values["shard-count"]);
     const iterations = numberFlag("iterations", values.iterations, 10);

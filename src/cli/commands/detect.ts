@@ -1,7 +1,7 @@
 // `maskdistill detect`: Mask R-CNN inference over a dataset (MaskDistill stage iii), written as
 // {images, annotations, categories} with each image's detections in descending score order.
 import type { Command } from "../command.js";
-import { abortOnSignals, numberFlag, parseFlags, parseShard, printJson, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
+import { abortOnSignals, numberFlag, parseFlags, parseShard, printJson, SHARD_FLAGS, SHARD_USAGE, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
@@ -64,8 +64,8 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
+    requireFlags("detect", values, ["out"]);
     const out = values.out;
-    if (!out) throw new MaskdistillError("--out is required. Run 'maskdistill detect --help' for the flags.");
     if (!values.weights) throw new MaskdistillError("--weights is required: a detectron2 (.pth/.pkl) or torchvision (.pth) Mask R-CNN R50-FPN checkpoint");
     if (values.preset !== undefined && values.preset !== "detectron2" && values.preset !== "torchvision") {
       throw new MaskdistillError(`--preset expects detectron2 or torchvision, got '${values.preset}'`);

@@ -1,6 +1,6 @@
 // `maskdistill eval-instances`: mask AP of instance predictions, as the reference eval_instances.py.
 import type { Command } from "../command.js";
-import { parseFlags, printJson } from "../command.js";
+import { parseFlags, printJson, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill eval-instances --gt-file GT.json --input-file PRED.json [--iou-type segm|bbox]
@@ -34,10 +34,9 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    const gtFile = values["gt-file"], inputFile = values["input-file"];
-    if (!gtFile || !inputFile) {
-      throw new MaskdistillError("--gt-file and --input-file are required. Run 'maskdistill eval-instances --help' for the flags.");
-    }
+    requireFlags("eval-instances", values, ["gt-file", "input-file"]);
+    const gtFile = values["gt-file"];
+    const inputFile = values["input-file"];
     const iouType = values["iou-type"] ?? "segm";
     if (iouType !== "segm" && iouType !== "bbox") {
       throw new MaskdistillError(`--iou-type expects segm or bbox, got '${iouType}'`);

@@ -1,6 +1,6 @@
 // `maskdistill eval-semseg`: mIoU of predicted label PNGs against GT PNGs (METHOD.md §6.1, §6.3).
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson } from "../command.js";
+import { numberFlag, parseFlags, printJson, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill eval-semseg --pred-dir DIR --gt-dir DIR [--num-classes 21] [--ignore 255]
@@ -35,7 +35,7 @@ const command: Command = {
       match: { type: "string" },
       "pin-background": { type: "boolean" },
     });
-    if (!values["pred-dir"] || !values["gt-dir"]) throw new MaskdistillError("--pred-dir and --gt-dir are required (see --help)");
+    requireFlags("eval-semseg", values, ["pred-dir", "gt-dir"]);
     const match = (values.match ?? "none") as "none" | "hungarian" | "majority";
     if (!["none", "hungarian", "majority"].includes(match)) throw new MaskdistillError(`--match must be none, hungarian or majority, got '${values.match}'`);
     const { evaluateSemsegDirs } = await import("../../evaluation/semseg.js");

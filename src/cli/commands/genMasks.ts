@@ -1,7 +1,7 @@
 // `maskdistill gen-masks`: stage (i), one object mask per image from DINO self-attention (the
 // reference's gen_masks.py), written as a COCO-style class-agnostic JSON.
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
@@ -56,8 +56,8 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
+    requireFlags("gen-masks", values, ["pred-json"]);
     const predJson = values["pred-json"];
-    if (!predJson) throw new MaskdistillError("--pred-json is required. Run 'maskdistill gen-masks --help' for the flags.");
     const segm = values.segm ?? "rle";
     if (segm !== "rle" && segm !== "polygon") throw new MaskdistillError(`--segm expects rle or polygon, got '${segm}'`);
     const arch = values.arch;

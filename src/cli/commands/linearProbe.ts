@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson, abortOnSignals } from "../command.js";
+import { numberFlag, parseFlags, printJson, abortOnSignals, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { progress } from "../progress.js";
 
@@ -73,7 +73,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.weights || !values.out) throw new MaskdistillError("--weights and --out are required. Run 'maskdistill linear-probe --help' for the flags.");
+    requireFlags("linear-probe", values, ["weights", "out"]);
     const lp = await import("../../segmentation/linearProbe.js");
     const recipeName = values.recipe ?? "cpu";
     if (!(recipeName in lp.LINEAR_PROBE_RECIPES)) throw new MaskdistillError(`--recipe expects ${Object.keys(lp.LINEAR_PROBE_RECIPES).join(", ")}, got '${recipeName}'`);

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson } from "../command.js";
+import { numberFlag, parseFlags, printJson, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 import { projectPath } from "../../paths.js";
 
@@ -49,7 +49,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.out) throw new MaskdistillError("make-shapes: --out DIR is required. Run 'maskdistill make-shapes --help'.");
+    requireFlags("make-shapes", values, ["out"]);
     const valFraction = numberFlag("val-fraction", values["val-fraction"], 0.125);
     if (!(valFraction > 0 && valFraction < 1)) throw new MaskdistillError(`--val-fraction expects a share in (0, 1), got '${values["val-fraction"]}'`);
     const photoDir = values.photos ?? projectPath("data", "demo", "images");

@@ -1,7 +1,6 @@
 // `maskdistill merge-preds`: joins the outputs of `gen-masks` / `detect` shards (`--shard i/n|auto`).
 import type { Command } from "../command.js";
-import { parseFlags, printJson } from "../command.js";
-import { MaskdistillError } from "../../errors.js";
+import { parseFlags, printJson, requireFlags } from "../command.js";
 
 const usage = `usage: maskdistill merge-preds --out OUT.json [IN1.json IN2.json ...] [--json]
 
@@ -26,7 +25,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.out) throw new MaskdistillError("--out is required. Run 'maskdistill merge-preds --help' for the flags.");
+    requireFlags("merge-preds", values, ["out"]);
     const { mergePreds, mergePredShards } = await import("../../runner/predictions.js");
     const r = positionals.length ? { ...mergePreds(values.out, positionals), inputs: positionals } : mergePredShards(values.out);
     console.log(`merge-preds: ${r.inputs.length} inputs -> ${values.out}: ${r.images} images, ${r.annotations} annotations, ${r.errors} errors`);

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson } from "../command.js";
+import { numberFlag, parseFlags, printJson, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill pretrain --images DIR[,DIR…] --out DIR [--epochs 30] [--resume] [flags]
@@ -76,7 +76,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.out) throw new MaskdistillError("pretrain: --out DIR is required. Run 'maskdistill pretrain --help'.");
+    requireFlags("pretrain", values, ["out"]);
     const backend = (values.backend ?? "auto") as "auto" | "wasm" | "tensorflow";
     if (!["auto", "wasm", "tensorflow"].includes(backend)) throw new MaskdistillError(`--backend expects auto, wasm or tensorflow, got '${values.backend}'`);
 

@@ -3,8 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "../command.js";
-import { parseFlags, printJson } from "../command.js";
-import { MaskdistillError } from "../../errors.js";
+import { parseFlags, printJson, requireFlags } from "../command.js";
 
 const usage = `usage: maskdistill results-table --out FILE.md [--clustering FILE]... [--linear FILE]... [--json]
 
@@ -32,7 +31,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.out) throw new MaskdistillError("--out FILE.md is required. Run 'maskdistill results-table --help' for the flags.");
+    requireFlags("results-table", values, ["out"]);
     const { semanticTable, semanticTableMarkdown } = await import("../../evaluation/resultsTable.js");
     const table = semanticTable({ clustering: values.clustering ?? [], linear: values.linear ?? [] });
     const markdown = semanticTableMarkdown(table);

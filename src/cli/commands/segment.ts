@@ -1,7 +1,7 @@
 // `maskdistill segment`: a trained DeepLab-v3 over a folder of images → label PNGs at the original size
 // (src/segmentation/segmentFolder.ts, through the shared per-image runner).
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE } from "../command.js";
+import { numberFlag, parseFlags, parseShard, printJson, abortOnSignals, SHARD_FLAGS, SHARD_USAGE, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill segment --weights FILE --images DIR --out-dir DIR [--crf] [--list FILE] [--size 512]
@@ -44,7 +44,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.weights || !values.images || !values["out-dir"]) throw new MaskdistillError("segment: --weights, --images and --out-dir are required. Run 'maskdistill segment --help'.");
+    requireFlags("segment", values, ["weights", "images", "out-dir"]);
     const size = numberFlag("size", values.size, 512);
     if (!Number.isInteger(size) || size < 32 || size % 8) throw new MaskdistillError(`--size expects a multiple of 8, at least 32, got '${values.size}'`);
     const threads = numberFlag("threads", values.threads, 2);

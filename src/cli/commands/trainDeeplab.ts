@@ -2,7 +2,7 @@
 // optionally followed by CRF rounds (src/segmentation/rounds.ts). Resumable, deterministic given --seed.
 import * as path from "node:path";
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson } from "../command.js";
+import { numberFlag, parseFlags, printJson, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill train-deeplab (--images DIR --labels DIR [--list FILE] | --voc ROOT --split NAME [--labels DIR])
@@ -62,7 +62,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.out) throw new MaskdistillError("train-deeplab: --out DIR is required. Run 'maskdistill train-deeplab --help'.");
+    requireFlags("train-deeplab", values, ["out"]);
     const int = (name: string, v: string | undefined, fallback: number, min = 0) => {
       const n = numberFlag(name, v, fallback);
       if (!Number.isInteger(n) || n < min) throw new MaskdistillError(`--${name} expects an integer ≥ ${min}, got '${v}'`);

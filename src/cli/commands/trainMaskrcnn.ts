@@ -2,7 +2,7 @@
 // stage-ii clustered pseudo-masks) — the library is src/instance/train.ts.
 import * as path from "node:path";
 import type { Command } from "../command.js";
-import { numberFlag, parseFlags, printJson } from "../command.js";
+import { numberFlag, parseFlags, printJson, requireFlags } from "../command.js";
 import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill train-maskrcnn --annotations FILE.json --images DIR --out DIR
@@ -60,9 +60,7 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    if (!values.annotations || !values.images || !values.out) {
-      throw new MaskdistillError("train-maskrcnn: --annotations, --images and --out are required. Run 'maskdistill train-maskrcnn --help'.");
-    }
+    requireFlags("train-maskrcnn", values, ["annotations", "images", "out"]);
     const train = await import("../../instance/train.js");
     const base = train.maskRcnnRecipe(values.recipe ?? "lost");
     const int = (name: string, v: string | undefined, fallback: number) => {
