@@ -305,6 +305,12 @@ test("exported teacher through loadBackbone: CLS token and last-layer q, k match
   const sidecar = await exportTeacher(state, file);
   assert.equal(sidecar.heads, 6);
   assert.equal(sidecar.pos_grid, 4);
+  assert.equal(sidecar.training?.method, "DINO (maskdistill pretrain)");
+  // the sidecar names the objective the weights came from
+  const asContrastive = { ...state, config: { ...state.config, objective: "contrastive" as const, pairedViews: true } };
+  const other = await exportTeacher(asContrastive, path.join(tmp, "export", "tiny_ctr.safetensors"));
+  assert.match(other.training?.method ?? "", /^contrastive \(InfoNCE against the momentum teacher, paired views/);
+  assert.match(other.label, /contrastive-pretrained/);
   assert.deepEqual(JSON.parse(fs.readFileSync(file.replace(/safetensors$/, "json"), "utf8")).patch, 8);
   const vit = await loadBackbone(file, { heads: 6 });
   assert.equal(vit.depth, 2);

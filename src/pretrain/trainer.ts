@@ -466,7 +466,10 @@ export interface BackboneSidecar {
 export async function exportTeacher(state: TrainState, file: string, opts: { dtype?: "float32" | "float16"; label?: string } = {}): Promise<BackboneSidecar> {
   const sd = await vitStateDict(state.teacher.backbone, opts.dtype ?? "float32");
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeSafetensors(file, sd, { format: "pt", source: "maskdistill pretrain (DINO teacher backbone)" });
+  const method = state.config.objective === "contrastive"
+    ? `contrastive (InfoNCE against the momentum teacher${state.config.pairedViews ? ", paired views" : ""}; maskdistill pretrain)`
+    : `DINO${state.config.pairedViews ? " with paired views" : ""} (maskdistill pretrain)`;
+  writeSafetensors(file, sd, { format: "pt", source: `maskdistill pretrain (teacher backbone; ${method})` });
   const { arch, crops, epochs, seed } = state.config;
   const ipe = Math.max(1, Math.floor(state.imageNames.length / state.config.batchSize));
   const epochsDone = Math.floor(state.step / ipe);
@@ -476,8 +479,8 @@ export async function exportTeacher(state: TrainState, file: string, opts: { dty
     patch: arch.patch, dim: arch.dim, depth: arch.depth, heads: arch.heads, mlp_ratio: arch.mlpRatio,
     ln_eps: LN_EPS, pos_grid: crops.globalSize / arch.patch,
     label: opts.label ?? `demo ViT (dim ${arch.dim}, depth ${arch.depth}, ${arch.heads} heads, patch ${arch.patch}), ` +
-      `DINO-pretrained ${epochsDone} epochs on ${state.imageNames.length} unlabelled images`,
-    training: { method: "DINO (maskdistill pretrain)", epochs_done: epochsDone, epochs_planned: epochs, iterations: state.step, images: state.imageNames.length, train_seconds: Math.round(state.trainSeconds), seed, config: state.config },
+      `${state.config.objective === "contrastive" ? "contrastive-" : "DINO-"}pretrained ${epochsDone} epochs on ${state.imageNames.length} unlabelled images`,
+    training: { method, epochs_done: epochsDone, epochs_planned: epochs, iterations: state.step, images: state.imageNames.length, train_seconds: Math.round(state.trainSeconds), seed, config: state.config },
   };
   const sidecarFile = file.replace(/\.safetensors$/, "") + ".json";
   fs.writeFileSync(sidecarFile, JSON.stringify(sidecar, null, 2) + "\n");
