@@ -4,12 +4,8 @@
 // and the centred box (src/shapes/targets.ts). Resumable: finished masks and embeddings are reused.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MaskdistillError } from "../errors.js";
 import { numberFlag, printJson } from "./command.js";
 import { projectPath } from "../paths.js";
-
-/** The world the bundled shapes backbone was trained and scored on (make-shapes defaults). */
-export const SHAPES_DEFAULT_WORLD = { n: 4000, size: 96, seed: 0, distractors: false } as const;
 
 export interface ShapesDemoFlags {
   "world-dir"?: string;
@@ -24,21 +20,21 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const worldDir = path.resolve(values["world-dir"] ?? projectPath(".cache", "shapes"));
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
   const { progress } = await import("./progress.js");
-  if (!fs.existsSync(path.join(worldDir, "world.json"))) {
-    const { makeShapesWorld } = await import("../shapes/world.js");
-    const photoDir = projectPath("data", "demo", "images");
-    const photos = fs.readdirSync(photoDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => path.join(photoDir, f));
-    console.log(`demo: making the shapes world in ${worldDir} (npx maskdistill make-shapes --out ${worldDir})`);
-    const bar = progress("make-shapes", SHAPES_DEFAULT_WORLD.n);
-    let ticked = 0;
-    try {
-      await makeShapesWorld({ out: worldDir, ...SHAPES_DEFAULT_WORLD, photos, onProgress: (done) => { bar.tick(done - ticked); ticked = done; } });
-    } finally {
-      bar.stop();
-    }
+  const { ensureShapesWorld, SHAPES_DEFAULT_WORLD } = await import("../shapes/world.js");
+  let bar: ReturnType<typeof progress> | undefined, ticked = 0;
+  let world;
+  try {
+    world = await ensureShapesWorld(worldDir, {
+      photoDir: projectPath("data", "demo", "images"),
+      onStart: () => {
+        console.log(`demo: making the shapes world in ${worldDir} (npx maskdistill make-shapes --out ${worldDir})`);
+        bar = progress("make-shapes", SHAPES_DEFAULT_WORLD.n);
+      },
+      onProgress: (done) => { bar?.tick(done - ticked); ticked = done; },
+    });
+  } finally {
+    bar?.stop();
   }
-  const world = JSON.parse(fs.readFileSync(path.join(worldDir, "world.json"), "utf8")) as { world?: string; images: number; size: number; seed: number; val: number };
-  if (world.world !== "shapes") throw new MaskdistillError("not a shapes world (world.json has no \"world\": \"shapes\"); make one with 'npx maskdistill make-shapes'", path.join(worldDir, "world.json"));
 
   const { defaultBackbone } = await import("../distill/backboneChoice.js");
   const choice = values.weights

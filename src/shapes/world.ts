@@ -159,3 +159,31 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   }, null, 1) + "\n");
   return summary;
 }
+
+/** The world the bundled shapes backbone was trained and scored on (make-shapes defaults). */
+export const SHAPES_DEFAULT_WORLD = { n: 4000, size: 96, seed: 0, distractors: false } as const;
+
+/** world.json of a shapes world folder (the fields readers use). */
+export interface ShapesWorldInfo { world: "shapes"; images: number; train: number; val: number; size: number; seed: number }
+
+/**
+ * The shapes world in `dir`: made there with the defaults (and the bundled photos as backgrounds) when the
+ * folder has none — deterministic, about a minute — then its world.json. A folder holding something else
+ * is an error that names it.
+ */
+export async function ensureShapesWorld(dir: string, opts: { photoDir: string; onStart?: () => void; onProgress?: (done: number, total: number) => void }): Promise<ShapesWorldInfo> {
+  const infoFile = path.join(dir, "world.json");
+  if (!fs.existsSync(infoFile)) {
+    const photos = fs.readdirSync(opts.photoDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => path.join(opts.photoDir, f));
+    opts.onStart?.();
+    await makeShapesWorld({ out: dir, ...SHAPES_DEFAULT_WORLD, photos, onProgress: opts.onProgress });
+  }
+  let info: Partial<ShapesWorldInfo>;
+  try {
+    info = JSON.parse(fs.readFileSync(infoFile, "utf8"));
+  } catch (e) {
+    throw new MaskdistillError(`cannot be read as JSON (${(e as Error).message}); remove the folder to make the world again`, infoFile);
+  }
+  if (info.world !== "shapes") throw new MaskdistillError("not a shapes world (world.json has no \"world\": \"shapes\"); make one with 'npx maskdistill make-shapes'", infoFile);
+  return info as ShapesWorldInfo;
+}
