@@ -33,24 +33,29 @@ export interface NotebookWorld {
   images: ImageItem[];
 }
 
-/** The world named by `which` (default: $MASKDISTILL_WORLD, else "shapes"). */
-export async function notebookWorld(which: string = process.env.MASKDISTILL_WORLD ?? "shapes"): Promise<NotebookWorld> {
+/**
+ * The world named by `which` (default: $MASKDISTILL_WORLD, else "shapes"); `split` "all" takes train and val
+ * of the shapes and demo worlds (a folder is always every image of its file).
+ */
+export async function notebookWorld(which: string = process.env.MASKDISTILL_WORLD ?? "shapes", opts: { split?: "val" | "all" } = {}): Promise<NotebookWorld> {
+  const all = opts.split === "all";
   if (which === "shapes") {
     const dir = projectPath(".cache", "shapes");
     const info = await ensureShapesWorld(dir, { photoDir: projectPath("data", "demo", "images") });
-    const gtFile = path.join(dir, "instances_val.json");
+    const gtFile = path.join(dir, all ? "instances.json" : "instances_val.json");
     return {
-      kind: "shapes", short: "shapes val", gtFile, gt: readCocoDataset(gtFile), imageDir: dir, images: cocoImages(gtFile, dir),
-      label: `the shapes world (${info.images} procedural images of ${info.size} px, seed ${info.seed}; \`npx maskdistill make-shapes\`), its val split of ${info.val} images — never seen by the backbone's pretraining`,
+      kind: "shapes", short: all ? "shapes" : "shapes val", gtFile, gt: readCocoDataset(gtFile), imageDir: dir, images: cocoImages(gtFile, dir),
+      label: `the shapes world (${info.images} procedural images of ${info.size} px, seed ${info.seed}; \`npx maskdistill make-shapes\`), ` +
+        (all ? "all of them (the train split is what the backbone was pretrained on)" : `its val split of ${info.val} images — never seen by the backbone's pretraining`),
     };
   }
   if (which === "demo") {
     const gtFile = projectPath("data", "demo", "instances.json"), imageDir = projectPath("data", "demo", "images");
     const val = new Set(readSplit(projectPath("data", "demo", "sets", "val.txt")));
-    const images = cocoImages(gtFile, imageDir).filter((im) => val.has(path.parse(im.fileName).name));
+    const images = cocoImages(gtFile, imageDir).filter((im) => all || val.has(path.parse(im.fileName).name));
     return {
-      kind: "demo", short: "demo val", gtFile, gt: readCocoDataset(gtFile), imageDir, images,
-      label: `the bundled COCO demo images (data/demo/), val split of ${images.length} real photos`,
+      kind: "demo", short: all ? "demo" : "demo val", gtFile, gt: readCocoDataset(gtFile), imageDir, images,
+      label: `the bundled COCO demo images (data/demo/), ${all ? "all" : "the val split of"} ${images.length} real photos`,
     };
   }
   const dir = path.resolve(which);
