@@ -6,7 +6,7 @@
 //        [--limit 300] [--resize 96,128,160,192] [--tag TEXT] [--out FILE.jsonl] [--seeds]
 // --seeds adds where stage i's seed lands: the share of images whose seed patch is mostly object, and the
 // mean mask IoU with the GT object when it is and when it is not (is the CLS query or the key affinity
-// what fails?).
+// what fails?), and the median mask area / object area (too large: the expansion spills over).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -54,9 +54,13 @@ async function main() {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
-/** Where the seed lands (on the object: ≥ half of its patch is object) and the mask IoU in each case. */
+/**
+ * Where the seed lands (on the object: ≥ half of its patch is object), the mask IoU in each case, and the
+ * median mask area over the object's area (above 1: the seed expansion spills into the background).
+ */
 async function seedDiagnostic(backbone: Awaited<ReturnType<typeof loadBackbone>>, images: ReturnType<typeof cocoImages>, world: string, resize: number) {
   const iou = { on: [] as number[], off: [] as number[] };
+  const areaRatios: number[] = [];
   for (const item of images) {
     const stem = path.basename(item.file).replace(/\.[^.]+$/, "");
     const gt = readVocSegmentationObject(path.join(world, "SegmentationObject", `${stem}.png`)).data.map((v) => (v > 0 && v !== 255 ? 1 : 0));
@@ -67,9 +71,11 @@ async function seedDiagnostic(backbone: Awaited<ReturnType<typeof loadBackbone>>
     let inFoot = 0, onObject = 0;
     for (let p = 0; p < gt.length; p++) if (foot[p]) { inFoot++; onObject += gt[p]; }
     (onObject * 2 >= inFoot ? iou.on : iou.off).push(maskIou(s.full, gt));
+    areaRatios.push(s.full.reduce((a: number, b: number) => a + b, 0) / Math.max(1, gt.reduce((a: number, b: number) => a + b, 0)));
   }
+  areaRatios.sort((a, b) => a - b);
   const mean = (v: number[]) => (v.length ? +(100 * v.reduce((a, b) => a + b, 0) / v.length).toFixed(1) : null);
-  return { seedOnObject: +(100 * iou.on.length / images.length).toFixed(1), meanIouSeedOn: mean(iou.on), meanIouSeedOff: mean(iou.off) };
+  return { seedOnObject: +(100 * iou.on.length / images.length).toFixed(1), meanIouSeedOn: mean(iou.on), meanIouSeedOff: mean(iou.off), medianAreaRatio: +areaRatios[areaRatios.length >> 1].toFixed(2) };
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
