@@ -360,6 +360,28 @@ test("float16 export: loadPretrainVit and loadBackbone read the same weights (CL
   assert.throws(() => readBackboneSidecar(noSidecar), (e: Error) => e.message.includes("lonely.json") && /sidecar/.test(e.message));
 });
 
+test("--init: both backbones start from the given checkpoint, the heads from the seed; a wrong architecture is named", async () => {
+  const source = initState({ ...TINY, seed: 5 }, ["x"]);
+  const file = path.join(tmp, "init", "from.safetensors");
+  await exportTeacher(source, file);
+  const cfg: PretrainConfig = { ...TINY, initFrom: { file, sha256: "(test)" } };
+  const state = await train({ outDir: path.join(tmp, "init", "run"), images, config: cfg, resume: false, maxSteps: 0 });
+  const want = networkParams(source.student, "s"), fresh = initState(TINY, ["x"]);
+  for (const net of [state.student, state.teacher]) {
+    networkParams(net, "n").forEach((p, i) => {
+      const from = p.key.includes("head.") ? networkParams(fresh.student, "f")[i] : want[i];
+      assert.deepEqual(Array.from(p.variable.dataSync()), Array.from(from.variable.dataSync()), p.key);
+    });
+  }
+  assert.deepEqual((await loadCheckpoint(path.join(tmp, "init", "run", CHECKPOINT_FILE))).config.initFrom, { file, sha256: "(test)" });
+  disposeState(state);
+  disposeState(fresh);
+  disposeState(source);
+  const wide: PretrainConfig = { ...TINY, arch: { ...TINY.arch, dim: 48 }, initFrom: { file, sha256: "(test)" } };
+  await assert.rejects(train({ outDir: path.join(tmp, "init", "wide"), images, config: wide, resume: false, maxSteps: 0 }),
+    (e: Error) => e.message.includes(file) && /has shape/.test(e.message));
+});
+
 test("CLI: a short run, resume, and bad input named in the errors", async () => {
   const { default: cmd } = await import("../src/cli/commands/pretrain.js");
   const imgDir = path.join(tmp, "imgs");
@@ -389,4 +411,6 @@ test("CLI: a short run, resume, and bad input named in the errors", async () => 
   await assert.rejects(cmd.run(["--images", missing, "--out", path.join(tmp, "cli2")]), (e: Error) => e.message.includes(missing) && /not a folder of images/.test(e.message));
   await assert.rejects(cmd.run(["--images", imgDir, "--out", path.join(tmp, "cli3"), "--dim", "25"]), /not divisible by heads/);
   await assert.rejects(cmd.run(["--out", out, "--epochs", "x"]), /--epochs expects a number/);
+  const noInit = path.join(tmp, "no-such.safetensors");
+  await assert.rejects(cmd.run(["--images", imgDir, "--out", path.join(tmp, "cli4"), "--init", noInit]), (e: Error) => e.message.includes(noInit) && /--init: no such checkpoint/.test(e.message));
 });

@@ -33,6 +33,12 @@ export interface PretrainConfig {
   objective?: "dino" | "contrastive";
   /** InfoNCE temperature of the contrastive objective (default 0.2, MoCo v3's). */
   contrastTemp?: number;
+  /**
+   * Start the student and teacher backbones from this DINO-layout ViT checkpoint (same architecture; e.g. an
+   * exported teacher, to continue a finished run on a new schedule) instead of the seeded initialisation; the
+   * heads start fresh. Read once, when training starts; the path and the file's SHA-256 are kept for the record.
+   */
+  initFrom?: { file: string; sha256: string };
   /** Images are decoded once and resized to this short side (bicubic) before cropping; 0 = keep. */
   cacheShortSide: number;
   batchSize: number;

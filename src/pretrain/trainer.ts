@@ -135,6 +135,13 @@ export function initState(config: PretrainConfig, imageNames: string[], imageDir
   };
 }
 
+/** Sets the student's and the teacher's backbones to a DINO-layout ViT checkpoint of the same architecture. */
+export async function initBackbonesFrom(state: TrainState, file: string): Promise<void> {
+  const { stateDict } = await readStateDict(file, "vit");
+  assignVitStateDict(state.student.backbone, stateDict, file);
+  assignVitStateDict(state.teacher.backbone, stateDict, file);
+}
+
 export function disposeState(s: TrainState): void {
   const vars = [...networkParams(s.student, "s"), ...networkParams(s.teacher, "t")].map((p) => p.variable);
   tf.dispose([...vars, ...s.expAvg.values(), ...s.expAvgSq.values(), s.center]);
@@ -526,6 +533,7 @@ export async function train(opts: TrainOptions): Promise<TrainState> {
   } else {
     if (fs.existsSync(ckpt) && !opts.resume) throw inputError(ckpt, "a checkpoint is already there: pass --resume to continue it, or choose another --out");
     state = initState(opts.config, names, opts.imageDirs ?? [], opts.pairedDirs ?? []);
+    if (opts.config.initFrom) await initBackbonesFrom(state, opts.config.initFrom.file);
     fs.mkdirSync(opts.outDir, { recursive: true });
     fs.writeFileSync(logFile, "");
   }

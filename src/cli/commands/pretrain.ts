@@ -33,6 +33,9 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
                          against the teacher's global views of the batch (the positive: the same image's
                          other global view) — much more signal per iteration for short CPU runs
   --contrast-temp X      InfoNCE temperature of --objective contrastive (default 0.2)
+  --init FILE            start both backbones from this ViT checkpoint (DINO layout, same --dim/--depth/--heads/
+                         --patch/--global-size; e.g. a finished run's teacher_vit.safetensors, to go on with a new
+                         schedule); the heads start fresh. Recorded in the checkpoint (path and SHA-256)
   --symmetric-globals    blur both global views with p 0.5 and never solarise (SimCLR) instead of DINO's
                          asymmetric pair (blur 1.0 / 0.1, solarisation 0 / 0.2)
   --patch 16 --dim 192 --depth 6 --heads 6     architecture
@@ -49,6 +52,14 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --json                 last stdout line: a JSON summary`;
 
 /** --color-jitter B,C,S,H,P,G → the crops' colorJitter (absent: DINO's). */
+/** --init FILE: the checkpoint to start from, with its SHA-256 for the record (a missing file is named). */
+async function initFromFlag(file: string): Promise<{ file: string; sha256: string }> {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new MaskdistillError("--init: no such checkpoint file", abs);
+  const { fileSha256 } = await import("../../modeling/session.js");
+  return { file: abs, sha256: await fileSha256(abs) };
+}
+
 function colorJitterFlag(v: string | undefined): { colorJitter?: import("../../pretrain/augment.js").ColorJitterConfig } {
   if (v === undefined) return {};
   const x = v.split(",").map(Number);
@@ -64,7 +75,7 @@ const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const { values } = parseFlags("pretrain", argv, {
-      images: { type: "string" }, "paired-views": { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
+      images: { type: "string" }, "paired-views": { type: "string" }, init: { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
@@ -115,6 +126,7 @@ const command: Command = {
       ...(values["paired-views"] ? { pairedViews: true } : {}),
       ...(values.objective ? { objective: values.objective as "dino" | "contrastive" } : {}),
       ...(values["contrast-temp"] ? { contrastTemp: numberFlag("contrast-temp", values["contrast-temp"], 0.2) } : {}),
+      ...(values.init ? { initFrom: await initFromFlag(values.init) } : {}),
     };
     if (existing && values.epochs !== undefined && Number(values.epochs) !== existing.config.epochs) {
       throw new MaskdistillError(`pretrain --resume: the checkpoint plans ${existing.config.epochs} epochs (its schedules span them); ` +
