@@ -411,6 +411,7 @@ test("CLI: a short run, resume, and bad input named in the errors", async () => 
   await assert.rejects(cmd.run(["--images", missing, "--out", path.join(tmp, "cli2")]), (e: Error) => e.message.includes(missing) && /not a folder of images/.test(e.message));
   await assert.rejects(cmd.run(["--images", imgDir, "--out", path.join(tmp, "cli3"), "--dim", "25"]), /not divisible by heads/);
   await assert.rejects(cmd.run(["--out", out, "--epochs", "x"]), /--epochs expects a number/);
+  await assert.rejects(cmd.run(["--images", imgDir, "--out", path.join(tmp, "cli5"), "--weight-decay", "0.1,x"]), /--weight-decay expects A or A,B/);
   const noInit = path.join(tmp, "no-such.safetensors");
   await assert.rejects(cmd.run(["--images", imgDir, "--out", path.join(tmp, "cli4"), "--init", noInit]), (e: Error) => e.message.includes(noInit) && /--init: no such checkpoint/.test(e.message));
 });

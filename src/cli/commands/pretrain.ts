@@ -28,6 +28,8 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --seed N               PRNG seed for init, order and augmentation (default 0)
   --lr X                 peak learning rate (default 1e-4)   --warmup-epochs N (default 2)
   --momentum-teacher X   teacher EMA start (default 0.996, as DINO)
+  --weight-decay A[,B]   AdamW weight decay, cosine from A to B (default DINO's 0.04,0.4). It is the only force on
+                         what the loss cannot see, e.g. a key component shared by every patch of an image
   --teacher-temp X       teacher temperature (default 0.02; DINO 0.04; no warm-up)
   --objective dino|contrastive  dino (default); contrastive: MoCo-style InfoNCE of every student view
                          against the teacher's global views of the batch (the positive: the same image's
@@ -52,6 +54,14 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --json                 last stdout line: a JSON summary`;
 
 /** --color-jitter B,C,S,H,P,G → the crops' colorJitter (absent: DINO's). */
+/** --weight-decay A[,B]: AdamW's decoupled weight decay, cosine from A to B (one value: constant). */
+function weightDecayFlag(v: string | undefined): { weightDecay?: number; weightDecayEnd?: number } {
+  if (v === undefined) return {};
+  const parts = v.split(",").map(Number);
+  if (parts.length > 2 || parts.some((x) => !(x >= 0))) throw new MaskdistillError(`--weight-decay expects A or A,B (non-negative numbers), got '${v}'`);
+  return { weightDecay: parts[0], weightDecayEnd: parts[parts.length - 1] };
+}
+
 /** --init FILE: the checkpoint to start from, with its SHA-256 for the record (a missing file is named). */
 async function initFromFlag(file: string): Promise<{ file: string; sha256: string }> {
   const abs = path.resolve(file);
@@ -77,7 +87,7 @@ const command: Command = {
     const { values } = parseFlags("pretrain", argv, {
       images: { type: "string" }, "paired-views": { type: "string" }, init: { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
-      "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "teacher-temp": { type: "string" },
+      "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "weight-decay": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
       "global-size": { type: "string" }, "local-size": { type: "string" }, "local-crops": { type: "string" },
       "out-dim": { type: "string" }, "max-steps": { type: "string" }, "color-jitter": { type: "string" }, "checkpoint-minutes": { type: "string" },
@@ -121,6 +131,7 @@ const command: Command = {
       lr: numberFlag("lr", values.lr, d.lr),
       warmupEpochs: numberFlag("warmup-epochs", values["warmup-epochs"], d.warmupEpochs),
       momentumTeacher: numberFlag("momentum-teacher", values["momentum-teacher"], d.momentumTeacher),
+      ...weightDecayFlag(values["weight-decay"]),
       teacherTemp: numberFlag("teacher-temp", values["teacher-temp"], d.teacherTemp),
       warmupTeacherTemp: numberFlag("teacher-temp", values["teacher-temp"], d.warmupTeacherTemp),
       ...(values["paired-views"] ? { pairedViews: true } : {}),
