@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { makeShapesWorld } from "../src/shapes/world.js";
+import { backgroundPhotos, makeShapesWorld } from "../src/shapes/world.js";
 import { cocoImages } from "../src/distill/imageList.js";
 import { genMasks } from "../src/distill/genMasks.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
@@ -21,7 +21,7 @@ test("shapes world, unseen scenes: stage i with the shapes backbone beats its ra
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "md-shapes-e2e-"));
   process.env.MASKDISTILL_HOME = path.join(tmp, "home");
   const photoDir = projectPath("data", "demo", "images");
-  const photos = fs.readdirSync(photoDir).filter((f) => f.endsWith(".jpg")).sort().slice(0, 40).map((f) => path.join(photoDir, f));
+  const photos = backgroundPhotos(photoDir).slice(0, 40);
   const world = path.join(tmp, "world");
   await makeShapesWorld({ out: world, n: 120, size: 96, seed: 7, distractors: false, photos });
   const gtFile = path.join(world, "instances.json");

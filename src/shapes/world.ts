@@ -160,6 +160,11 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   return summary;
 }
 
+/** The .jpg/.png files of a folder, sorted by name: the background photos make-shapes draws from. */
+export function backgroundPhotos(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => path.join(dir, f));
+}
+
 /** The world the bundled shapes backbone was trained and scored on (make-shapes defaults). */
 export const SHAPES_DEFAULT_WORLD = { n: 4000, size: 96, seed: 0, distractors: false } as const;
 
@@ -174,9 +179,8 @@ export interface ShapesWorldInfo { world: "shapes"; images: number; train: numbe
 export async function ensureShapesWorld(dir: string, opts: { photoDir: string; onStart?: () => void; onProgress?: (done: number, total: number) => void }): Promise<ShapesWorldInfo> {
   const infoFile = path.join(dir, "world.json");
   if (!fs.existsSync(infoFile)) {
-    const photos = fs.readdirSync(opts.photoDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => path.join(opts.photoDir, f));
     opts.onStart?.();
-    await makeShapesWorld({ out: dir, ...SHAPES_DEFAULT_WORLD, photos, onProgress: opts.onProgress });
+    await makeShapesWorld({ out: dir, ...SHAPES_DEFAULT_WORLD, photos: backgroundPhotos(opts.photoDir), onProgress: opts.onProgress });
   }
   let info: Partial<ShapesWorldInfo>;
   try {

@@ -58,7 +58,7 @@ const command: Command = {
       if (!fs.existsSync(photoDir) || !fs.statSync(photoDir).isDirectory()) {
         throw new MaskdistillError("--photos: not a folder of images (pass a folder, or 'none' for procedural backgrounds only)", photoDir);
       }
-      photos = fs.readdirSync(photoDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => path.join(photoDir, f));
+      photos = (await import("../../shapes/world.js")).backgroundPhotos(photoDir);
       if (photos.length === 0) throw new MaskdistillError("--photos: no .jpg/.png files in the folder", photoDir);
     }
     const { makeShapesWorld } = await import("../../shapes/world.js");
