@@ -107,6 +107,38 @@ test("paired views: view 1 shows the same object (shape, colour, fill) in a new 
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test("recoloured views: view 1 keeps the shape and moves it, but draws a new colour and fill; view 0 unchanged", async () => {
+  const opts = { size: 64, distractors: false }, recoloured = { ...opts, recolourViews: true };
+  const meanUnderMask = (sc: ReturnType<typeof renderScene>) => {
+    const m = [0, 0, 0];
+    let n = 0;
+    sc.mask.forEach((on, p) => { if (on) { n++; for (let ch = 0; ch < 3; ch++) m[ch] += sc.image.data[p * 3 + ch]; } });
+    return m.map((v) => v / n);
+  };
+  let fillsDiffer = 0, coloursDiffer = 0;
+  for (let i = 0; i < 12; i++) {
+    const v0 = renderScene(3, i, recoloured), v1 = renderScene(3, i, recoloured, 1), plain1 = renderScene(3, i, opts, 1);
+    assert.deepEqual(v0.image.data, renderScene(3, i, opts).image.data);          // view 0 is the scene itself
+    assert.deepEqual(renderScene(3, i, recoloured, 1).image.data, v1.image.data);  // deterministic
+    assert.equal(v1.classIndex, v0.classIndex);
+    assert.deepEqual(v1.pose, plain1.pose);                                         // same pose and background as
+    assert.deepEqual(v1.mask, plain1.mask);                                         // the plain paired view
+    if (v1.fill !== v0.fill) fillsDiffer++;
+    const a = meanUnderMask(v0), b = meanUnderMask(v1);
+    if (Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]) > 30) coloursDiffer++;
+  }
+  assert.ok(fillsDiffer >= 5, `fill changed in ${fillsDiffer} of 12`);
+  assert.ok(coloursDiffer >= 9, `colour changed in ${coloursDiffer} of 12`);
+  // make-shapes: the flag is recorded and needs --paired-views
+  const dir = await makeWorld(3, ["--paired-views", "--recolour-views", "--n", "12"]);
+  const world = JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8"));
+  assert.equal(world.recolourViews, true);
+  assert.match(world.command, /--paired-views --recolour-views$/);
+  fs.rmSync(dir, { recursive: true, force: true });
+  await assert.rejects(runCommand(makeShapes, ["--out", path.join(os.tmpdir(), "md-rc-none"), "--recolour-views"]),
+    /--recolour-views re-colours the paired views: add --paired-views/);
+});
+
 test("shapes ground truth: one object per image, class ids, area 10–50 %, masks agree across COCO and VOC files", async () => {
   const dir = await tinyWorld();
   const world = JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8"));

@@ -18,6 +18,12 @@ export interface SceneOptions {
   photos?: PhotoBank;
   /** Range of the object's area as a share of the image (default 0.10–0.50). */
   areaRange?: [number, number];
+  /**
+   * Views ≥ 1 give the object a new colour and fill (its shape stays): colour and texture become nuisances
+   * that the paired views do not share, like DINO's colour jitter on photos, so a backbone pretrained on
+   * the pairs must tell them apart by shape (`make-shapes --recolour-views`).
+   */
+  recolourViews?: boolean;
 }
 
 export interface Scene {
@@ -129,12 +135,7 @@ export function renderSceneViews(seed: number, index: number, opts: SceneOptions
   const pose = samplePose(rng, shape, size, areaRange);
   const cov = shapeCoverage(pose, size, size);
   // the object must be visible: its base colour differs from the background under it (best of 20 draws)
-  const under = meanUnder(first.canvas, maskOfCoverage(cov));
-  let base = randomColour(rng, [0.35, 1], [0.3, 1]);
-  for (let t = 0; t < 20 && colourDistance(base, under) < 100; t++) {
-    const next = randomColour(rng, [0.35, 1], [0.3, 1]);
-    if (colourDistance(next, under) > colourDistance(base, under)) base = next;
-  }
+  const base = visibleColour(rng, meanUnder(first.canvas, maskOfCoverage(cov)));
   const fillKind = pick(rng, FILL_KINDS);
   const fill = makeFill(rng, fillKind, base, size);
   const views = [finishScene(first.canvas, size, { classIndex, shape, pose, cov, fillKind, fill }, first.background, first.distractors)];
@@ -143,9 +144,25 @@ export function renderSceneViews(seed: number, index: number, opts: SceneOptions
     const other = drawSurroundings(rngView, opts);
     const poseView = samplePose(rngView, shape, size, areaRange);
     const covView = shapeCoverage(poseView, size, size);
-    views.push(finishScene(other.canvas, size, { classIndex, shape, pose: poseView, cov: covView, fillKind, fill }, other.background, other.distractors));
+    let look = { fillKind, fill };
+    if (opts.recolourViews) {
+      const baseView = visibleColour(rngView, meanUnder(other.canvas, maskOfCoverage(covView)));
+      const kind = pick(rngView, FILL_KINDS);
+      look = { fillKind: kind, fill: makeFill(rngView, kind, baseView, size) };
+    }
+    views.push(finishScene(other.canvas, size, { classIndex, shape, pose: poseView, cov: covView, ...look }, other.background, other.distractors));
   }
   return views;
+}
+
+/** A base colour that differs from `under`, the mean colour beneath the object (best of 20 draws). */
+function visibleColour(rng: Rng, under: Rgb): Rgb {
+  let base = randomColour(rng, [0.35, 1], [0.3, 1]);
+  for (let t = 0; t < 20 && colourDistance(base, under) < 100; t++) {
+    const next = randomColour(rng, [0.35, 1], [0.3, 1]);
+    if (colourDistance(next, under) > colourDistance(base, under)) base = next;
+  }
+  return base;
 }
 
 /** View `view` (default 0: the scene itself) of scene `index` of the world with seed `seed` (see renderSceneViews). */

@@ -34,6 +34,8 @@ export interface ShapesWorldOptions {
   distractors: boolean;
   /** Also write DIR/train-views/: view 1 of every train scene (see renderSceneViews). */
   pairedViews?: boolean;
+  /** The paired views re-colour the object (new colour and fill, same shape; SceneOptions.recolourViews). */
+  recolourViews?: boolean;
   /** Share of the scenes in val (the last ones; default 1/8). */
   valFraction?: number;
   /** Photo files for backgrounds (sorted by the caller); none: procedural backgrounds only. */
@@ -50,6 +52,7 @@ export interface ShapesWorldSummary {
   seed: number;
   distractors: boolean;
   pairedViews: boolean;
+  recolourViews?: boolean;
   photos: number;
   perClass: Record<string, number>;
   meanAreaFraction: number;
@@ -103,7 +106,7 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   let areaSum = 0;
   for (let i = 0; i < n; i++) {
     // a train scene with paired views is rendered once with its second view (train-views/)
-    const [scene, secondView] = renderSceneViews(seed, i, { size, distractors: opts.distractors, photos: bank }, opts.pairedViews && i < n - nVal ? 2 : 1);
+    const [scene, secondView] = renderSceneViews(seed, i, { size, distractors: opts.distractors, photos: bank, recolourViews: opts.recolourViews }, opts.pairedViews && i < n - nVal ? 2 : 1);
     const stem = shapesStem(i);
     const jpg = path.join(out, "JPEGImages", `${stem}.jpg`);
     await saveRgb(scene.image, jpg);
@@ -149,13 +152,14 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   writeCocoJson(path.join(out, "instances_val.json"), dataset(n - nVal, n));
   fs.writeFileSync(path.join(out, "scenes.jsonl"), sceneLines.join("\n") + "\n");
   const summary: ShapesWorldSummary = {
-    out, images: n, train: n - nVal, val: nVal, size, seed, distractors: opts.distractors, pairedViews: Boolean(opts.pairedViews), photos: photos.length,
+    out, images: n, train: n - nVal, val: nVal, size, seed, distractors: opts.distractors, pairedViews: Boolean(opts.pairedViews),
+    ...(opts.recolourViews ? { recolourViews: true } : {}), photos: photos.length,
     perClass, meanAreaFraction: +(areaSum / n).toFixed(4),
   };
   fs.writeFileSync(path.join(out, "world.json"), JSON.stringify({
     world: "shapes", classes: [...SHAPE_CLASSES], ...summary, out: undefined,
     photoFiles: photos.map((p) => path.basename(p)),
-    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}`,
+    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}${opts.recolourViews ? " --recolour-views" : ""}`,
   }, null, 1) + "\n");
   return summary;
 }
