@@ -82,6 +82,40 @@ test("resume: 2 + 1 iterations (stopped, resumed) give the weights and momentum 
   tf.dispose(maskRcnnVariables(net));
 });
 
+test("norm BN: the body's batch norms train (weight and bias by gradient, running statistics from the batches) and resume bit for bit; FrozenBN leaves them", async () => {
+  const set = loadTrainSet(smallCoco(), path.join(DEMO, "images"), { agnostic: true });
+  const base: MaskRcnnTrainConfig = { ...overfitRecipe(3), widths: { stem: 4, fpn: 8, boxHead: 16, maskHead: 8 }, minSizes: [128], maxSize: 192, warmupIters: 1, steps: [], batchSize: 2 };
+  const bnKeys = (t: Map<string, unknown>) => [...t.keys()].filter((k) => /^backbone\.body\..*bn\d\.(weight|bias|running_mean|running_var)$/.test(k) || /^backbone\.body\..*downsample\.1\.(weight|bias|running_mean|running_var)$/.test(k));
+  const runs: Record<string, Awaited<ReturnType<typeof readSafetensorsFile>>> = {};
+  for (const norm of ["FrozenBN", "BN"] as const) {
+    const out = path.join(tmp, `norm-${norm}`);
+    disposeTrainState(await trainMaskRcnn({ outDir: out, set, config: { ...base, norm }, resume: false, maxSteps: 2 }));
+    disposeTrainState(await trainMaskRcnn({ outDir: out, set, config: { ...base, norm }, resume: true }));
+    runs[norm] = await readSafetensorsFile(path.join(out, CHECKPOINT_FILE));
+  }
+  const frozen = runs.FrozenBN.tensors, bn = runs.BN.tensors;
+  const keys = bnKeys(bn);
+  assert.ok(keys.length >= 4 * 53, `${keys.length} BN tensors`);   // 53 conv-BN units in a ResNet-50 body
+  const at = (t: typeof bn, k: string) => Array.from(t.get(k)!.data as Float32Array);
+  const stats = (name: string, t: typeof bn) => keys.filter((k) => k.endsWith(name)).map((k) => at(t, k));
+  // FrozenBN: identity statistics and affine, untouched; BN: all four kinds moved, and momentum buffers for weight/bias
+  for (const k of keys) {
+    const v = at(frozen, k), fill = /running_var|weight$/.test(k) ? 1 : 0;
+    assert.ok(v.every((x) => x === fill), `${k} changed under FrozenBN`);
+  }
+  const movedShare = (name: string, fill: number) => stats(name, bn).filter((v) => v.some((x) => x !== fill)).length / stats(name, bn).length;
+  assert.equal(movedShare("running_mean", 0), 1);
+  assert.equal(movedShare("running_var", 1), 1);
+  assert.ok(movedShare("weight", 1) > 0.9, `weights moved in ${movedShare("weight", 1)}`);
+  assert.ok(keys.filter((k) => /(weight|bias)$/.test(k)).every((k) => bn.has(`optimizer.momentum_buffer.${k}`)));
+  assert.ok(!keys.some((k) => frozen.has(`optimizer.momentum_buffer.${k}`)));
+  // resumed (2 + 1) equals straight (3), bit for bit, running statistics included
+  const straight = path.join(tmp, "norm-BN-straight");
+  disposeTrainState(await trainMaskRcnn({ outDir: straight, set, config: { ...base, norm: "BN" }, resume: false }));
+  const s = (await readSafetensorsFile(path.join(straight, CHECKPOINT_FILE))).tensors;
+  for (const [k, t] of s) assert.equal(Buffer.compare(Buffer.from(t.data.buffer), Buffer.from(bn.get(k)!.data.buffer)), 0, `${k} differs after resume`);
+});
+
 test("it learns: a reduced model overfits 2 one-object coco-mini images (mask AP50 far above the untrained model's)", async (t) => {
   const r = await overfitCheck({
     annotations: projectPath("data", "coco-mini", "instances.json"), imagesDir: projectPath("data", "coco-mini", "images"),

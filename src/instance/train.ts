@@ -45,6 +45,11 @@ export interface MaskRcnnTrainConfig {
   widths: MaskRcnnWidths;
   /** Stages frozen below this one (detectron2 FREEZE_AT: 2 = stem + layer1). */
   freezeAt: number;
+  /**
+   * The body's normalisation (detectron2 RESNETS.NORM): FrozenBN (default; a pretrained body's statistics)
+   * or BN — batch statistics in training, running ones at inference — for a body trained from scratch.
+   */
+  norm?: "FrozenBN" | "BN";
   /** One class for every object (the category ids are ignored). */
   agnostic: boolean;
   /** Short sides to choose from per image (multi-scale training), and the long-side limit. */
@@ -435,7 +440,7 @@ export interface StepLog {
 const META_KEY = "maskdistill_maskrcnn_train";
 
 export function newTrainState(config: MaskRcnnTrainConfig, net: MaskRcnnNet, set: Pick<TrainSet, "numClasses" | "categoryIds">, imageIds: number[]): TrainState {
-  const trained = setTrainable(net, config.freezeAt);
+  const trained = setTrainable(net, config.freezeAt, config.norm === "BN");
   const momentum = new Map(trained.map((p) => [p.key, tf.variable(tf.zerosLike(p.variable), false)]));
   return { config, net, trained, momentum, step: 0, trainSeconds: 0, numClasses: set.numClasses, categoryIds: set.categoryIds, imageIds };
 }

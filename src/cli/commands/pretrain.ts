@@ -42,6 +42,9 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
                          asymmetric pair (blur 1.0 / 0.1, solarisation 0 / 0.2)
   --patch 16 --dim 192 --depth 6 --heads 6     architecture
   --global-size 96 --local-size 48 --local-crops 6            crops (px)
+  --global-scale A,B     area range of the global crops, as a share of the image (default DINO's 0.4,1;
+                         --local-scale A,B likewise, default 0.05,0.4). With a large object per image, a wider
+                         lower bound keeps its whole outline in both views
   --color-jitter B,C,S,H,P,G  colour jitter: brightness, contrast, saturation, hue, its probability and the
                          grayscale probability (default DINO's 0.4,0.4,0.2,0.1,0.8,0.2; e.g. hue 0.5 for
                          images whose colours are random, so colour cannot match the views)
@@ -70,6 +73,14 @@ async function initFromFlag(file: string): Promise<{ file: string; sha256: strin
   return { file: abs, sha256: await fileSha256(abs) };
 }
 
+/** --global-scale / --local-scale A,B: a crop-area range, 0 < A ≤ B ≤ 1. */
+function scaleFlag(name: string, v: string | undefined, fallback: [number, number]): [number, number] {
+  if (v === undefined) return fallback;
+  const x = v.split(",").map(Number);
+  if (x.length !== 2 || !(x[0] > 0 && x[0] <= x[1] && x[1] <= 1)) throw new MaskdistillError(`--${name} expects A,B with 0 < A ≤ B ≤ 1, got '${v}'`);
+  return [x[0], x[1]];
+}
+
 function colorJitterFlag(v: string | undefined): { colorJitter?: import("../../pretrain/augment.js").ColorJitterConfig } {
   if (v === undefined) return {};
   const x = v.split(",").map(Number);
@@ -89,7 +100,7 @@ const command: Command = {
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "weight-decay": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
-      "global-size": { type: "string" }, "local-size": { type: "string" }, "local-crops": { type: "string" },
+      "global-size": { type: "string" }, "local-size": { type: "string" }, "global-scale": { type: "string" }, "local-scale": { type: "string" }, "local-crops": { type: "string" },
       "out-dim": { type: "string" }, "max-steps": { type: "string" }, "color-jitter": { type: "string" }, "checkpoint-minutes": { type: "string" },
       export: { type: "string" }, fp16: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
     });
@@ -125,7 +136,7 @@ const command: Command = {
       seed: int("seed", values.seed, 0),
       arch: { patch: int("patch", values.patch, d.arch.patch), dim: int("dim", values.dim, d.arch.dim), depth: int("depth", values.depth, d.arch.depth), heads: int("heads", values.heads, d.arch.heads), mlpRatio: 4 },
       head: { ...d.head, outDim: int("out-dim", values["out-dim"], d.head.outDim) },
-      crops: { ...d.crops, ...colorJitterFlag(values["color-jitter"]), globalSize: int("global-size", values["global-size"], d.crops.globalSize), localSize: int("local-size", values["local-size"], d.crops.localSize), localCrops: int("local-crops", values["local-crops"], d.crops.localCrops), ...(values["symmetric-globals"] ? { symmetricGlobals: true } : {}) },
+      crops: { ...d.crops, ...colorJitterFlag(values["color-jitter"]), globalSize: int("global-size", values["global-size"], d.crops.globalSize), localSize: int("local-size", values["local-size"], d.crops.localSize), localCrops: int("local-crops", values["local-crops"], d.crops.localCrops), globalScale: scaleFlag("global-scale", values["global-scale"], d.crops.globalScale), localScale: scaleFlag("local-scale", values["local-scale"], d.crops.localScale), ...(values["symmetric-globals"] ? { symmetricGlobals: true } : {}) },
       batchSize: int("batch", values.batch, d.batchSize),
       epochs: int("epochs", values.epochs, d.epochs),
       lr: numberFlag("lr", values.lr, d.lr),

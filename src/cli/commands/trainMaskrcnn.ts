@@ -7,7 +7,7 @@ import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill train-maskrcnn --annotations FILE.json --images DIR --out DIR
                      [--recipe lost|cpu|shapes] [--preset detectron2|torchvision] [--init NAME|FILE|none]
-                     [--agnostic] [--freeze-at N] [--iterations N] [--batch N] [--lr X] [--min-sizes A,B,..]
+                     [--agnostic] [--freeze-at N] [--norm FrozenBN|BN] [--iterations N] [--batch N] [--lr X] [--min-sizes A,B,..]
                      [--max-size N] [--no-flip] [--warmup N] [--steps A,B] [--weight-decay X]
                      [--clip-grad X] [--droploss X] [--roi-batch N] [--seed N] [--resume] [--max-steps N]
                      [--checkpoint-minutes 3] [--threads N] [--backend auto|wasm|tensorflow] [--json]
@@ -32,6 +32,9 @@ instances, boxes under 1 px and empty masks are skipped and counted.
   --init W                 dino_resnet50 | moco_v2 | a torchvision ResNet-50 file | none (random)
   --agnostic               one class for every instance (else one per category, e.g. 20 pseudo-classes)
   --freeze-at N            0 nothing frozen, 1 the stem, 2 stem + layer1 (default), …, 5 the whole body
+  --norm N                 the body's normalisation (detectron2 RESNETS.NORM): FrozenBN (default: a pretrained
+                           body's statistics, fixed) or BN (batch statistics while training, running ones in
+                           detect; for a body trained from scratch — the shapes recipe's)
   --clip-grad X            clip the global gradient norm to X (CutLER: 1.0); --droploss X: CutLER's DropLoss
                            (background proposals with IoU < X to every instance do not count; CutLER 0.01)
   --roi-batch N            proposals sampled per image for the ROI heads, 25 % foreground (default 512; cpu 128)
@@ -50,7 +53,7 @@ const command: Command = {
     const { values } = parseFlags("train-maskrcnn", argv, {
       annotations: { type: "string" }, images: { type: "string" }, out: { type: "string" },
       recipe: { type: "string" }, preset: { type: "string" }, init: { type: "string" }, agnostic: { type: "boolean" },
-      "freeze-at": { type: "string" }, iterations: { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
+      "freeze-at": { type: "string" }, norm: { type: "string" }, iterations: { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
       "min-sizes": { type: "string" }, "max-size": { type: "string" }, "no-flip": { type: "boolean" }, warmup: { type: "string" },
       steps: { type: "string" }, "weight-decay": { type: "string" }, "clip-grad": { type: "string" }, droploss: { type: "string" }, "roi-batch": { type: "string" },
       seed: { type: "string" }, resume: { type: "boolean" }, "max-steps": { type: "string" }, "checkpoint-minutes": { type: "string" },
@@ -76,6 +79,7 @@ const command: Command = {
       init: values.init ?? base.init,
       agnostic: Boolean(values.agnostic),
       freezeAt: int("freeze-at", values["freeze-at"], base.freezeAt),
+      ...(values.norm ?? base.norm ? { norm: (values.norm ?? base.norm) as "FrozenBN" | "BN" } : {}),
       iterations: int("iterations", values.iterations, base.iterations),
       batchSize: int("batch", values.batch, base.batchSize) || 1,
       lr: numberFlag("lr", values.lr, base.lr),
@@ -90,6 +94,7 @@ const command: Command = {
       roiBatchPerImage: values["roi-batch"] !== undefined ? int("roi-batch", values["roi-batch"], 0) || undefined : base.roiBatchPerImage,
       seed: int("seed", values.seed, base.seed),
     };
+    if (values.norm !== undefined && values.norm !== "FrozenBN" && values.norm !== "BN") throw new MaskdistillError(`--norm expects FrozenBN or BN, got '${values.norm}'`);
     if (config.freezeAt > 5) throw new MaskdistillError(`--freeze-at expects 0…5, got ${config.freezeAt}`);
     const backend = (values.backend ?? "auto") as "auto" | "wasm" | "tensorflow";
     if (!["auto", "wasm", "tensorflow"].includes(backend)) throw new MaskdistillError(`--backend expects auto, wasm or tensorflow, got '${values.backend}'`);
@@ -124,7 +129,7 @@ const command: Command = {
         onStart(s, st) {
           const c = s.config;
           console.error(`train-maskrcnn: ${st.resumedAt ? `resuming at iteration ${st.resumedAt}` : "starting"} of ${c.iterations}; preset ${c.preset}, init ${c.init}, ` +
-            `batch ${c.batchSize}, short side ${c.minSizes.join("/")} (max ${c.maxSize}), freeze-at ${c.freezeAt}; backend ${info.backend} (${info.threads} thread(s))` +
+            `batch ${c.batchSize}, short side ${c.minSizes.join("/")} (max ${c.maxSize}), freeze-at ${c.freezeAt}, norm ${c.norm ?? "FrozenBN"}; backend ${info.backend} (${info.threads} thread(s))` +
             (st.heapGiB !== undefined ? `; heap estimate ${st.heapGiB.toFixed(2)} GiB at ${st.inputSize[0]}×${st.inputSize[1]}` : ""));
           bar = progress("train-maskrcnn", Math.max(0, Math.min(c.iterations - s.step, maxSteps ?? Infinity)));
         },

@@ -465,6 +465,8 @@ export interface MaskRcnnParam {
   learnable: boolean;
   /** Backbone stage: 0 stem, 1…4 layer1…4; −1 outside the ResNet body. */
   stage: number;
+  /** For a body BN's weight and bias: its conv-BN unit (trained as BN, not FrozenBN, with setTrainable's trainNorm). */
+  normOf?: ConvBn;
 }
 
 const identity = (d: Float32Array): Float32Array => d;
@@ -506,7 +508,7 @@ function linearParams(prefix: string, p: Linear, permuteIn?: (i: number) => numb
 function convBnParams(conv: string, bn: string, p: ConvBn, stage: number): MaskRcnnParam[] {
   return [
     convParam(`${conv}.weight`, p.kernel, stage),
-    vectorParam(`${bn}.weight`, p.gamma, stage, false), vectorParam(`${bn}.bias`, p.beta, stage, false),
+    { ...vectorParam(`${bn}.weight`, p.gamma, stage, false), normOf: p }, { ...vectorParam(`${bn}.bias`, p.beta, stage, false), normOf: p },
     vectorParam(`${bn}.running_mean`, p.runningMean, stage, false), vectorParam(`${bn}.running_var`, p.runningVar, stage, false),
   ];
 }
@@ -551,13 +553,17 @@ export function maskRcnnParams(net: MaskRcnnNet): MaskRcnnParam[] {
  * The parameters training updates, marked trainable (tf.variableGrads skips the others): every weight
  * and bias outside the body, and the body's convolutions of the stages ≥ `freezeAt` (detectron2's
  * FREEZE_AT: 0 none frozen, 1 the stem, 2 the stem and layer1 — torchvision's trainable_layers=3 —,
- * … 5 the whole body). Frozen batch norm stays frozen. Returns them in state-dict order.
+ * … 5 the whole body). The body's batch norm stays frozen (FrozenBN) unless `trainNorm` (detectron2's
+ * RESNETS.NORM "BN", for training from scratch): then the BNs of those stages train too — weight and bias
+ * by gradient, running statistics from the batches. Returns them in state-dict order.
  */
-export function setTrainable(net: MaskRcnnNet, freezeAt: number): MaskRcnnParam[] {
+export function setTrainable(net: MaskRcnnNet, freezeAt: number, trainNorm = false): MaskRcnnParam[] {
   const out: MaskRcnnParam[] = [];
   for (const p of maskRcnnParams(net)) {
-    const on = p.learnable && (p.stage < 0 || p.stage >= freezeAt);
+    const on = (p.learnable || (trainNorm && p.normOf !== undefined)) && (p.stage < 0 || p.stage >= freezeAt);
     (p.variable as { trainable: boolean }).trainable = on;
+    // a trained BN normalises with the batch's statistics and updates its running ones (resnet.ts convBn)
+    if (p.normOf) p.normOf.trainable = on;
     if (on) out.push(p);
   }
   return out;
