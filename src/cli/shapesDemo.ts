@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { numberFlag, printJson } from "./command.js";
 import { projectPath } from "../paths.js";
+import { MaskdistillError } from "../errors.js";
 
 export interface ShapesDemoFlags {
   "world-dir"?: string;
@@ -13,10 +14,16 @@ export interface ShapesDemoFlags {
   weights?: string;
   resize?: string;
   limit?: string;
+  stages?: string;
+  iterations?: string;
+  threads?: string;
   json?: boolean;
 }
 
 export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
+  const started = Date.now();
+  const stages = values.stages ?? "i-iii";
+  if (stages !== "i-ii" && stages !== "i-iii") throw new MaskdistillError(`--stages expects i-ii or i-iii, got '${stages}'`);
   const worldDir = path.resolve(values["world-dir"] ?? projectPath(".cache", "shapes"));
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
   const { progress } = await import("./progress.js");
@@ -64,8 +71,34 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
     limit: values.limit ? numberFlag("limit", values.limit, 0) : undefined,
     onProgress: (what) => console.log(`demo: ${what}`),
   });
-  console.log("\n" + targetsMarkdown(t));
-  console.log(`wrote ${path.relative(process.cwd(), path.join(out, "targets.md"))} and targets.json (${t.seconds} s)`);
-  if (values.json) printJson(t);
+  let result = t;
+  if (stages === "i-iii") {
+    const { runShapesStageIII } = await import("../shapes/stageThree.js");
+    const { withStageIII, writeTargets } = await import("../shapes/targets.js");
+    let trainBar: ReturnType<typeof progress> | undefined, last = 0;
+    try {
+      const s = await runShapesStageIII({
+        world: worldDir, weights: choice.path, resize: resize === world.size ? 0 : resize, out: path.join(out, "stage3"),
+        valPseudoLabels: path.join(out, "clusters_masks.matched.json"),
+        trainLimit: values.limit ? numberFlag("limit", values.limit, 0) * 7 : undefined,
+        valLimit: values.limit ? numberFlag("limit", values.limit, 0) : undefined,
+        iterations: values.iterations ? numberFlag("iterations", values.iterations, 0) : undefined,
+        threads: numberFlag("threads", values.threads, 2),
+        onProgress: (what) => console.log(`demo: ${what}`),
+        onStep: (step, total, loss) => {
+          trainBar ??= progress("train-maskrcnn", total);
+          trainBar.tick(step - last, `loss ${loss.toFixed(3)}`);
+          last = step;
+        },
+      });
+      result = withStageIII(t, s);
+      writeTargets(result, out);
+    } finally {
+      trainBar?.stop();
+    }
+  }
+  console.log("\n" + targetsMarkdown(result));
+  console.log(`wrote ${path.relative(process.cwd(), path.join(out, "targets.md"))} and targets.json (${Math.round((Date.now() - started) / 1000)} s)`);
+  if (values.json) printJson(result);
   return 0;
 }

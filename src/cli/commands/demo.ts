@@ -14,6 +14,7 @@ import type { DemoSummary } from "../../notebook/demoReport.js";
 const usage = `usage: maskdistill demo [--split all|train|val] [--resize 640] [--weights NAME|PATH] [--cluster-weights NAME|PATH]
                         [--out DIR] [--limit N] [--json]
        maskdistill demo --world shapes [--world-dir .cache/shapes] [--out results/shapes] [--weights FILE]
+                        [--stages i-ii|i-iii] [--iterations N] [--threads 2] [--limit N]
 
 Runs the method on the bundled demo data (data/demo: 313 real COCO images at 500 px, labels used only
 for scoring):
@@ -39,7 +40,12 @@ Rerunning resumes: finished images and cached embeddings are reused.
 --world shapes runs on the procedural shapes world instead (make-shapes; made in --world-dir when
 missing): stage i on its val split with the world's bundled backbone (data/backbones/shapes_vit), the
 same ViT at random initialisation and the centred box, then stage ii (K = 8 clusters vs the 8 shape
-classes); writes OUT/targets.md and targets.json (default OUT: results/shapes).`;
+classes); then stage iii (--stages i-iii, the default): stage-i masks of the train split, clustered
+(stage ii, named by the Hungarian pairing with the train ground truth), a Mask R-CNN trained from scratch
+on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
+class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
+the untrained network; writes OUT/targets.md and targets.json (default OUT: results/shapes), the
+stage-iii files under OUT/stage3/. Resumable at every step (rerun the same command).`;
 
 const command: Command = {
   name: "demo",
@@ -55,7 +61,13 @@ const command: Command = {
       limit: { type: "string" },
       world: { type: "string" },
       "world-dir": { type: "string" },
+      stages: { type: "string" },
+      iterations: { type: "string" },
+      threads: { type: "string" },
     });
+    for (const f of ["stages", "iterations", "threads", "world-dir"] as const) {
+      if (values[f] !== undefined && values.world === undefined) throw new MaskdistillError(`--${f} applies to --world shapes only`);
+    }
     if (values.world !== undefined) {
       if (values.world !== "shapes") throw new MaskdistillError(`--world expects shapes, got '${values.world}'`);
       const { runShapesDemo } = await import("../shapesDemo.js");

@@ -1,0 +1,152 @@
+// Stage iii on the shapes world (issue 19), the method's distillation step end to end:
+//   1. stage i  — one mask per train image with the world's backbone (gen-masks);
+//   2. stage ii — the train masks clustered into K pseudo classes, named by the Hungarian pairing with
+//                 the train ground truth (the reference's matched file: the usual protocol for scoring an
+//                 unsupervised clustering; the labels themselves never reach the masks or the boxes);
+//   3. stage iii — Mask R-CNN trained from scratch on those pseudo-masks (the shapes recipe), then run on
+//                 the val split, next to the stage-i masks of val with their stage-ii classes and the same
+//                 network untrained: class-aware and class-agnostic mask AP50 (COCOeval, multi protocol).
+// Everything is resumable: masks, embeddings, the Mask R-CNN checkpoint and the detections are reused.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { readCocoDataset, type CocoDataset } from "../data/coco.js";
+import { cocoImages } from "../distill/imageList.js";
+import { genMasks } from "../distill/genMasks.js";
+import { loadBackbone } from "../modeling/backbone.js";
+import { fileSha256 } from "../modeling/session.js";
+import { runClustering } from "../cluster/run.js";
+import { evaluateInstances } from "../evaluation/instances.js";
+import { MaskdistillError } from "../errors.js";
+
+export interface ShapesStageIIIOptions {
+  world: string;
+  /** The stage i–ii backbone. */
+  weights: string;
+  /** Stage-i short side (0: the image size). */
+  resize: number;
+  out: string;
+  /** The val split's stage-i masks labelled by stage ii (targets.ts writes OUT/clusters_masks.matched.json). */
+  valPseudoLabels: string;
+  /** Train images used (default all); Mask R-CNN iterations (default the shapes recipe's). */
+  trainLimit?: number;
+  valLimit?: number;
+  iterations?: number;
+  threads?: number;
+  onProgress?: (what: string) => void;
+  onStep?: (step: number, total: number, loss: number) => void;
+}
+
+export interface ApRow {
+  method: string;
+  ap50: number;
+  ap50Agnostic: number;
+}
+
+export interface ShapesStageIII {
+  trainImages: number;
+  pseudoMasks: number;
+  /** Stage ii on the train masks: ACC of the clusters the Mask R-CNN learns from. */
+  trainClusterAcc: number;
+  iterations: number;
+  /** Mean loss over the first and the last 20 iterations (a quarter of the run when shorter). */
+  lossStart: number;
+  lossEnd: number;
+  trainSeconds: number;
+  rows: ApRow[];
+}
+
+const round1 = (x: number) => Math.round(10 * x) / 10;
+
+function ap50Of(gt: CocoDataset, results: { image_id: number; category_id: number; score: number; segmentation?: unknown; bbox?: number[] }[]): { ap50: number; ap50Agnostic: number } {
+  const r = results as never[];
+  return {
+    ap50: round1(100 * Math.max(0, evaluateInstances(gt, r).ap50)),
+    ap50Agnostic: round1(100 * Math.max(0, evaluateInstances(gt, r, { agnostic: true }).ap50)),
+  };
+}
+
+export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<ShapesStageIII> {
+  const trainGtFile = path.join(opts.world, "instances_train.json"), valGtFile = path.join(opts.world, "instances_val.json");
+  for (const f of [trainGtFile, valGtFile]) if (!fs.existsSync(f)) throw new MaskdistillError("missing: is this a make-shapes folder?", f);
+  fs.mkdirSync(opts.out, { recursive: true });
+  let trainImages = cocoImages(trainGtFile, opts.world);
+  if (opts.trainLimit) trainImages = trainImages.slice(0, opts.trainLimit);
+  const trainIds = new Set(trainImages.map((im) => im.id));
+  const trainGt = readCocoDataset(trainGtFile);
+  const trainSubset = path.join(opts.out, "gt_train.json");
+  fs.writeFileSync(trainSubset, JSON.stringify({ ...trainGt, images: trainGt.images.filter((im) => trainIds.has(im.id)), annotations: trainGt.annotations.filter((a) => trainIds.has(a.image_id)) }));
+
+  // stage i on the train split
+  opts.onProgress?.(`stage iii: stage-i masks of ${trainImages.length} train images`);
+  const masksTrain = path.join(opts.out, "masks_train.json");
+  const backbone = await loadBackbone(opts.weights);
+  let clusterAcc = 0, matched: string;
+  try {
+    await genMasks({ images: trainImages, predJson: masksTrain, backbone, resize: opts.resize, heads: 5, resume: true, quiet: true,
+      configTag: { weightsSha256: await fileSha256(opts.weights), resize: opts.resize, heads: 5 } });
+    // stage ii on the train masks
+    opts.onProgress?.("stage iii: clustering the train masks (stage ii)");
+    const k = trainGt.categories.length;
+    const run = await runClustering({
+      dataset: "coco", numClasses: k,
+      primary: { inputFile: masksTrain, datasetRoot: opts.world, gtFile: trainSubset },
+      backbone, outputFile: path.join(opts.out, "clusters_train.json"), saveDir: path.join(opts.out, "cluster-cache-train"),
+    });
+    clusterAcc = round1(run.summary.scores?.acc ?? 0);
+    if (!run.summary.matchedFile) throw new MaskdistillError("clustering wrote no matched file (no ground truth?)", trainSubset);
+    matched = run.summary.matchedFile;
+  } finally {
+    await backbone.dispose();
+  }
+
+  // stage iii: Mask R-CNN on the pseudo-masks
+  const { initEngine } = await import("../engine/index.js");
+  await initEngine({ backend: "wasm", threads: opts.threads ?? 1 });
+  const { shapesRecipe, loadTrainSet, trainMaskRcnn, disposeTrainState, buildTrainNet, MODEL_FILE, LOG_FILE, BGR_PIXEL_MEAN, BGR_PIXEL_STD } = await import("../instance/train.js");
+  const set = loadTrainSet(matched, opts.world, { agnostic: false });
+  const config = { ...shapesRecipe(), ...(opts.iterations ? { iterations: opts.iterations, steps: [Math.round(0.83 * opts.iterations)] } : {}) };
+  const rcnnDir = path.join(opts.out, "maskrcnn");
+  opts.onProgress?.(`stage iii: training Mask R-CNN on ${set.samples.length} pseudo-masks, ${config.iterations} iterations (resumable)`);
+  disposeTrainState(await trainMaskRcnn({
+    outDir: rcnnDir, set, config, resume: true,
+    onStep: (log) => opts.onStep?.(log.step, config.iterations, log.loss),
+  }));
+  const log = fs.readFileSync(path.join(rcnnDir, LOG_FILE), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { loss: number; trainSeconds: number });
+  const edge = Math.max(1, Math.min(20, Math.floor(log.length / 4)));   // iterations averaged at each end
+  const mean = (xs: { loss: number }[]) => xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length);
+
+  // val: the trained network, the same network untrained, and the stage-i masks it learned from
+  const valGt = readCocoDataset(valGtFile);
+  let valImages = cocoImages(valGtFile, opts.world);
+  if (opts.valLimit) valImages = valImages.slice(0, opts.valLimit);
+  const valIds = new Set(valImages.map((im) => im.id));
+  const valSub: CocoDataset = { ...valGt, images: valGt.images.filter((im) => valIds.has(im.id)), annotations: valGt.annotations.filter((a) => valIds.has(a.image_id)) };
+  const { readStateDict } = await import("../modeling/checkpoint/index.js");
+  const { maskRcnnFromAnyStateDict, maskRcnnVariables } = await import("../engine/models/maskrcnn.js");
+  const { detectron2Inference } = await import("../instance/maskrcnn.js");
+  const { detectDataset } = await import("../instance/detect.js");
+  const tf = await import("@tensorflow/tfjs");
+  const inference = detectron2Inference({ minSize: Math.max(...config.minSizes), maxSize: config.maxSize, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD } });
+  const categories = valGt.categories.map((c) => ({ id: c.id, name: c.name }));
+  const detect = async (net: import("../engine/models/maskrcnn.js").MaskRcnnNet, name: string) => {
+    opts.onProgress?.(`stage iii: detecting on ${valImages.length} val images (${name})`);
+    const out = path.join(opts.out, `detections_val_${name}.json`);
+    await detectDataset({ images: valImages, out, net, inference, categories, categoryOf: (l) => set.categoryIds[l - 1], resume: true, quiet: true, configTag: { name } });
+    return readCocoDataset(out).annotations.map((a) => ({ image_id: a.image_id, category_id: a.category_id, score: (a as { score?: number }).score ?? 1, segmentation: a.segmentation, bbox: a.bbox }));
+  };
+  const trained = maskRcnnFromAnyStateDict((await readStateDict(path.join(rcnnDir, MODEL_FILE))).stateDict, MODEL_FILE).net;
+  const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...ap50Of(valSub, await detect(trained, "trained")) };
+  tf.dispose(maskRcnnVariables(trained));
+  const untrained = await buildTrainNet(config, set.numClasses);
+  const untrainedRow = { method: "the same Mask R-CNN, untrained", ...ap50Of(valSub, await detect(untrained, "untrained")) };
+  tf.dispose(maskRcnnVariables(untrained));
+  const stageI = readCocoDataset(opts.valPseudoLabels).annotations.filter((a) => valIds.has(a.image_id) && a.category_id >= 0)
+    .map((a) => ({ image_id: a.image_id, category_id: a.category_id, score: (a as { score?: number }).score ?? 1, segmentation: a.segmentation, bbox: a.bbox }));
+  const stageIRow = { method: "stage-i masks with their stage-ii classes", ...ap50Of(valSub, stageI) };
+
+  return {
+    trainImages: trainImages.length, pseudoMasks: set.samples.length, trainClusterAcc: clusterAcc, iterations: log.length,
+    lossStart: +mean(log.slice(0, edge)).toFixed(3), lossEnd: +mean(log.slice(-edge)).toFixed(3), trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
+    rows: [trainedRow, stageIRow, untrainedRow],
+  };
+}
