@@ -13,7 +13,7 @@ import { initEngine } from "../src/engine/index.js";
 import { cosineSchedule, teacherTemperature } from "../src/pretrain/schedule.js";
 import { multiCrop, randomResizedCropBox } from "../src/pretrain/augment.js";
 import { DEMO_RECIPE, type PretrainConfig } from "../src/pretrain/config.js";
-import { dinoHead } from "../src/pretrain/head.js";
+import { dinoHead, headEmbedding } from "../src/pretrain/head.js";
 import { lastSelfAttention, patchify, posInterpolationMatrix, vitCls, vitParams, toTorchLayout } from "../src/pretrain/vit.js";
 import {
   contrastiveLoss, dinoLoss, disposeState, epochOrder, exportTeacher, initState, loadCheckpoint, loadTrainImages, networkParams,
@@ -209,6 +209,25 @@ test("contrastive loss equals the naive InfoNCE; one contrastive iteration train
     const changed = !(await p.variable.data()).every((x, i) => x === before.get(p.key)![i]);
     assert.equal(changed, !p.key.endsWith("last_layer.weight_v"), p.key);
   }
+  disposeState(state);
+});
+
+test("centred embeddings: a component shared by the whole batch is removed before normalising (no collapse to one direction)", async () => {
+  const state = initState(TINY, ["x"]);
+  // five inputs that differ by little around one large common input: their plain embeddings nearly coincide
+  const common = tf.randomNormal([1, 24], 0, 10, "float32", 3);
+  const x = tf.add(common, tf.randomNormal([5, 24], 0, 0.05, "float32", 4)) as tf.Tensor2D;
+  const minCos = async (e: tf.Tensor2D) => {
+    const g = await tf.matMul(e, e, false, true).data();
+    return Math.min(...Array.from(g).filter((_, i) => i % 6 !== 0));
+  };
+  const plain = headEmbedding(state.student.head, x), centred = headEmbedding(state.student.head, x, true);
+  assert.ok(await minCos(plain) > 0.99, "plain embeddings should nearly coincide");
+  assert.ok(await minCos(centred) < 0, "centred embeddings should spread out");
+  const norms = await tf.norm(centred, 2, 1).data();
+  for (const n of norms) assert.ok(Math.abs(n - 1) < 1e-5);
+  // and the config refuses it for the DINO objective
+  assert.throws(() => initState({ ...TINY, centreEmbeddings: true }, ["x"]), /centreEmbeddings applies to the contrastive objective only/);
   disposeState(state);
 });
 

@@ -34,6 +34,14 @@ export interface PretrainConfig {
   /** InfoNCE temperature of the contrastive objective (default 0.2, MoCo v3's). */
   contrastTemp?: number;
   /**
+   * Contrastive objective: subtract the batch mean from the head's output before the L2 normalisation
+   * (a batch norm without scale, as at the end of MoCo v3's and SimCLR v2's projectors). Without it, a
+   * component shared by every embedding can grow until all of them point the same way: the loss then
+   * sits at chance (0.4·ln 2B), where InfoNCE's gradient vanishes — a collapse seen when the views share
+   * little (re-coloured pairs, strong hue jitter).
+   */
+  centreEmbeddings?: boolean;
+  /**
    * Start the student and teacher backbones from this DINO-layout ViT checkpoint (same architecture; e.g. an
    * exported teacher, to continue a finished run on a new schedule) instead of the seeded initialisation; the
    * heads start fresh. Read once, when training starts; the path and the file's SHA-256 are kept for the record.
@@ -125,6 +133,7 @@ export function checkConfig(c: PretrainConfig): void {
   if (!(c.epochs >= 1 && Number.isInteger(c.epochs))) bad(`epochs must be a positive integer, got ${c.epochs}`);
   if (c.objective !== undefined && c.objective !== "dino" && c.objective !== "contrastive") bad(`objective must be "dino" or "contrastive", got ${JSON.stringify(c.objective)}`);
   if (c.contrastTemp !== undefined && !(c.contrastTemp > 0)) bad(`contrastTemp must be positive, got ${c.contrastTemp}`);
+  if (c.centreEmbeddings && c.objective !== "contrastive") bad("centreEmbeddings applies to the contrastive objective only");
   if (!(crops.localCrops >= 0 && Number.isInteger(crops.localCrops))) bad("localCrops must be a non-negative integer");
   if (!(c.lr > 0)) bad(`lr must be positive, got ${c.lr}`);
 }

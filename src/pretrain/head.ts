@@ -39,10 +39,14 @@ function l2Normalize(x: tf.Tensor, axis: number): tf.Tensor {
   return tf.div(x, tf.maximum(tf.norm(x, 2, axis, true), 1e-12));
 }
 
-/** The L2-normalised bottleneck embedding [N, bottleneck] of CLS tokens [N, D] (the MLP's output). */
-export function headEmbedding(h: DinoHead, x: tf.Tensor2D): tf.Tensor2D {
+/**
+ * The L2-normalised bottleneck embedding [N, bottleneck] of CLS tokens [N, D] (the MLP's output); with
+ * `centre`, the MLP's output minus its mean over the N rows first (PretrainConfig.centreEmbeddings).
+ */
+export function headEmbedding(h: DinoHead, x: tf.Tensor2D, centre = false): tf.Tensor2D {
   const [l1, l2, l3] = h.mlp;
-  return l2Normalize(applyLinear(l3, gelu(applyLinear(l2, gelu(applyLinear(l1, x))))), 1) as tf.Tensor2D;
+  const y = applyLinear(l3, gelu(applyLinear(l2, gelu(applyLinear(l1, x)))));
+  return l2Normalize(centre ? tf.sub(y, tf.mean(y, 0, true)) : y, 1) as tf.Tensor2D;
 }
 
 /** Logits [N, outDim] for CLS tokens [N, D]. */

@@ -242,7 +242,7 @@ export async function withBatchImages<T>(images: TrainImage[], indices: readonly
 // ---------------------------------------------------------------------------------------------
 // one iteration
 
-function forward(net: Network, crops: MultiCrop[], which: "globals" | "all", patch: number, output: "logits" | "embedding" = "logits"): tf.Tensor2D {
+function forward(net: Network, crops: MultiCrop[], which: "globals" | "all", patch: number, output: "logits" | "embedding" = "logits", centre = false): tf.Tensor2D {
   const g = crops[0].globals[0].size;
   // DINO's MultiCropWrapper: crops of one resolution run as one batch, view-major (view 0 of every
   // image, then view 1, …), so the logits chunk into views.
@@ -256,7 +256,7 @@ function forward(net: Network, crops: MultiCrop[], which: "globals" | "all", pat
     out.push(vitCls(net.backbone, patchify(locals, l, l, patch)));
   }
   const cls = out.length === 1 ? out[0] : tf.concat(out, 0) as tf.Tensor2D;
-  return output === "logits" ? dinoHead(net.head, cls) : headEmbedding(net.head, cls);
+  return output === "logits" ? dinoHead(net.head, cls) : headEmbedding(net.head, cls, centre);
 }
 
 /**
@@ -319,7 +319,7 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
   const contrastive = c.objective === "contrastive";
   let q: tf.Tensor2D, batchCenter: tf.Tensor | undefined, teacherEntropy: number | undefined;
   if (contrastive) {
-    q = tf.tidy(() => forward(state.teacher, crops, "globals", patch, "embedding"));
+    q = tf.tidy(() => forward(state.teacher, crops, "globals", patch, "embedding", c.centreEmbeddings));
   } else {
     const t = tf.tidy(() => {
       const logits = forward(state.teacher, crops, "globals", patch);
@@ -339,7 +339,7 @@ export async function trainStep(state: TrainState, crops: MultiCrop[], nImages: 
   const trained = params.filter((p) => !((frozen || contrastive) && p.key.endsWith("last_layer.weight_v")));
   const { value, grads } = await withHeapGuard(`pretrain iteration ${it}`, async () => tf.variableGrads(
     () => contrastive
-      ? contrastiveLoss(q, forward(state.student, crops, "all", patch, "embedding"), batch, c.contrastTemp ?? 0.2)
+      ? contrastiveLoss(q, forward(state.student, crops, "all", patch, "embedding", c.centreEmbeddings), batch, c.contrastTemp ?? 0.2)
       : dinoLoss(q, forward(state.student, crops, "all", patch), batch, c.studentTemp),
     trained.map((p) => p.variable)));
   const loss = (await value.data())[0];

@@ -35,6 +35,9 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
                          against the teacher's global views of the batch (the positive: the same image's
                          other global view) — much more signal per iteration for short CPU runs
   --contrast-temp X      InfoNCE temperature of --objective contrastive (default 0.2)
+  --centre-embeddings    --objective contrastive: subtract the batch mean from the embeddings before normalising
+                         them (MoCo v3's projector ends in a batch norm); keeps views that share little (e.g.
+                         make-shapes --recolour-views) from collapsing to one embedding, where the loss sits at chance
   --init FILE            start both backbones from this ViT checkpoint (DINO layout, same --dim/--depth/--heads/
                          --patch/--global-size; e.g. a finished run's teacher_vit.safetensors, to go on with a new
                          schedule); the heads start fresh. Recorded in the checkpoint (path and SHA-256)
@@ -96,7 +99,7 @@ const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const { values } = parseFlags("pretrain", argv, {
-      images: { type: "string" }, "paired-views": { type: "string" }, init: { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
+      images: { type: "string" }, "paired-views": { type: "string" }, init: { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, "centre-embeddings": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "weight-decay": { type: "string" }, "teacher-temp": { type: "string" },
       patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
@@ -147,6 +150,7 @@ const command: Command = {
       warmupTeacherTemp: numberFlag("teacher-temp", values["teacher-temp"], d.warmupTeacherTemp),
       ...(values["paired-views"] ? { pairedViews: true } : {}),
       ...(values.objective ? { objective: values.objective as "dino" | "contrastive" } : {}),
+      ...(values["centre-embeddings"] ? { centreEmbeddings: true } : {}),
       ...(values["contrast-temp"] ? { contrastTemp: numberFlag("contrast-temp", values["contrast-temp"], 0.2) } : {}),
       ...(values.init ? { initFrom: await initFromFlag(values.init) } : {}),
     };
