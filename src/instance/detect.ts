@@ -7,7 +7,7 @@ import { rleArea, rleFromMask, rleToCoco } from "../mask/rle.js";
 import { finishRun, runPerImage, shardOutputPath, type Shard } from "../runner/perImage.js";
 import { writePredictionsFromJournal, type PredCategory, type PredEntry } from "../runner/predictions.js";
 import type { MaskRcnnNet } from "../engine/models/maskrcnn.js";
-import { detectImage, type MaskRcnnInference } from "./maskrcnn.js";
+import { detectImage, type ImageDetections, type MaskRcnnInference } from "./maskrcnn.js";
 
 export interface DetectOptions {
   images: ImageItem[];
@@ -35,6 +35,17 @@ export interface DetectSummary {
   errors: number;
   resumed: number;
   secondsPerImage: number;
+}
+
+/** One image's detections as COCO result annotations (mask as compressed RLE, box as [x, y, w, h]). */
+export function detectionAnnotations(det: ImageDetections, imageId: number, height: number, width: number, categoryOf: (label: number) => number) {
+  const out: NonNullable<PredEntry["annotations"]> = [];
+  for (let d = 0; d < det.scores.length; d++) {
+    const rle = rleFromMask(det.masks[d], height, width);
+    const [x1, y1, x2, y2] = det.boxes.subarray(4 * d, 4 * d + 4);
+    out.push({ image_id: imageId, category_id: categoryOf(det.labels[d]), score: det.scores[d], iscrowd: 0, area: rleArea(rle), bbox: [x1, y1, x2 - x1, y2 - y1], segmentation: rleToCoco(rle) });
+  }
+  return out;
 }
 
 /** The categories of a net whose labels are pseudo-classes: ids 0…numClasses−2. */
@@ -66,15 +77,7 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     async process(item, index) {
       const img = await loadRgb(item.file);
       const det = await detectImage(opts.net, img, inf);
-      const annotations: NonNullable<PredEntry["annotations"]> = [];
-      for (let d = 0; d < det.scores.length; d++) {
-        const rle = rleFromMask(det.masks[d], img.height, img.width);
-        const [x1, y1, x2, y2] = det.boxes.subarray(4 * d, 4 * d + 4);
-        annotations.push({
-          image_id: item.id, category_id: categoryOf(det.labels[d]), score: det.scores[d], iscrowd: 0,
-          area: rleArea(rle), bbox: [x1, y1, x2 - x1, y2 - y1], segmentation: rleToCoco(rle),
-        });
-      }
+      const annotations = detectionAnnotations(det, item.id, img.height, img.width, categoryOf);
       return { index, image_id: item.id, file: item.file, image: { id: item.id, file_name: item.fileName, width: img.width, height: img.height }, annotations };
     },
     summarize: (e) => ({ hasImage: !!e.image, detections: e.annotations?.length ?? 0 }),

@@ -24,12 +24,13 @@ import { seededRng, normalArray, type Rng } from "../engine/models/params.js";
 import { inputError, MaskdistillError } from "../errors.js";
 import { readStateDict, writeSafetensors, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
 import { requireWeights } from "../modeling/weights.js";
-import { maskFromRle, rleArea, rleFromCoco, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
+import { maskFromRle, rleArea, rleFromCoco, rleToBbox, rleToCoco } from "../mask/rle.js";
 import { mulberry32 } from "../random.js";
 import { readSafetensorsFile } from "../pretrain/safetensorsIo.js";
 import { removeStaleTemporaries } from "../runner/perImage.js";
 import { LOSS_NAMES, maskRcnnLosses, presetTraining, resizeTargets, type InstanceTargets, type LossName } from "./losses.js";
 import { detectImage, type MaskRcnnInference, type MaskRcnnPreset } from "./maskrcnn.js";
+import { detectionAnnotations } from "./detect.js";
 import { seededPicker } from "./sampling.js";
 import { DETECTRON2_TRANSFORM, IMAGENET_MEAN, IMAGENET_STD, detectron2ResizedSize, detectron2Transform, rcnnTransform, resizedSize } from "./transform.js";
 export { CHECKPOINT_FILE, MODEL_FILE, LOG_FILE };
@@ -623,10 +624,8 @@ export async function evaluateOnSamples(net: MaskRcnnNet, set: Pick<TrainSet, "c
   const results: CocoResult[] = [];
   for (const s of samples) {
     const det = await detectImage(net, await loadRgb(s.file), inference);
-    for (let d = 0; d < det.scores.length; d++) {
-      const rle = rleFromMask(det.masks[d], s.height, s.width);
-      const [x1, y1, x2, y2] = det.boxes.subarray(4 * d, 4 * d + 4);
-      results.push({ image_id: s.imageId, category_id: set.categoryIds[det.labels[d] - 1], score: det.scores[d], bbox: [x1, y1, x2 - x1, y2 - y1], segmentation: rleToCoco(rle) });
+    for (const a of detectionAnnotations(det, s.imageId, s.height, s.width, (l) => set.categoryIds[l - 1])) {
+      results.push({ image_id: a.image_id, category_id: a.category_id, score: a.score, bbox: a.bbox, segmentation: a.segmentation });
     }
   }
   const r = cocoEval(gt, loadResults(gt, results), defaultParams(gt, "segm", opts.useCats ?? true));

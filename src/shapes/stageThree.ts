@@ -65,9 +65,21 @@ function ap50Of(gt: CocoDataset, results: { image_id: number; category_id: numbe
   };
 }
 
-export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<ShapesStageIII> {
-  const trainGtFile = path.join(opts.world, "instances_train.json"), valGtFile = path.join(opts.world, "instances_val.json");
-  for (const f of [trainGtFile, valGtFile]) if (!fs.existsSync(f)) throw new MaskdistillError("missing: is this a make-shapes folder?", f);
+export interface ShapesPseudoMasks {
+  /** The train masks with their stage-ii classes (COCO category ids of the world), for train-maskrcnn. */
+  matchedFile: string;
+  trainImages: number;
+  /** ACC % of the clusters against the train classes. */
+  clusterAcc: number;
+}
+
+/**
+ * Stages i–ii on the world's train split (the first `trainLimit` images): one mask per image, clustered into K
+ * pseudo classes named by the Hungarian pairing with the train ground truth. Resumable (masks and embeddings).
+ */
+export async function shapesPseudoMasks(opts: { world: string; weights: string; resize: number; out: string; trainLimit?: number; onProgress?: (what: string) => void }): Promise<ShapesPseudoMasks> {
+  const trainGtFile = path.join(opts.world, "instances_train.json");
+  if (!fs.existsSync(trainGtFile)) throw new MaskdistillError("missing: is this a make-shapes folder?", trainGtFile);
   fs.mkdirSync(opts.out, { recursive: true });
   let trainImages = cocoImages(trainGtFile, opts.world);
   if (opts.trainLimit) trainImages = trainImages.slice(0, opts.trainLimit);
@@ -75,29 +87,30 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const trainGt = readCocoDataset(trainGtFile);
   const trainSubset = path.join(opts.out, "gt_train.json");
   fs.writeFileSync(trainSubset, JSON.stringify({ ...trainGt, images: trainGt.images.filter((im) => trainIds.has(im.id)), annotations: trainGt.annotations.filter((a) => trainIds.has(a.image_id)) }));
-
-  // stage i on the train split
-  opts.onProgress?.(`stage iii: stage-i masks of ${trainImages.length} train images`);
+  opts.onProgress?.(`stage-i masks of ${trainImages.length} train images`);
   const masksTrain = path.join(opts.out, "masks_train.json");
   const backbone = await loadBackbone(opts.weights);
-  let clusterAcc = 0, matched: string;
   try {
     await genMasks({ images: trainImages, predJson: masksTrain, backbone, resize: opts.resize, heads: 5, resume: true, quiet: true,
       configTag: { weightsSha256: await fileSha256(opts.weights), resize: opts.resize, heads: 5 } });
-    // stage ii on the train masks
-    opts.onProgress?.("stage iii: clustering the train masks (stage ii)");
-    const k = trainGt.categories.length;
+    opts.onProgress?.("clustering the train masks (stage ii)");
     const run = await runClustering({
-      dataset: "coco", numClasses: k,
+      dataset: "coco", numClasses: trainGt.categories.length,
       primary: { inputFile: masksTrain, datasetRoot: opts.world, gtFile: trainSubset },
       backbone, outputFile: path.join(opts.out, "clusters_train.json"), saveDir: path.join(opts.out, "cluster-cache-train"),
     });
-    clusterAcc = round1(run.summary.scores?.acc ?? 0);
     if (!run.summary.matchedFile) throw new MaskdistillError("clustering wrote no matched file (no ground truth?)", trainSubset);
-    matched = run.summary.matchedFile;
+    return { matchedFile: run.summary.matchedFile, trainImages: trainImages.length, clusterAcc: round1(run.summary.scores?.acc ?? 0) };
   } finally {
     await backbone.dispose();
   }
+}
+
+export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<ShapesStageIII> {
+  const valGtFile = path.join(opts.world, "instances_val.json");
+  if (!fs.existsSync(valGtFile)) throw new MaskdistillError("missing: is this a make-shapes folder?", valGtFile);
+  const pseudo = await shapesPseudoMasks({ ...opts, onProgress: (what) => opts.onProgress?.(`stage iii: ${what}`) });
+  const matched = pseudo.matchedFile;
 
   // stage iii: Mask R-CNN on the pseudo-masks
   const { initEngine } = await import("../engine/index.js");
@@ -145,7 +158,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const stageIRow = { method: "stage-i masks with their stage-ii classes", ...ap50Of(valSub, stageI) };
 
   return {
-    trainImages: trainImages.length, pseudoMasks: set.samples.length, trainClusterAcc: clusterAcc, iterations: log.length,
+    trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length,
     lossStart: +mean(log.slice(0, edge)).toFixed(3), lossEnd: +mean(log.slice(-edge)).toFixed(3), trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
     rows: [trainedRow, stageIRow, untrainedRow],
   };
