@@ -1,7 +1,9 @@
 // `maskdistill demo --world shapes`: the method on the procedural shapes world (src/shapes/). Makes the
 // world when its folder has none (deterministic, about a minute), then runs the stage i–ii targets on
 // its val split with the world's bundled backbone, next to the same ViT at its random initialisation
-// and the centred box (src/shapes/targets.ts). Resumable: finished masks and embeddings are reused.
+// and the centred box (src/shapes/targets.ts), and — unless --stages i-ii — stage iii: the train split's
+// pseudo-masks, a Mask R-CNN trained on them and scored on val (src/shapes/stageThree.ts). Resumable:
+// finished masks, embeddings, the Mask R-CNN checkpoint and detections are reused.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { numberFlag, printJson } from "./command.js";
@@ -80,6 +82,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
       const s = await runShapesStageIII({
         world: worldDir, weights: choice.path, resize: resize === world.size ? 0 : resize, out: path.join(out, "stage3"),
         valPseudoLabels: path.join(out, "clusters_masks.matched.json"),
+        // --limit N (a quick look): N val images, and 7N train images (the world's train : val ratio)
         trainLimit: values.limit ? numberFlag("limit", values.limit, 0) * 7 : undefined,
         valLimit: values.limit ? numberFlag("limit", values.limit, 0) : undefined,
         iterations: values.iterations ? numberFlag("iterations", values.iterations, 0) : undefined,
