@@ -52,6 +52,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   console.log(`demo: shapes world ${worldDir} (${world.images} images of ${world.size} px, seed ${world.seed}; val ${world.val}); backbone ${choice.label}` +
     (choice.random ? ` — RANDOM WEIGHTS: ${choice.note}` : ""));
   const resize = numberFlag("resize", values.resize, choice.resize ?? world.size);
+  const limit = values.limit ? numberFlag("limit", values.limit, 0) : undefined;
 
   // the untrained baseline: the same architecture at the trainer's initialisation for the recipe's seed
   let randomWeights: string | undefined;
@@ -70,7 +71,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const { runShapesTargets, targetsMarkdown } = await import("../shapes/targets.js");
   const t = await runShapesTargets({
     world: worldDir, weights: choice.path, randomWeights, resize: resize === world.size ? 0 : resize, out,
-    limit: values.limit ? numberFlag("limit", values.limit, 0) : undefined,
+    limit,
     onProgress: (what) => console.log(`demo: ${what}`),
   });
   let result = t;
@@ -83,8 +84,8 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
         world: worldDir, weights: choice.path, resize: resize === world.size ? 0 : resize, out: path.join(out, "stage3"),
         valPseudoLabels: path.join(out, "clusters_masks.matched.json"),
         // --limit N (a quick look): N val images, and 7N train images (the world's train : val ratio)
-        trainLimit: values.limit ? numberFlag("limit", values.limit, 0) * 7 : undefined,
-        valLimit: values.limit ? numberFlag("limit", values.limit, 0) : undefined,
+        trainLimit: limit ? 7 * limit : undefined,
+        valLimit: limit,
         iterations: values.iterations ? numberFlag("iterations", values.iterations, 0) : undefined,
         threads: numberFlag("threads", values.threads, 2),
         onProgress: (what) => console.log(`demo: ${what}`),

@@ -259,7 +259,11 @@ export function writeCocoJson(file: string, obj: unknown): void {
 /** The images whose file-name stem is in `stems` (a split list such as data/demo/sets/train.txt) and their annotations. */
 export function cocoSubset(ds: CocoDataset, stems: Iterable<string>): CocoDataset {
   const keep = new Set(stems);
-  const images = ds.images.filter((im) => keep.has(path.parse(im.file_name).name));
-  const ids = new Set(images.map((im) => im.id));
-  return { ...ds, images, annotations: ds.annotations.filter((a) => ids.has(a.image_id)) };
+  return cocoSubsetByIds(ds, ds.images.filter((im) => keep.has(path.parse(im.file_name).name)).map((im) => im.id));
+}
+
+/** The images of `ds` with these ids and their annotations (categories and the rest unchanged). */
+export function cocoSubsetByIds(ds: CocoDataset, imageIds: Iterable<number>): CocoDataset {
+  const ids = imageIds instanceof Set ? imageIds as Set<number> : new Set(imageIds);
+  return { ...ds, images: ds.images.filter((im) => ids.has(im.id)), annotations: ds.annotations.filter((a) => ids.has(a.image_id)) };
 }

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MaskdistillError, inputError } from "../errors.js";
-import { readCocoDataset } from "../data/coco.js";
+import { readCocoDataset, type CocoDataset } from "../data/coco.js";
 import { readSplit, vocImagePath, vocRoot, vocSplitFile } from "../data/voc.js";
 import type { ImageItem } from "./genMasks.js";
 
@@ -17,9 +17,11 @@ export function vocImages(root: string, year = "2012", set = "trainval"): ImageI
   return readSplit(vocSplitFile(voc, set)).map((name, j) => ({ id: j, file: vocImagePath(voc, name), fileName: `${name}.jpg` }));
 }
 
-/** COCO: images of the instances file `gtFile`, sorted by id, read from `imageDir`. */
-export function cocoImages(gtFile: string, imageDir: string): ImageItem[] {
-  const ds = readCocoDataset(gtFile);
+/**
+ * COCO: images of the instances file `gtFile`, sorted by id, read from `imageDir`. A caller that has already
+ * parsed the file passes it as `ds` (gtFile then only names the file in errors).
+ */
+export function cocoImages(gtFile: string, imageDir: string, ds: CocoDataset = readCocoDataset(gtFile)): ImageItem[] {
   for (const img of ds.images) {
     // file names are relative to the image folder: nothing outside it is read
     const name = img.file_name;

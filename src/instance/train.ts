@@ -624,9 +624,7 @@ export async function evaluateOnSamples(net: MaskRcnnNet, set: Pick<TrainSet, "c
   const results: CocoResult[] = [];
   for (const s of samples) {
     const det = await detectImage(net, await loadRgb(s.file), inference);
-    for (const a of detectionAnnotations(det, s.imageId, s.height, s.width, (l) => set.categoryIds[l - 1])) {
-      results.push({ image_id: a.image_id, category_id: a.category_id, score: a.score, bbox: a.bbox, segmentation: a.segmentation });
-    }
+    results.push(...detectionAnnotations(det, s.imageId, s.height, s.width, (l) => set.categoryIds[l - 1]));
   }
   const r = cocoEval(gt, loadResults(gt, results), defaultParams(gt, "segm", opts.useCats ?? true));
   return { ap: r.stats[0], ap50: r.stats[1], detections: results.length };

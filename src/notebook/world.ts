@@ -42,9 +42,9 @@ export async function notebookWorld(which: string = process.env.MASKDISTILL_WORL
   if (which === "shapes") {
     const dir = projectPath(".cache", "shapes");
     const info = await ensureShapesWorld(dir, { photoDir: projectPath("data", "demo", "images") });
-    const gtFile = path.join(dir, all ? "instances.json" : "instances_val.json");
+    const gtFile = path.join(dir, all ? "instances.json" : "instances_val.json"), gt = readCocoDataset(gtFile);
     return {
-      kind: "shapes", short: all ? "shapes" : "shapes val", gtFile, gt: readCocoDataset(gtFile), imageDir: dir, images: cocoImages(gtFile, dir),
+      kind: "shapes", short: all ? "shapes" : "shapes val", gtFile, gt, imageDir: dir, images: cocoImages(gtFile, dir, gt),
       label: `the shapes world (${info.images} procedural images of ${info.size} px, seed ${info.seed}; \`npx maskdistill make-shapes\`), ` +
         (all ? "all of them (the train split is what the backbone was pretrained on)" : `its val split of ${info.val} images — never seen by the backbone's pretraining`),
     };
@@ -52,9 +52,10 @@ export async function notebookWorld(which: string = process.env.MASKDISTILL_WORL
   if (which === "demo") {
     const gtFile = projectPath("data", "demo", "instances.json"), imageDir = projectPath("data", "demo", "images");
     const val = new Set(readSplit(projectPath("data", "demo", "sets", "val.txt")));
-    const images = cocoImages(gtFile, imageDir).filter((im) => all || val.has(path.parse(im.fileName).name));
+    const gt = readCocoDataset(gtFile);
+    const images = cocoImages(gtFile, imageDir, gt).filter((im) => all || val.has(path.parse(im.fileName).name));
     return {
-      kind: "demo", short: all ? "demo" : "demo val", gtFile, gt: readCocoDataset(gtFile), imageDir, images,
+      kind: "demo", short: all ? "demo" : "demo val", gtFile, gt, imageDir, images,
       label: `the bundled COCO demo images (data/demo/), ${all ? "all" : "the val split of"} ${images.length} real photos`,
     };
   }
@@ -62,8 +63,9 @@ export async function notebookWorld(which: string = process.env.MASKDISTILL_WORL
   const gtFile = ["instances.json", "instances_val.json"].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
   if (!gtFile) throw new MaskdistillError("MASKDISTILL_WORLD is shapes, demo or a folder with instances.json (COCO style); this folder has none", dir);
   const imageDir = fs.existsSync(path.join(dir, "images")) ? path.join(dir, "images") : dir;
-  const images = cocoImages(gtFile, imageDir);
-  return { kind: "folder", short: path.basename(dir), gtFile, gt: readCocoDataset(gtFile), imageDir, images, label: `${images.length} images of ${dir}` };
+  const gt = readCocoDataset(gtFile);
+  const images = cocoImages(gtFile, imageDir, gt);
+  return { kind: "folder", short: path.basename(dir), gtFile, gt, imageDir, images, label: `${images.length} images of ${dir}` };
 }
 
 /** The backbone a notebook uses on `world` for `use` (the shapes backbone only on the shapes world). */

@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MaskdistillError } from "../errors.js";
-import { readCocoDataset, validateCocoResults, type CocoDataset, type CocoImage, type CocoResult } from "../data/coco.js";
+import { cocoSubsetByIds, readCocoDataset, validateCocoResults, type CocoDataset, type CocoImage, type CocoResult } from "../data/coco.js";
 import { writeLabelPng } from "../data/png.js";
 import { maskFromRle, rleFromCoco, rlePixels } from "../mask/rle.js";
 import { loadResults, evaluateResults, type CocoDetection } from "../evaluation/cocoeval.js";
@@ -164,7 +164,7 @@ export function boxAp50(
   gt: CocoDataset, dets: CocoDetection[], imageIds?: Set<number>, names?: Map<number, string>,
 ): { ap50: number | null; ap50Agnostic: number | null; ap50Note?: string } {
   const sub: CocoDataset = imageIds
-    ? { ...gt, images: gt.images.filter((im) => imageIds.has(im.id)), annotations: gt.annotations.filter((a) => imageIds.has(a.image_id)) }
+    ? cocoSubsetByIds(gt, imageIds)
     : gt;
   if (sub.annotations.length === 0 || sub.images.length === 0) return { ap50: null, ap50Agnostic: null, ap50Note: "no GT objects" };
   const results = dets.map((d) => ({ image_id: d.image_id, category_id: d.category_id, score: d.score, bbox: Array.from(d.bbox) as [number, number, number, number] }));

@@ -9,7 +9,7 @@
 // Everything is resumable: masks, embeddings, the Mask R-CNN checkpoint and the detections are reused.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readCocoDataset, type CocoDataset } from "../data/coco.js";
+import { cocoSubsetByIds, readCocoDataset, readCocoResults, type CocoDataset, type CocoResult } from "../data/coco.js";
 import { cocoImages } from "../distill/imageList.js";
 import { genMasks } from "../distill/genMasks.js";
 import { loadBackbone } from "../modeling/backbone.js";
@@ -57,11 +57,11 @@ export interface ShapesStageIII {
 
 const round1 = (x: number) => Math.round(10 * x) / 10;
 
-function ap50Of(gt: CocoDataset, results: { image_id: number; category_id: number; score: number; segmentation?: unknown; bbox?: number[] }[]): { ap50: number; ap50Agnostic: number } {
-  const r = results as never[];
+/** Class-aware and class-agnostic mask AP50 (%, one decimal; 0 where COCOeval has nothing to score), multi protocol. */
+export function maskAp50s(gt: CocoDataset, results: CocoResult[]): { ap50: number; ap50Agnostic: number } {
   return {
-    ap50: round1(100 * Math.max(0, evaluateInstances(gt, r).ap50)),
-    ap50Agnostic: round1(100 * Math.max(0, evaluateInstances(gt, r, { agnostic: true }).ap50)),
+    ap50: round1(100 * Math.max(0, evaluateInstances(gt, results).ap50)),
+    ap50Agnostic: round1(100 * Math.max(0, evaluateInstances(gt, results, { agnostic: true }).ap50)),
   };
 }
 
@@ -81,12 +81,11 @@ export async function shapesPseudoMasks(opts: { world: string; weights: string; 
   const trainGtFile = path.join(opts.world, "instances_train.json");
   if (!fs.existsSync(trainGtFile)) throw new MaskdistillError("missing: is this a make-shapes folder?", trainGtFile);
   fs.mkdirSync(opts.out, { recursive: true });
-  let trainImages = cocoImages(trainGtFile, opts.world);
-  if (opts.trainLimit) trainImages = trainImages.slice(0, opts.trainLimit);
-  const trainIds = new Set(trainImages.map((im) => im.id));
   const trainGt = readCocoDataset(trainGtFile);
+  let trainImages = cocoImages(trainGtFile, opts.world, trainGt);
+  if (opts.trainLimit) trainImages = trainImages.slice(0, opts.trainLimit);
   const trainSubset = path.join(opts.out, "gt_train.json");
-  fs.writeFileSync(trainSubset, JSON.stringify({ ...trainGt, images: trainGt.images.filter((im) => trainIds.has(im.id)), annotations: trainGt.annotations.filter((a) => trainIds.has(a.image_id)) }));
+  fs.writeFileSync(trainSubset, JSON.stringify(cocoSubsetByIds(trainGt, trainImages.map((im) => im.id))));
   opts.onProgress?.(`stage-i masks of ${trainImages.length} train images`);
   const masksTrain = path.join(opts.out, "masks_train.json");
   const backbone = await loadBackbone(opts.weights);
@@ -130,10 +129,10 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
 
   // val: the trained network, the same network untrained, and the stage-i masks it learned from
   const valGt = readCocoDataset(valGtFile);
-  let valImages = cocoImages(valGtFile, opts.world);
+  let valImages = cocoImages(valGtFile, opts.world, valGt);
   if (opts.valLimit) valImages = valImages.slice(0, opts.valLimit);
   const valIds = new Set(valImages.map((im) => im.id));
-  const valSub: CocoDataset = { ...valGt, images: valGt.images.filter((im) => valIds.has(im.id)), annotations: valGt.annotations.filter((a) => valIds.has(a.image_id)) };
+  const valSub = cocoSubsetByIds(valGt, valIds);
   const { readStateDict } = await import("../modeling/checkpoint/index.js");
   const { maskRcnnFromAnyStateDict, maskRcnnVariables } = await import("../engine/models/maskrcnn.js");
   const { detectron2Inference } = await import("../instance/maskrcnn.js");
@@ -145,17 +144,17 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
     opts.onProgress?.(`stage iii: detecting on ${valImages.length} val images (${name})`);
     const out = path.join(opts.out, `detections_val_${name}.json`);
     await detectDataset({ images: valImages, out, net, inference, categories, categoryOf: (l) => set.categoryIds[l - 1], resume: true, quiet: true, configTag: { name } });
-    return readCocoDataset(out).annotations.map((a) => ({ image_id: a.image_id, category_id: a.category_id, score: (a as { score?: number }).score ?? 1, segmentation: a.segmentation, bbox: a.bbox }));
+    return readCocoResults(out, valSub);
   };
   const trained = maskRcnnFromAnyStateDict((await readStateDict(path.join(rcnnDir, MODEL_FILE))).stateDict, MODEL_FILE).net;
-  const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...ap50Of(valSub, await detect(trained, "trained")) };
+  const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...maskAp50s(valSub, await detect(trained, "trained")) };
   tf.dispose(maskRcnnVariables(trained));
   const untrained = await buildTrainNet(config, set.numClasses);
-  const untrainedRow = { method: "the same Mask R-CNN, untrained", ...ap50Of(valSub, await detect(untrained, "untrained")) };
+  const untrainedRow = { method: "the same Mask R-CNN, untrained", ...maskAp50s(valSub, await detect(untrained, "untrained")) };
   tf.dispose(maskRcnnVariables(untrained));
-  const stageI = readCocoDataset(opts.valPseudoLabels).annotations.filter((a) => valIds.has(a.image_id) && a.category_id >= 0)
-    .map((a) => ({ image_id: a.image_id, category_id: a.category_id, score: (a as { score?: number }).score ?? 1, segmentation: a.segmentation, bbox: a.bbox }));
-  const stageIRow = { method: "stage-i masks with their stage-ii classes", ...ap50Of(valSub, stageI) };
+  // unmatched clusters (category −1) have no class to score
+  const stageI = readCocoResults(opts.valPseudoLabels, undefined, { anyCategory: true }).filter((r) => valIds.has(r.image_id) && r.category_id >= 0);
+  const stageIRow = { method: "stage-i masks with their stage-ii classes", ...maskAp50s(valSub, stageI) };
 
   return {
     trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length,

@@ -7,7 +7,7 @@
 // Writes OUT/targets.json and OUT/targets.md (a table the README includes), plus the masks and clusters.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readCocoDataset } from "../data/coco.js";
+import { cocoSubsetByIds, readCocoDataset } from "../data/coco.js";
 import { cocoImages } from "../distill/imageList.js";
 import { genMasks } from "../distill/genMasks.js";
 import { centredBoxPrediction, scoreDiscovery, type DiscoveryScore } from "../evaluation/discovery.js";
@@ -75,7 +75,7 @@ export async function runShapesTargets(opts: ShapesTargetsOptions): Promise<Shap
   const gtFile = path.join(opts.world, `instances_${split}.json`);
   if (!fs.existsSync(gtFile)) throw new MaskdistillError(`no ${split} ground truth: is this a make-shapes folder?`, gtFile);
   const gt = readCocoDataset(gtFile);
-  let images = cocoImages(gtFile, opts.world);
+  let images = cocoImages(gtFile, opts.world, gt);
   if (opts.limit) images = images.slice(0, opts.limit);
   const ids = images.map((im) => im.id);
   const idSet = new Set(ids);
@@ -106,7 +106,7 @@ export async function runShapesTargets(opts: ShapesTargetsOptions): Promise<Shap
   // stage ii on the stage-i masks, and on the GT boxes as a diagnostic of the embedding alone
   const k = gt.categories.length;
   const gtSubset = path.join(opts.out, `gt_${split}.json`);
-  fs.writeFileSync(gtSubset, JSON.stringify({ ...gt, images: gt.images.filter((im) => idSet.has(im.id)), annotations: gt.annotations.filter((a) => idSet.has(a.image_id)) }));
+  fs.writeFileSync(gtSubset, JSON.stringify(cocoSubsetByIds(gt, idSet)));
   const stageII: ShapesTargets["stageII"] = [];
   const backbone = await loadBackbone(opts.weights);
   try {

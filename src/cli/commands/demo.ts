@@ -73,7 +73,7 @@ const command: Command = {
       const { runShapesDemo } = await import("../shapesDemo.js");
       return runShapesDemo(values);
     }
-    const { readCocoDataset } = await import("../../data/coco.js");
+    const { cocoSubsetByIds, readCocoDataset } = await import("../../data/coco.js");
     const { readSplit } = await import("../../data/voc.js");
     const { cocoImages } = await import("../../distill/imageList.js");
     const { genMasks } = await import("../../distill/genMasks.js");
@@ -88,7 +88,7 @@ const command: Command = {
     const gtFile = projectPath("data", "demo", "instances.json");
     const gt = readCocoDataset(gtFile);
     const stems = split === "all" ? null : new Set(readSplit(projectPath("data", "demo", "sets", `${split}.txt`)));
-    let images = cocoImages(gtFile, projectPath("data", "demo", "images")).filter((im) => !stems || stems.has(path.parse(im.fileName).name));
+    let images = cocoImages(gtFile, projectPath("data", "demo", "images"), gt).filter((im) => !stems || stems.has(path.parse(im.fileName).name));
     if (values.limit) images = images.slice(0, numberFlag("limit", values.limit, images.length));
     const ids = new Set(images.map((i) => i.id));
 
@@ -108,7 +108,7 @@ const command: Command = {
     const boxes = gt.images.filter((im) => ids.has(im.id)).map((im) => centredBoxPrediction(im, 0.5));
     const baseline = scoreDiscovery(gt, boxes, valIds);
     // class-agnostic COCOeval on the split's images only
-    const sub = { ...gt, images: gt.images.filter((im) => ids.has(im.id)), annotations: gt.annotations.filter((a) => ids.has(a.image_id)) };
+    const sub = cocoSubsetByIds(gt, ids);
     const asResults = (anns: { image_id: number; segmentation?: unknown; bbox?: number[]; score?: number }[]) =>
       anns.map((a) => ({ image_id: a.image_id, category_id: sub.categories[0].id, score: a.score ?? 1, segmentation: a.segmentation, bbox: a.bbox })) as never[];
     const ap = (anns: never[], mostConfident: boolean) => evaluateInstances(sub, anns, { agnostic: true, mostConfident }).ap50;
