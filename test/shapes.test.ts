@@ -139,6 +139,39 @@ test("recoloured views: view 1 keeps the shape and moves it, but draws a new col
     /--recolour-views re-colours the paired views: add --paired-views/);
 });
 
+test("make-shapes --difficulty easy: smooth backgrounds and flat fills only, no photos, deterministic; the full world unchanged by the option", async () => {
+  const easy = { size: 64, distractors: false, difficulty: "easy" as const };
+  for (let i = 0; i < 24; i++) {
+    const sc = renderScene(5, i, easy);
+    assert.ok(["gradient", "noise"].includes(sc.background), `scene ${i}: background ${sc.background}`);
+    assert.equal(sc.fill, "flat");
+    assert.deepEqual(renderScene(5, i, easy).image.data, sc.image.data);
+    // a flat fill: every pixel 2 px inside the mask (past the anti-aliased edge) has one colour
+    const inner: number[] = [];
+    const on = (x: number, y: number) => x >= 0 && y >= 0 && x < 64 && y < 64 && sc.mask[y * 64 + x] === 1;
+    for (let p = 0; p < sc.mask.length; p++) {
+      const x = p % 64, y = (p - x) / 64;
+      let all = true;
+      for (let dy = -2; dy <= 2 && all; dy++) for (let dx = -2; dx <= 2 && all; dx++) all = on(x + dx, y + dy);
+      if (all) inner.push(p);
+    }
+    assert.ok(inner.length > 0, `scene ${i}: no interior`);
+    for (const p of inner) for (let ch = 0; ch < 3; ch++) assert.ok(Math.abs(sc.image.data[p * 3 + ch] - sc.image.data[inner[0] * 3 + ch]) <= 1);
+  }
+  const dir = await makeWorld(3, ["--difficulty", "easy", "--n", "12"]);
+  const world = JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8"));
+  assert.equal(world.difficulty, "easy");
+  assert.equal(world.photos, 0);
+  assert.match(world.command, /--difficulty easy/);
+  const scenes = fs.readFileSync(path.join(dir, "scenes.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.ok(scenes.every((s) => s.fill === "flat" && (s.background === "gradient" || s.background === "noise")));
+  fs.rmSync(dir, { recursive: true, force: true });
+  // the default world draws exactly as before the option existed (its files are what the committed backbone saw)
+  const base = await tinyWorld();
+  assert.equal(JSON.parse(fs.readFileSync(path.join(base, "world.json"), "utf8")).difficulty, undefined);
+  await assert.rejects(runCommand(makeShapes, ["--out", path.join(os.tmpdir(), "md-easy-bad"), "--difficulty", "hard"]), /--difficulty expects full or easy, got 'hard'/);
+});
+
 test("shapes ground truth: one object per image, class ids, area 10–50 %, masks agree across COCO and VOC files", async () => {
   const dir = await tinyWorld();
   const world = JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8"));

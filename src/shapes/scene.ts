@@ -7,7 +7,7 @@ import type { RgbImage } from "../data/image.js";
 import { mulberry32 } from "../random.js";
 import { COVERAGE_SAMPLES, SHAPE_CLASSES, coverage, maskOfCoverage, randomBlob, shapeCoverage, unitShapeStats, type ShapeClass, type ShapePose } from "./geometry.js";
 import {
-  BACKGROUND_KINDS, FILL_KINDS, colourDistance, drawBackground, makeFill, pick, randint, randomColour, uniform,
+  BACKGROUND_KINDS, EASY_BACKGROUND_KINDS, EASY_FILL_KINDS, FILL_KINDS, colourDistance, drawBackground, makeFill, pick, randint, randomColour, uniform,
   type BackgroundKind, type Fill, type FillKind, type PhotoBank, type Rgb, type Rng,
 } from "./textures.js";
 
@@ -24,7 +24,16 @@ export interface SceneOptions {
    * the pairs must tell them apart by shape (`make-shapes --recolour-views`).
    */
   recolourViews?: boolean;
+  /**
+   * "full" (default): every background (photo crops, stripes, checkers, …) and fill kind. "easy": smooth
+   * backgrounds (gradient, value noise) and flat fills only — a world whose shape classes a small net learns
+   * in a CPU budget (session 7 found the full world's classes unlearnt even with labels).
+   */
+  difficulty?: ShapesDifficulty;
 }
+
+export const SHAPES_DIFFICULTIES = ["full", "easy"] as const;
+export type ShapesDifficulty = (typeof SHAPES_DIFFICULTIES)[number];
 
 export interface Scene {
   image: RgbImage;
@@ -90,7 +99,7 @@ interface DrawnObject { classIndex: number; shape: ShapeClass; pose: ShapePose; 
 /** Background kind + background + optional distractors, drawn from `rng`. */
 function drawSurroundings(rng: Rng, opts: SceneOptions): { canvas: Float32Array; background: BackgroundKind; distractors: number } {
   const size = opts.size;
-  const background = pick(rng, BACKGROUND_KINDS);
+  const background = pick(rng, opts.difficulty === "easy" ? EASY_BACKGROUND_KINDS : BACKGROUND_KINDS);
   const canvas = drawBackground(rng, background, size, opts.photos);
   let distractors = 0;
   if (opts.distractors) {
@@ -136,7 +145,8 @@ export function renderSceneViews(seed: number, index: number, opts: SceneOptions
   const cov = shapeCoverage(pose, size, size);
   // the object must be visible: its base colour differs from the background under it (best of 20 draws)
   const base = visibleColour(rng, meanUnder(first.canvas, maskOfCoverage(cov)));
-  const fillKind = pick(rng, FILL_KINDS);
+  const fillKinds = opts.difficulty === "easy" ? EASY_FILL_KINDS : FILL_KINDS;
+  const fillKind = pick(rng, fillKinds);
   const fill = makeFill(rng, fillKind, base, size);
   const views = [finishScene(first.canvas, size, { classIndex, shape, pose, cov, fillKind, fill }, first.background, first.distractors)];
   for (let view = 1; view < count; view++) {
@@ -147,7 +157,7 @@ export function renderSceneViews(seed: number, index: number, opts: SceneOptions
     let look = { fillKind, fill };
     if (opts.recolourViews) {
       const baseView = visibleColour(rngView, meanUnder(other.canvas, maskOfCoverage(covView)));
-      const kind = pick(rngView, FILL_KINDS);
+      const kind = pick(rngView, fillKinds);
       look = { fillKind: kind, fill: makeFill(rngView, kind, baseView, size) };
     }
     views.push(finishScene(other.canvas, size, { classIndex, shape, pose: poseView, cov: covView, ...look }, other.background, other.distractors));

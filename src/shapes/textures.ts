@@ -68,6 +68,8 @@ const smoothSquare = (phase: number) => 0.5 + 0.5 * Math.max(-1, Math.min(1, 3 *
 
 export const BACKGROUND_KINDS = ["photo", "noise", "stripes", "checker", "gradient", "blobs"] as const;
 export type BackgroundKind = (typeof BACKGROUND_KINDS)[number];
+/** Backgrounds of the easy world (`make-shapes --difficulty easy`): smooth, no edges of their own. */
+export const EASY_BACKGROUND_KINDS: readonly BackgroundKind[] = ["gradient", "noise"];
 
 /** Decoded photos, shrunk once; backgrounds are random square crops of them. */
 export interface PhotoBank {
@@ -136,6 +138,8 @@ export function drawBackground(rng: Rng, kind: BackgroundKind, size: number, ban
 
 export const FILL_KINDS = ["flat", "gradient", "stripes", "noise", "checker"] as const;
 export type FillKind = (typeof FILL_KINDS)[number];
+/** Fills of the easy world: one flat colour, so the silhouette is the only thing inside the object. */
+export const EASY_FILL_KINDS: readonly FillKind[] = ["flat"];
 
 /** The object's paint, as a function of the pixel's position in the shape's frame (units of the shape). */
 export type Fill = (u: number, v: number, x: number, y: number) => Rgb;

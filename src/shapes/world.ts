@@ -23,7 +23,7 @@ import { writeCocoJson, type CocoAnnotation, type CocoDataset, type CocoImage } 
 import { rleArea, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
 import { MaskdistillError } from "../errors.js";
 import { SHAPE_CLASSES } from "./geometry.js";
-import { renderSceneViews, type Scene } from "./scene.js";
+import { renderSceneViews, type Scene, type ShapesDifficulty } from "./scene.js";
 import type { PhotoBank } from "./textures.js";
 
 export interface ShapesWorldOptions {
@@ -36,6 +36,8 @@ export interface ShapesWorldOptions {
   pairedViews?: boolean;
   /** The paired views re-colour the object (new colour and fill, same shape; SceneOptions.recolourViews). */
   recolourViews?: boolean;
+  /** "easy": smooth backgrounds and flat fills only (SceneOptions.difficulty); default "full". */
+  difficulty?: ShapesDifficulty;
   /** Share of the scenes in val (the last ones; default 1/8). */
   valFraction?: number;
   /** Photo files for backgrounds (sorted by the caller); none: procedural backgrounds only. */
@@ -53,6 +55,7 @@ export interface ShapesWorldSummary {
   distractors: boolean;
   pairedViews: boolean;
   recolourViews?: boolean;
+  difficulty?: ShapesDifficulty;
   photos: number;
   perClass: Record<string, number>;
   meanAreaFraction: number;
@@ -95,7 +98,8 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   if (!Number.isInteger(seed) || seed < 0) throw new MaskdistillError(`make-shapes: --seed must be a non-negative integer, got ${seed}`);
   const nVal = Math.max(1, Math.round(n * (opts.valFraction ?? 1 / 8)));
   if (nVal >= n) throw new MaskdistillError(`make-shapes: --n ${n} leaves no training images`);
-  const photos = opts.photos ?? [];
+  const easy = opts.difficulty === "easy";
+  const photos = easy ? [] : opts.photos ?? []; // the easy world draws no photo backgrounds
   const bank = await loadPhotoBank(photos);
   const dirs = ["JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Main", "ImageSets/Segmentation", "train-images",
     ...(opts.pairedViews ? ["train-views"] : [])].map((d) => path.join(out, d));
@@ -106,7 +110,7 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   let areaSum = 0;
   for (let i = 0; i < n; i++) {
     // a train scene with paired views is rendered once with its second view (train-views/)
-    const [scene, secondView] = renderSceneViews(seed, i, { size, distractors: opts.distractors, photos: bank, recolourViews: opts.recolourViews }, opts.pairedViews && i < n - nVal ? 2 : 1);
+    const [scene, secondView] = renderSceneViews(seed, i, { size, distractors: opts.distractors, photos: bank, recolourViews: opts.recolourViews, difficulty: opts.difficulty }, opts.pairedViews && i < n - nVal ? 2 : 1);
     const stem = shapesStem(i);
     const jpg = path.join(out, "JPEGImages", `${stem}.jpg`);
     await saveRgb(scene.image, jpg);
@@ -153,13 +157,14 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   fs.writeFileSync(path.join(out, "scenes.jsonl"), sceneLines.join("\n") + "\n");
   const summary: ShapesWorldSummary = {
     out, images: n, train: n - nVal, val: nVal, size, seed, distractors: opts.distractors, pairedViews: Boolean(opts.pairedViews),
-    ...(opts.recolourViews ? { recolourViews: true } : {}), photos: photos.length,
+    ...(opts.recolourViews ? { recolourViews: true } : {}), ...(opts.difficulty === "easy" ? { difficulty: "easy" as const } : {}),
+    photos: easy ? 0 : photos.length,
     perClass, meanAreaFraction: +(areaSum / n).toFixed(4),
   };
   fs.writeFileSync(path.join(out, "world.json"), JSON.stringify({
     world: "shapes", classes: [...SHAPE_CLASSES], ...summary, out: undefined,
-    photoFiles: photos.map((p) => path.basename(p)),
-    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}${opts.recolourViews ? " --recolour-views" : ""}`,
+    photoFiles: easy ? [] : photos.map((p) => path.basename(p)),
+    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${easy ? " --difficulty easy" : ""}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}${opts.recolourViews ? " --recolour-views" : ""}`,
   }, null, 1) + "\n");
   return summary;
 }

@@ -8,7 +8,7 @@ import { MaskdistillError } from "../../errors.js";
 import { projectPath } from "../../paths.js";
 
 const usage = `usage: maskdistill make-shapes --out DIR [--n 4000] [--size 96] [--seed 0] [--distractors] [--paired-views [--recolour-views]]
-                             [--photos DIR|none] [--val-fraction 0.125] [--json]
+                             [--difficulty full|easy] [--photos DIR|none] [--val-fraction 0.125] [--json]
 
 Generates a synthetic object-discovery data set: one main object per image, of K = 8 shape classes
 (disc, square, triangle, star, cross, ring, heart, crescent) with random colour, fill texture, scale
@@ -30,6 +30,9 @@ Layout (readable by gen-masks, cluster, eval-instances and eval-semseg unchanged
                        colour and fill; new pose and background), for pretrain --paired-views
   --recolour-views     the second view gives the object a new colour and fill (same shape): the pairs then
                        share only the shape, so pretraining on them learns shape rather than colour
+  --difficulty D       full (default): photo, stripe, checker, noise, gradient and blob backgrounds, flat and
+                       patterned fills; easy: smooth backgrounds (gradient, value noise) and flat fills only,
+                       so that the silhouette is the only cue of the class
   --photos DIR|none    photos for background crops (default data/demo/images); none: textures only
   --val-fraction F     share of val images (default 0.125)
   --json               last stdout line: the summary
@@ -45,7 +48,7 @@ const command: Command = {
   async run(argv) {
     const { values } = parseFlags("make-shapes", argv, {
       out: { type: "string" }, n: { type: "string" }, size: { type: "string" }, seed: { type: "string" },
-      distractors: { type: "boolean" }, "paired-views": { type: "boolean" }, "recolour-views": { type: "boolean" }, photos: { type: "string" }, "val-fraction": { type: "string" },
+      distractors: { type: "boolean" }, "paired-views": { type: "boolean" }, "recolour-views": { type: "boolean" }, difficulty: { type: "string" }, photos: { type: "string" }, "val-fraction": { type: "string" },
     });
     if (values.help) {
       console.log(usage);
@@ -53,6 +56,8 @@ const command: Command = {
     }
     requireFlags("make-shapes", values, ["out"]);
     if (values["recolour-views"] && !values["paired-views"]) throw new MaskdistillError("--recolour-views re-colours the paired views: add --paired-views");
+    const difficulty = values.difficulty ?? "full";
+    if (difficulty !== "full" && difficulty !== "easy") throw new MaskdistillError(`--difficulty expects full or easy, got '${difficulty}'`);
     const valFraction = numberFlag("val-fraction", values["val-fraction"], 0.125);
     if (!(valFraction > 0 && valFraction < 1)) throw new MaskdistillError(`--val-fraction expects a share in (0, 1), got '${values["val-fraction"]}'`);
     const photoDir = values.photos ?? projectPath("data", "demo", "images");
@@ -73,7 +78,7 @@ const command: Command = {
     try {
       summary = await makeShapesWorld({
         out: path.resolve(values.out), n, size: numberFlag("size", values.size, 96), seed: numberFlag("seed", values.seed, 0),
-        distractors: !!values.distractors, pairedViews: !!values["paired-views"], recolourViews: !!values["recolour-views"], valFraction, photos,
+        distractors: !!values.distractors, pairedViews: !!values["paired-views"], recolourViews: !!values["recolour-views"], difficulty, valFraction, photos,
         onProgress: (done) => { bar.tick(done - ticked); ticked = done; },
       });
     } finally {
