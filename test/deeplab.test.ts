@@ -178,12 +178,13 @@ test("state dicts: reference and torchvision namings load; mismatched keys, shap
     tv.set("aux_classifier.0.weight", { dtype: "float32", shape: [256, 1024, 3, 3], data: new Float32Array(256 * 1024 * 9) });
     assert.equal(loadDeepLabStateDict(b, tv, "tv"), "torchvision");
     // the file reader unwraps DDP's module. prefix (a small file: only what the layout check reads)
-    const small: StateDict = new Map([...tv].filter(([k]) => k.startsWith("classifier.4.") || k === "backbone.conv1.weight").map(([k, v]) => [`module.${k}`, v]));
+    const small: StateDict = new Map([...tv].filter(([k]) => k.startsWith("classifier.4.") || k === "backbone.conv1.weight" || k === "classifier.0.convs.0.0.weight").map(([k, v]) => [`module.${k}`, v]));
     writeSafetensors(path.join(dir, "tv.safetensors"), small);
     const read = await readDeepLabStateDict(path.join(dir, "tv.safetensors"));
     assert.equal(read.layout, "torchvision");
     assert.equal(read.numClasses, 21);
-    assert.deepEqual([...read.stateDict.keys()].sort(), ["backbone.conv1.weight", "classifier.4.bias", "classifier.4.weight"]);
+    assert.deepEqual(read.widths, { backbone: 64, aspp: 256 });
+    assert.deepEqual([...read.stateDict.keys()].sort(), ["backbone.conv1.weight", "classifier.0.convs.0.0.weight", "classifier.4.bias", "classifier.4.weight"]);
     const wa = await Promise.all(deepLabTensors(a).map(torchValues));
     const wb = await Promise.all(deepLabTensors(b).map(torchValues));
     assert.ok(wa.every((v, i) => identical(wb[i], v)));
@@ -224,5 +225,41 @@ test("state dicts: reference and torchvision namings load; mismatched keys, shap
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
     tf.dispose([...collectVariables(a), ...collectVariables(b)]);
+  }
+});
+
+test("narrow DeepLab (train-deeplab --recipe shapes widths): every width scales, the file's widths are read back, same logits after a round trip", async () => {
+  await initEngine({ backend: "wasm", threads: 1 });
+  const widths = { backbone: 16, aspp: 64 };
+  const m = makeDeepLabV3(seededRng(3), { numClasses: 9, widths });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "deeplab-narrow-"));
+  try {
+    const sd = await deepLabStateDict(m);
+    assert.equal(sd.size, 53 * 5 + 7 * 5 + 2);   // the same tensors as ResNet-50's, narrower
+    assert.deepEqual(sd.get("backbone.conv1.weight")!.shape, [16, 3, 7, 7]);
+    assert.deepEqual(sd.get("backbone.layer1.0.conv1.weight")!.shape, [16, 16, 1, 1]);
+    assert.deepEqual(sd.get("backbone.layer4.2.conv3.weight")!.shape, [512, 128, 1, 1]);   // layer4 out 32 × 16
+    assert.deepEqual(sd.get("head.0.convs.1.0.weight")!.shape, [64, 512, 3, 3]);
+    assert.deepEqual(sd.get("head.0.project.0.weight")!.shape, [64, 320, 1, 1]);
+    assert.deepEqual(sd.get("head.4.weight")!.shape, [9, 64, 1, 1]);
+    const file = path.join(dir, "narrow.safetensors");
+    writeSafetensors(file, sd);
+    const read = await readDeepLabStateDict(file);
+    assert.deepEqual(read.widths, widths);
+    const { loadDeepLab } = await import("../src/segmentation/segmentFolder.js");
+    const { model: back } = await loadDeepLab(file);
+    assert.deepEqual(back.widths, widths);
+    const x = tf.randomNormal([1, 64, 64, 3], 0, 1, "float32", 5) as tf.Tensor4D;
+    const [a, b] = [deepLabLogits(m, x), deepLabLogits(back, x)];
+    assert.deepEqual(a.shape, [1, 64, 64, 9]);
+    assert.ok(identical((await a.data()) as Float32Array, (await b.data()) as Float32Array));
+    tf.dispose([x, a, b, ...collectVariables(back)]);
+    // a ResNet-50-width model refuses the narrow file by shape
+    const wide = makeDeepLabV3(seededRng(4), { numClasses: 9 });
+    assert.throws(() => loadDeepLabStateDict(wide, sd, "narrow.safetensors"), /shape mismatch: backbone\.conv1\.weight: checkpoint \[16, 3, 7, 7\] vs model \[64, 3, 7, 7\]/);
+    tf.dispose(collectVariables(wide));
+  } finally {
+    tf.dispose(collectVariables(m));
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -28,7 +28,7 @@ import { VOC_CLASSES } from "../data/voc.js";
 import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
 import { resizeBilinearHalfPixel, crossEntropyPerRow } from "../engine/ops.js";
-import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, ASPP_CHANNELS, type DeepLabV3 } from "../engine/models/deeplab.js";
+import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, type DeepLabV3 } from "../engine/models/deeplab.js";
 import { collectVariables, normalArray, seededRng } from "../engine/models/params.js";
 import { writeSafetensors, type StateDict } from "../modeling/checkpoint/index.js";
 import { readSafetensorsFile } from "../pretrain/safetensorsIo.js";
@@ -152,7 +152,7 @@ export function deepLabFeatureSide(side: number): number {
  */
 export function headFeatures(m: DeepLabV3, images: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const c = ASPP_CHANNELS;
+    const c = m.widths.aspp;
     const identity: DeepLabV3 = {
       ...m,
       head: { ...m.head, classifier: tf.reshape(tf.eye(c), [1, 1, c, c]) as unknown as tf.Variable, classifierBias: tf.zeros([c]) as unknown as tf.Variable },
@@ -181,7 +181,7 @@ export function probeImageLoss(m: DeepLabV3, features: tf.Tensor4D, labels: tf.T
  * seed, bias 0); every other variable is shared with `frozen`.
  */
 export function withProbeHead(frozen: DeepLabV3, classes: number, seed: number, std = REFERENCE_OPTIMISER.initStd): DeepLabV3 {
-  const c = ASPP_CHANNELS;
+  const c = frozen.widths.aspp;
   return {
     ...frozen,
     head: {
@@ -226,8 +226,8 @@ export function frozenFingerprint(sd: StateDict): string {
  */
 export async function loadFrozenDeepLab(file: string): Promise<{ model: DeepLabV3; fingerprint: string; layout: string; sourceClasses: number }> {
   if (!fs.existsSync(file)) throw inputError(file, "no such DeepLab checkpoint");
-  const { stateDict, numClasses } = await readDeepLabStateDict(file);
-  const model = makeDeepLabV3(seededRng(0), { numClasses, trainableFrom: "layer4" });
+  const { stateDict, numClasses, widths } = await readDeepLabStateDict(file);
+  const model = makeDeepLabV3(seededRng(0), { numClasses, trainableFrom: "layer4", widths });
   try {
     const layout = loadDeepLabStateDict(model, stateDict, file);
     return { model, fingerprint: frozenFingerprint(stateDict), layout, sourceClasses: numClasses };

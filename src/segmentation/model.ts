@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError } from "../errors.js";
 import { readStateDict, toFloat32, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
 import type { ConvBn, Bottleneck } from "../engine/models/resnet.js";
-import type { DeepLabV3 } from "../engine/models/deeplab.js";
+import type { DeepLabV3, DeepLabWidths } from "../engine/models/deeplab.js";
 
 /** One tensor of the model under its PyTorch key: a conv kernel (ours HWIO, torch OIHW) or a vector. */
 export interface DeepLabTensor {
@@ -150,6 +150,19 @@ export function deepLabClassCount(sd: StateDict, file: string): number {
 }
 
 /**
+ * The channel widths a DeepLab-v3 state dict was saved at, from its tensors' shapes: the stem conv's
+ * outputs (64 for ResNet-50) and the ASPP 1×1 branch's (256). A narrow model (train-deeplab --recipe
+ * shapes) is then rebuilt at its own widths, and the strict load checks every other shape against them.
+ */
+export function deepLabWidthsOf(sd: StateDict, file: string): DeepLabWidths {
+  const layout = deepLabLayout(sd);
+  if (typeof layout === "object") throw new MaskdistillError(`not a DeepLab-v3 checkpoint: ${layout.unknown}`, file);
+  const stem = sd.get("backbone.conv1.weight"), aspp = sd.get(`${layout === "reference" ? "head" : "classifier"}.0.convs.0.0.weight`);
+  if (!stem || !aspp) throw new MaskdistillError(`not a DeepLab-v3 checkpoint: no ${stem ? "ASPP 1×1 conv" : "backbone.conv1.weight"}`, file);
+  return { backbone: stem.shape[0], aspp: aspp.shape[0] };
+}
+
+/**
  * Loads a full DeepLab-v3 state dict (reference or torchvision naming; BN's num_batches_tracked and
  * torchvision's aux_classifier are ignored) into `m`. Returns the naming found.
  */
@@ -164,13 +177,13 @@ export function loadDeepLabStateDict(m: DeepLabV3, sd: StateDict, file: string):
 }
 
 /** Reads a DeepLab-v3 checkpoint file (any wrapper readStateDict knows: {model}, {state_dict}, DDP's module.). */
-export async function readDeepLabStateDict(file: string): Promise<{ stateDict: StateDict; layout: "reference" | "torchvision"; numClasses: number }> {
+export async function readDeepLabStateDict(file: string): Promise<{ stateDict: StateDict; layout: "reference" | "torchvision"; numClasses: number; widths: DeepLabWidths }> {
   const { stateDict } = await readStateDict(file);
   // our training checkpoints keep the optimiser's momentum buffers next to the weights
   const sd: StateDict = new Map([...stateDict].filter(([k]) => !k.startsWith("optimizer.")));
   const layout = deepLabLayout(sd);
   if (typeof layout === "object") throw new MaskdistillError(`not a DeepLab-v3 checkpoint: ${layout.unknown}`, file);
-  return { stateDict: sd, layout, numClasses: deepLabClassCount(sd, file) };
+  return { stateDict: sd, layout, numClasses: deepLabClassCount(sd, file), widths: deepLabWidthsOf(sd, file) };
 }
 
 /**

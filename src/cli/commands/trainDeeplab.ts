@@ -7,7 +7,7 @@ import { MaskdistillError } from "../../errors.js";
 
 const usage = `usage: maskdistill train-deeplab (--images DIR --labels DIR [--list FILE] | --voc ROOT --split NAME [--labels DIR])
                                --out DIR [--val-labels DIR --val-list FILE | --val-split NAME]
-                               [--recipe reference|cpu] [--init moco_v2|FILE|none] [--crf-rounds N] [--resume] [flags]
+                               [--recipe reference|cpu|shapes] [--init moco_v2|FILE|none] [--crf-rounds N] [--resume] [flags]
 
 DeepLab-v3 (ResNet-50, output stride 8) on image + label pairs, as MaskDistill's segmentation/multi_gpu.py
 with configs/multi_obj/deeplab.yml: augmentation flip → scale-rotate (±5°, 0.75–1.25) → 512×512 (OpenCV
@@ -31,6 +31,9 @@ eval mode (its running statistics; every other BN uses the batch). From batch 2 
   --recipe reference|cpu       reference (default): the numbers above, batch 16 at 512².
                                cpu: input 128², batch 2, 1 epoch: a smoke test of a few minutes on the
                                demo data on 2 cores (see the README's stage-v section)
+                               shapes: the shapes world (make-shapes; 96² images, 9 classes): the network at
+                               1/4 width (stem 16, ASPP 64), random init, every layer trained, batch 8 at 96²,
+                               4 epochs at lr 0.02 (×0.1 in the last)
   --init NAME|FILE|none        backbone init: moco_v2 (default; 'maskdistill weights get moco_v2_r50'),
                                a torchvision/MoCo ResNet-50 checkpoint, or none (random)
   --epochs N --decay-epochs E[,E] --batch N --size S --lr X --classes N (21) --seed N (0)
@@ -71,7 +74,7 @@ const command: Command = {
     const backend = (values.backend ?? "auto") as "auto" | "wasm" | "tensorflow";
     if (!["auto", "wasm", "tensorflow"].includes(backend)) throw new MaskdistillError(`--backend expects auto, wasm or tensorflow, got '${values.backend}'`);
     const recipe = values.recipe ?? "reference";
-    if (recipe !== "reference" && recipe !== "cpu") throw new MaskdistillError(`--recipe expects reference or cpu, got '${recipe}'`);
+    if (!["reference", "cpu", "shapes"].includes(recipe)) throw new MaskdistillError(`--recipe expects reference, cpu or shapes, got '${recipe}'`);
     const select = values.select ?? "last";
     if (select !== "last" && select !== "best-val") throw new MaskdistillError(`--select expects last or best-val, got '${select}'`);
 
@@ -81,7 +84,7 @@ const command: Command = {
     const rounds = int("crf-rounds", values["crf-rounds"], 0);
     const ckpt = path.join(rounds > 0 ? path.join(outDir, "round0") : outDir, train.CHECKPOINT_FILE);
     const existing = values.resume ? await train.checkpointInfo(ckpt) : undefined;
-    const base = recipe === "cpu" ? train.cpuRecipe() : train.referenceRecipe();
+    const base = train.DEEPLAB_RECIPES[recipe]();
     const config = existing?.config ?? {
       ...base,
       init: values.init ?? base.init,

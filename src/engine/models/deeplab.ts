@@ -33,10 +33,14 @@ export interface DeepLabV3 {
   numClasses: number;
   /** Backbone stages before this one are frozen (forward only, running BN statistics). */
   trainableFrom: "stem" | "layer1" | "layer2" | "layer3" | "layer4";
+  widths: DeepLabWidths;
 }
 
+/** Channel widths: the ResNet's stem (64 = ResNet-50; its stages scale with it) and the ASPP/head (256). */
+export interface DeepLabWidths { backbone: number; aspp: number }
+export const DEEPLAB_R50_WIDTHS: DeepLabWidths = { backbone: 64, aspp: 256 };
+
 export const ASPP_RATES = [12, 24, 36];
-export const ASPP_CHANNELS = 256;
 export const DROPOUT_P = 0.5;
 
 /**
@@ -44,15 +48,16 @@ export const DROPOUT_P = 0.5;
  * torchvision's ResNet; the classifier N(0, 1/256). (PyTorch's own head init is kaiming-uniform;
  * only the distribution differs, and training starts from a loaded backbone anyway.)
  */
-export function makeDeepLabV3(rng: Rng, opts: { numClasses: number; trainableFrom?: DeepLabV3["trainableFrom"] }): DeepLabV3 {
+export function makeDeepLabV3(rng: Rng, opts: { numClasses: number; trainableFrom?: DeepLabV3["trainableFrom"]; widths?: DeepLabWidths }): DeepLabV3 {
   const trainableFrom = opts.trainableFrom ?? "layer3";
-  const c = ASPP_CHANNELS;
+  const widths = opts.widths ?? DEEPLAB_R50_WIDTHS;
+  const c = widths.aspp, features = 32 * widths.backbone;   // layer4's output channels (2048 for ResNet-50)
   return {
-    backbone: makeResNet50(rng, { outputStride8: true, trainableFrom }),
+    backbone: makeResNet50(rng, { outputStride8: true, trainableFrom, width: widths.backbone }),
     aspp: {
-      conv1x1: makeConvBn(rng, 1, 2048, c),
-      atrous: ASPP_RATES.map((r) => makeConvBn(rng, 3, 2048, c, { dilation: r })),
-      pool: makeConvBn(rng, 1, 2048, c),
+      conv1x1: makeConvBn(rng, 1, features, c),
+      atrous: ASPP_RATES.map((r) => makeConvBn(rng, 3, features, c, { dilation: r })),
+      pool: makeConvBn(rng, 1, features, c),
       project: makeConvBn(rng, 1, 5 * c, c),
     },
     head: {
@@ -62,6 +67,7 @@ export function makeDeepLabV3(rng: Rng, opts: { numClasses: number; trainableFro
     },
     numClasses: opts.numClasses,
     trainableFrom,
+    widths: { ...widths },
   };
 }
 
@@ -117,7 +123,7 @@ export function deepLabTrainableForward(m: DeepLabV3, features: tf.Tensor4D, inp
     convBn(a.conv1x1, x, train, true),
     ...a.atrous.map((p) => convBn(p, x, train, true)),
     // bilinear upsampling of a 1×1 map (align_corners false) is a broadcast
-    tf.broadcastTo(pooled, [n, h, w, ASPP_CHANNELS]) as tf.Tensor4D,
+    tf.broadcastTo(pooled, [n, h, w, m.widths.aspp]) as tf.Tensor4D,
   ];
   let projected = convBn(a.project, tf.concat(branches, 3) as tf.Tensor4D, train, true);
   if (train && opts.dropout) {
@@ -153,7 +159,7 @@ export function deepLabMemoryModel(m: DeepLabV3): StepMemoryModel {
         if (trainableStage && walk.saved === 0) walk = { ...walk, saved: (s[0].conv1.kernel.shape as number[])[2] * walk.h * walk.w };
         walk = walkStage(s, walk);
       }
-      const c = ASPP_CHANNELS, hw = walk.h * walk.w, k = m.numClasses;
+      const c = m.widths.aspp, hw = walk.h * walk.w, k = m.numClasses;
       let saved = walk.saved;
       const a = m.aspp;
       for (const p of [a.conv1x1, ...a.atrous]) saved += walkConvBn(p, { ...walk, saved: 0 }, true).saved;

@@ -124,6 +124,8 @@ export interface ResNet50Options {
   outputStride8?: boolean;
   /** Stages before this one are frozen (no gradients, running BN statistics). */
   trainableFrom?: "stem" | "layer1" | "layer2" | "layer3" | "layer4";
+  /** Stem channels (64 = ResNet-50); the stages scale with it (bottleneck widths w, 2w, 4w, 8w; outputs ×4). */
+  width?: number;
 }
 
 export function makeResNet50(rng: Rng, opts: ResNet50Options = {}): ResNet50 {
@@ -131,12 +133,14 @@ export function makeResNet50(rng: Rng, opts: ResNet50Options = {}): ResNet50 {
   const from = order.indexOf(opts.trainableFrom ?? "stem");
   const t = (name: string) => order.indexOf(name) >= from;
   const os8 = opts.outputStride8 ?? false;
+  const w = opts.width ?? 64;
+  if (!(Number.isInteger(w) && w >= 1)) throw new Error(`makeResNet50: width must be a positive integer, got ${w}`);
   return {
-    stem: makeConvBn(rng, 7, 3, 64, { stride: 2, trainable: t("stem") }),
-    layer1: makeStage(rng, 64, 64, 3, { stride: 1, trainable: t("layer1") }),
-    layer2: makeStage(rng, 256, 128, 4, { stride: 2, trainable: t("layer2") }),
-    layer3: makeStage(rng, 512, 256, 6, { stride: 2, dilate: os8, trainable: t("layer3") }),
-    layer4: makeStage(rng, 1024, 512, 3, { stride: 2, dilate: os8, previousDilation: os8 ? 2 : 1, trainable: t("layer4") }),
+    stem: makeConvBn(rng, 7, 3, w, { stride: 2, trainable: t("stem") }),
+    layer1: makeStage(rng, w, w, 3, { stride: 1, trainable: t("layer1") }),
+    layer2: makeStage(rng, 4 * w, 2 * w, 4, { stride: 2, trainable: t("layer2") }),
+    layer3: makeStage(rng, 8 * w, 4 * w, 6, { stride: 2, dilate: os8, trainable: t("layer3") }),
+    layer4: makeStage(rng, 16 * w, 8 * w, 3, { stride: 2, dilate: os8, previousDilation: os8 ? 2 : 1, trainable: t("layer4") }),
   };
 }
 
