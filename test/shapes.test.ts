@@ -18,6 +18,7 @@ import { cocoImages, vocImages } from "../src/distill/imageList.js";
 import { rleFromCoco, maskFromRle } from "../src/mask/rle.js";
 import { SHAPE_CLASSES, SHAPE_INSIDE, maskOfCoverage, shapeCoverage, unitShapeStats } from "../src/shapes/geometry.js";
 import { renderScene } from "../src/shapes/scene.js";
+import { CLASS_MATERIALS } from "../src/shapes/textures.js";
 import { runClustering } from "../src/cluster/run.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 
@@ -169,7 +170,28 @@ test("make-shapes --difficulty easy: smooth backgrounds and flat fills only, no 
   // the default world draws exactly as before the option existed (its files are what the committed backbone saw)
   const base = await tinyWorld();
   assert.equal(JSON.parse(fs.readFileSync(path.join(base, "world.json"), "utf8")).difficulty, undefined);
-  await assert.rejects(runCommand(makeShapes, ["--out", path.join(os.tmpdir(), "md-easy-bad"), "--difficulty", "hard"]), /--difficulty expects full or easy, got 'hard'/);
+  await assert.rejects(runCommand(makeShapes, ["--out", path.join(os.tmpdir(), "md-easy-bad"), "--difficulty", "hard"]), /--difficulty expects full, easy or materials, got 'hard'/);
+});
+
+test("make-shapes --difficulty materials: every class in its own material (recoloured views keep it), smooth backgrounds, deterministic", async () => {
+  const opts = { size: 64, distractors: false, difficulty: "materials" as const };
+  const seen = new Set<number>();
+  for (let i = 0; i < 40; i++) {
+    const sc = renderScene(7, i, { ...opts, recolourViews: true }), view = renderScene(7, i, { ...opts, recolourViews: true }, 1);
+    assert.equal(sc.fill, CLASS_MATERIALS[sc.classIndex].kind);
+    assert.equal(view.fill, sc.fill);   // a new colour, the same material
+    assert.ok(["gradient", "noise"].includes(sc.background));
+    assert.deepEqual(renderScene(7, i, opts).image.data, sc.image.data);
+    seen.add(sc.classIndex);
+  }
+  assert.equal(seen.size, 8);
+  // the eight materials differ (kind or frequency)
+  assert.equal(new Set(CLASS_MATERIALS.map((m) => `${m.kind}@${m.freq ?? ""}`)).size, SHAPE_CLASSES.length);
+  const dir = await makeWorld(3, ["--difficulty", "materials", "--n", "12"]);
+  const world = JSON.parse(fs.readFileSync(path.join(dir, "world.json"), "utf8"));
+  assert.equal(world.difficulty, "materials");
+  assert.match(world.command, /--difficulty materials/);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("shapes ground truth: one object per image, class ids, area 10–50 %, masks agree across COCO and VOC files", async () => {

@@ -70,8 +70,10 @@ for (let it = 0; it < Number(values.iterations); it++) {
 // val: accuracy of the classifier, and k-means ACC of the CLS tokens (what stage ii would see)
 const feats = new Float32Array(val.x.length * d);
 let right = 0;
-for (let s = 0; s < val.x.length; s += 50) {
-  const xs = val.x.slice(s, s + 50);
+// 50 images per forward at patch 16; fewer at smaller patches (the attention grows as the token count squared)
+const evalBatch = Math.max(4, Math.floor(50 * (patch / 16) ** 4));
+for (let s = 0; s < val.x.length; s += evalBatch) {
+  const xs = val.x.slice(s, s + evalBatch);
   const cls = vitCls(vit, patchify(xs, size, size, patch));
   feats.set(await cls.data(), s * d);
   const pred = await tf.argMax(tf.add(tf.matMul(cls, w), b), 1).data();

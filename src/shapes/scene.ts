@@ -7,7 +7,7 @@ import type { RgbImage } from "../data/image.js";
 import { mulberry32 } from "../random.js";
 import { COVERAGE_SAMPLES, SHAPE_CLASSES, coverage, maskOfCoverage, randomBlob, shapeCoverage, unitShapeStats, type ShapeClass, type ShapePose } from "./geometry.js";
 import {
-  BACKGROUND_KINDS, EASY_BACKGROUND_KINDS, EASY_FILL_KINDS, FILL_KINDS, colourDistance, drawBackground, makeFill, pick, randint, randomColour, uniform,
+  BACKGROUND_KINDS, CLASS_MATERIALS, EASY_BACKGROUND_KINDS, EASY_FILL_KINDS, FILL_KINDS, colourDistance, drawBackground, makeFill, pick, randint, randomColour, uniform,
   type BackgroundKind, type Fill, type FillKind, type PhotoBank, type Rgb, type Rng,
 } from "./textures.js";
 
@@ -26,13 +26,18 @@ export interface SceneOptions {
   recolourViews?: boolean;
   /**
    * "full" (default): every background (photo crops, stripes, checkers, …) and fill kind. "easy": smooth
-   * backgrounds (gradient, value noise) and flat fills only — a world whose shape classes a small net learns
-   * in a CPU budget (session 7 found the full world's classes unlearnt even with labels).
+   * backgrounds (gradient, value noise) and flat fills only. "materials": smooth backgrounds, each class in
+   * its own material. (Session 7 found the full world's classes unlearnt by a small ViT even with labels;
+   * session 8 the easy world's too.)
    */
   difficulty?: ShapesDifficulty;
 }
 
-export const SHAPES_DIFFICULTIES = ["full", "easy"] as const;
+/**
+ * full: every background and fill kind, fills at random. easy: smooth backgrounds, flat fills. materials:
+ * smooth backgrounds, and each class drawn in its own material (CLASS_MATERIALS; colour still random).
+ */
+export const SHAPES_DIFFICULTIES = ["full", "easy", "materials"] as const;
 export type ShapesDifficulty = (typeof SHAPES_DIFFICULTIES)[number];
 
 export interface Scene {
@@ -46,7 +51,7 @@ export interface Scene {
   /** Visible mask area / image area. */
   areaFraction: number;
   background: BackgroundKind;
-  fill: FillKind;
+  fill: FillKind | "dots";
   distractors: number;
 }
 
@@ -94,12 +99,12 @@ function meanUnder(canvas: Float32Array, mask: Uint8Array): Rgb {
 }
 
 /** The object of a scene as drawn: shape, pose, coverage and fill (the appearance a second view keeps). */
-interface DrawnObject { classIndex: number; shape: ShapeClass; pose: ShapePose; cov: Uint8Array; fillKind: FillKind; fill: Fill }
+interface DrawnObject { classIndex: number; shape: ShapeClass; pose: ShapePose; cov: Uint8Array; fillKind: FillKind | "dots"; fill: Fill }
 
 /** Background kind + background + optional distractors, drawn from `rng`. */
 function drawSurroundings(rng: Rng, opts: SceneOptions): { canvas: Float32Array; background: BackgroundKind; distractors: number } {
   const size = opts.size;
-  const background = pick(rng, opts.difficulty === "easy" ? EASY_BACKGROUND_KINDS : BACKGROUND_KINDS);
+  const background = pick(rng, opts.difficulty === "easy" || opts.difficulty === "materials" ? EASY_BACKGROUND_KINDS : BACKGROUND_KINDS);
   const canvas = drawBackground(rng, background, size, opts.photos);
   let distractors = 0;
   if (opts.distractors) {
@@ -146,8 +151,13 @@ export function renderSceneViews(seed: number, index: number, opts: SceneOptions
   // the object must be visible: its base colour differs from the background under it (best of 20 draws)
   const base = visibleColour(rng, meanUnder(first.canvas, maskOfCoverage(cov)));
   const fillKinds = opts.difficulty === "easy" ? EASY_FILL_KINDS : FILL_KINDS;
-  const fillKind = pick(rng, fillKinds);
-  const fill = makeFill(rng, fillKind, base, size);
+  const material = opts.difficulty === "materials" ? CLASS_MATERIALS[classIndex] : undefined;
+  // the class's material, or a kind drawn at random (the only draw the full world makes here)
+  const drawFill = (r: Rng, colour: Rgb) => {
+    const kind = material ? material.kind : pick(r, fillKinds);
+    return { fillKind: kind, fill: makeFill(r, kind, colour, size, material?.freq) };
+  };
+  const { fillKind, fill } = drawFill(rng, base);
   const views = [finishScene(first.canvas, size, { classIndex, shape, pose, cov, fillKind, fill }, first.background, first.distractors)];
   for (let view = 1; view < count; view++) {
     const rngView = mulberry32(sceneSeed(seed, index) ^ Math.imul(view, 0x27d4eb2f));
@@ -157,8 +167,7 @@ export function renderSceneViews(seed: number, index: number, opts: SceneOptions
     let look = { fillKind, fill };
     if (opts.recolourViews) {
       const baseView = visibleColour(rngView, meanUnder(other.canvas, maskOfCoverage(covView)));
-      const kind = pick(rngView, fillKinds);
-      look = { fillKind: kind, fill: makeFill(rngView, kind, baseView, size) };
+      look = drawFill(rngView, baseView);
     }
     views.push(finishScene(other.canvas, size, { classIndex, shape, pose: poseView, cov: covView, ...look }, other.background, other.distractors));
   }

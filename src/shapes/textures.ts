@@ -141,6 +141,18 @@ export type FillKind = (typeof FILL_KINDS)[number];
 /** Fills of the easy world: one flat colour, so the silhouette is the only thing inside the object. */
 export const EASY_FILL_KINDS: readonly FillKind[] = ["flat"];
 
+/** A class's own material in the "materials" world: a fill kind (or polka dots) at a fixed frequency. */
+export interface Material { kind: FillKind | "dots"; freq?: number }
+/**
+ * One material per class, in SHAPE_CLASSES order (disc, square, triangle, star, cross, ring, heart,
+ * crescent): the class is then told by its surface as well as by its outline, as real categories are
+ * (fur, foliage, brick), while colour stays random.
+ */
+export const CLASS_MATERIALS: readonly Material[] = [
+  { kind: "flat" }, { kind: "stripes", freq: 1.5 }, { kind: "checker", freq: 2 }, { kind: "noise" },
+  { kind: "gradient" }, { kind: "stripes", freq: 4 }, { kind: "dots", freq: 3 }, { kind: "checker", freq: 4 },
+];
+
 /** The object's paint, as a function of the pixel's position in the shape's frame (units of the shape). */
 export type Fill = (u: number, v: number, x: number, y: number) => Rgb;
 
@@ -149,7 +161,7 @@ export type Fill = (u: number, v: number, x: number, y: number) => Rgb;
  * shade, stripes or a checker with a second colour, or value-noise shading. Patterns live in the
  * shape's frame, so they rotate and scale with it.
  */
-export function makeFill(rng: Rng, kind: FillKind, base: Rgb, size: number): Fill {
+export function makeFill(rng: Rng, kind: FillKind | "dots", base: Rgb, size: number, freqOverride?: number): Fill {
   const shade = (c: Rgb, f: number): Rgb => [Math.min(255, c[0] * f), Math.min(255, c[1] * f), Math.min(255, c[2] * f)];
   const lerp = (a: Rgb, b: Rgb, t: number): Rgb => [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
   switch (kind) {
@@ -160,13 +172,21 @@ export function makeFill(rng: Rng, kind: FillKind, base: Rgb, size: number): Fil
       return (u, v) => lerp(base, other, Math.max(0, Math.min(1, 0.5 + 0.5 * (ca * u + sa * v))));
     }
     case "stripes": {
-      const other = randomColour(rng, [0.3, 1], [0.3, 1]), freq = uniform(rng, 1.5, 4), a = rng() * Math.PI;
+      const other = randomColour(rng, [0.3, 1], [0.3, 1]), freq = freqOverride ?? uniform(rng, 1.5, 4), a = rng() * Math.PI;
       const ca = Math.cos(a), sa = Math.sin(a);
       return (u, v) => lerp(base, other, smoothSquare(freq * (ca * u + sa * v)) * 0.7);
     }
     case "checker": {
-      const other = shade(base, uniform(rng, 0.5, 0.8)), freq = uniform(rng, 2, 4);
+      const other = shade(base, uniform(rng, 0.5, 0.8)), freq = freqOverride ?? uniform(rng, 2, 4);
       return (u, v) => ((Math.floor(freq * u) + Math.floor(freq * v)) & 1 ? other : base);
+    }
+    case "dots": {
+      // polka dots of radius 0.3 cells on a square lattice of `freq` cells per shape unit
+      const other = randomColour(rng, [0.3, 1], [0.3, 1]), freq = freqOverride ?? 3;
+      return (u, v) => {
+        const du = freq * u - Math.floor(freq * u) - 0.5, dv = freq * v - Math.floor(freq * v) - 0.5;
+        return du * du + dv * dv < 0.09 ? other : base;
+      };
     }
     case "noise": {
       const n = valueNoise(rng, size, size, size / 10, 2);

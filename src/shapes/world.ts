@@ -36,7 +36,7 @@ export interface ShapesWorldOptions {
   pairedViews?: boolean;
   /** The paired views re-colour the object (new colour and fill, same shape; SceneOptions.recolourViews). */
   recolourViews?: boolean;
-  /** "easy": smooth backgrounds and flat fills only (SceneOptions.difficulty); default "full". */
+  /** "easy": smooth backgrounds and flat fills only; "materials": smooth backgrounds, a material per class (SceneOptions.difficulty); default "full". */
   difficulty?: ShapesDifficulty;
   /** Share of the scenes in val (the last ones; default 1/8). */
   valFraction?: number;
@@ -98,8 +98,8 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   if (!Number.isInteger(seed) || seed < 0) throw new MaskdistillError(`make-shapes: --seed must be a non-negative integer, got ${seed}`);
   const nVal = Math.max(1, Math.round(n * (opts.valFraction ?? 1 / 8)));
   if (nVal >= n) throw new MaskdistillError(`make-shapes: --n ${n} leaves no training images`);
-  const easy = opts.difficulty === "easy";
-  const photos = easy ? [] : opts.photos ?? []; // the easy world draws no photo backgrounds
+  const difficulty = opts.difficulty ?? "full", easy = difficulty !== "full";
+  const photos = easy ? [] : opts.photos ?? []; // the easy and materials worlds draw no photo backgrounds
   const bank = await loadPhotoBank(photos);
   const dirs = ["JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Main", "ImageSets/Segmentation", "train-images",
     ...(opts.pairedViews ? ["train-views"] : [])].map((d) => path.join(out, d));
@@ -157,14 +157,14 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   fs.writeFileSync(path.join(out, "scenes.jsonl"), sceneLines.join("\n") + "\n");
   const summary: ShapesWorldSummary = {
     out, images: n, train: n - nVal, val: nVal, size, seed, distractors: opts.distractors, pairedViews: Boolean(opts.pairedViews),
-    ...(opts.recolourViews ? { recolourViews: true } : {}), ...(opts.difficulty === "easy" ? { difficulty: "easy" as const } : {}),
+    ...(opts.recolourViews ? { recolourViews: true } : {}), ...(easy ? { difficulty } : {}),
     photos: easy ? 0 : photos.length,
     perClass, meanAreaFraction: +(areaSum / n).toFixed(4),
   };
   fs.writeFileSync(path.join(out, "world.json"), JSON.stringify({
     world: "shapes", classes: [...SHAPE_CLASSES], ...summary, out: undefined,
     photoFiles: easy ? [] : photos.map((p) => path.basename(p)),
-    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${easy ? " --difficulty easy" : ""}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}${opts.recolourViews ? " --recolour-views" : ""}`,
+    command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${easy ? ` --difficulty ${difficulty}` : ""}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}${opts.recolourViews ? " --recolour-views" : ""}`,
   }, null, 1) + "\n");
   return summary;
 }

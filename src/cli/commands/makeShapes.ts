@@ -8,7 +8,7 @@ import { MaskdistillError } from "../../errors.js";
 import { projectPath } from "../../paths.js";
 
 const usage = `usage: maskdistill make-shapes --out DIR [--n 4000] [--size 96] [--seed 0] [--distractors] [--paired-views [--recolour-views]]
-                             [--difficulty full|easy] [--photos DIR|none] [--val-fraction 0.125] [--json]
+                             [--difficulty full|easy|materials] [--photos DIR|none] [--val-fraction 0.125] [--json]
 
 Generates a synthetic object-discovery data set: one main object per image, of K = 8 shape classes
 (disc, square, triangle, star, cross, ring, heart, crescent) with random colour, fill texture, scale
@@ -32,7 +32,9 @@ Layout (readable by gen-masks, cluster, eval-instances and eval-semseg unchanged
                        share only the shape, so pretraining on them learns shape rather than colour
   --difficulty D       full (default): photo, stripe, checker, noise, gradient and blob backgrounds, flat and
                        patterned fills; easy: smooth backgrounds (gradient, value noise) and flat fills only,
-                       so that the silhouette is the only cue of the class
+                       so that the silhouette is the only cue of the class; materials: smooth backgrounds,
+                       and each class in its own material (flat, coarse/fine stripes, coarse/fine checker,
+                       noise, gradient, dots; colour still random), as real categories differ in surface
   --photos DIR|none    photos for background crops (default data/demo/images); none: textures only
   --val-fraction F     share of val images (default 0.125)
   --json               last stdout line: the summary
@@ -57,7 +59,7 @@ const command: Command = {
     requireFlags("make-shapes", values, ["out"]);
     if (values["recolour-views"] && !values["paired-views"]) throw new MaskdistillError("--recolour-views re-colours the paired views: add --paired-views");
     const difficulty = values.difficulty ?? "full";
-    if (difficulty !== "full" && difficulty !== "easy") throw new MaskdistillError(`--difficulty expects full or easy, got '${difficulty}'`);
+    if (difficulty !== "full" && difficulty !== "easy" && difficulty !== "materials") throw new MaskdistillError(`--difficulty expects full, easy or materials, got '${difficulty}'`);
     const valFraction = numberFlag("val-fraction", values["val-fraction"], 0.125);
     if (!(valFraction > 0 && valFraction < 1)) throw new MaskdistillError(`--val-fraction expects a share in (0, 1), got '${values["val-fraction"]}'`);
     const photoDir = values.photos ?? projectPath("data", "demo", "images");
