@@ -24,6 +24,7 @@ import { loadBackbone } from "../src/modeling/backbone.js";
 import { mulberry32 } from "../src/random.js";
 import { projectPath } from "../src/paths.js";
 import { MaskdistillError } from "../src/errors.js";
+import { relError } from "./helpers.js";
 
 /** A tiny recipe: 2 blocks of width 24 (6 heads of 4), patch 8, 32 px global / 16 px local crops. */
 const TINY: PretrainConfig = {
@@ -143,6 +144,36 @@ test("patch embedding as matmul equals the stride-p convolution with PyTorch's [
     assert.ok(Math.abs(got[(r * 3 + c) * d + o] - acc) < 1e-5);
   }
   disposeState(state);
+});
+
+test("conv stem: unpatchifyNhwc inverts patchify; the stem's tokens equal a direct NHWC conv stack; gradients reach every stem conv", async () => {
+  const { makePretrainVit, unpatchifyNhwc, vitTokens, LN_EPS } = await import("../src/pretrain/vit.js");
+  const { seededRng } = await import("../src/engine/models/params.js");
+  const { layerNorm } = await import("../src/engine/ops.js");
+  const rng = mulberry32(12), w = 32, h = 16;
+  const imgs = [0, 1].map(() => Float32Array.from({ length: 3 * w * h }, () => rng() * 2 - 1));
+  const pb = patchify(imgs, w, h, 8);
+  const nhwc = unpatchifyNhwc(pb);
+  for (let b = 0; b < 2; b++) for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    assert.equal(nhwc[((b * h + y) * w + x) * 3 + c], imgs[b][(c * h + y) * w + x]);
+  }
+  assert.throws(() => makePretrainVit(seededRng(0), { patch: 8, dim: 12, depth: 1, heads: 2, mlpRatio: 2, posGrid: 2, convStem: [4, 8] }), /gives patch 4, not 8/);
+  // depth 0: the tokens are LayerNorm(embedding), which a direct pad-1 stride-2 NHWC conv stack must reproduce
+  const vit = makePretrainVit(seededRng(0), { patch: 8, dim: 12, depth: 0, heads: 2, mlpRatio: 2, posGrid: 2, convStem: [4, 6, 8] });
+  assert.deepEqual(vit.patchW.shape, [8, 12]);
+  const square = patchify(imgs.map((im) => im.slice(0, 3 * 16 * 16)), 16, 16, 8);   // 2×2 grid = the position table's
+  const got = vitTokens(vit, square);
+  let x = tf.tensor4d(unpatchifyNhwc(square), [2, 16, 16, 3]);
+  for (const c of vit.stem!) x = tf.relu(tf.add(tf.conv2d(x, c.w as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]), c.b)) as tf.Tensor4D;
+  assert.deepEqual(x.shape, [2, 2, 2, 8]);
+  const patches = tf.reshape(tf.add(tf.matMul(tf.reshape(x, [8, 8]), vit.patchW as tf.Tensor2D), vit.patchB), [2, 4, 12]);
+  const emb = tf.add(tf.concat([tf.tile(vit.clsToken, [2, 1, 1]), patches], 1), vit.posEmbed);
+  const want = layerNorm(emb, vit.norm.gamma as tf.Tensor1D, vit.norm.beta as tf.Tensor1D, LN_EPS);
+  assert.ok(relError((await got.data()) as Float32Array, (await want.data()) as Float32Array) < 1e-6);
+  const grads = tf.variableGrads(() => tf.sum(tf.square(vitTokens(vit, pb))) as tf.Scalar, vit.stem!.flatMap((c) => [c.w, c.b]));
+  for (const g of Object.values(grads.grads)) assert.ok((await tf.norm(g).data())[0] > 0);
+  assert.throws(() => vitParams(vit), /convolutional stem has no DINO state-dict layout/);
+  tf.dispose([got, x, patches, emb, want, grads.value, ...Object.values(grads.grads)]);
 });
 
 test("position-embedding matrix reproduces DINO's bicubic interpolation (the loader's)", () => {

@@ -5,6 +5,7 @@
 //
 //   node --import tsx tools/shapes-supervised-probe.ts [--world .cache/shapes] [--init FILE] [--iterations 300]
 //        [--dim 96 --depth 4 --heads 6 --patch 16] [--size 96] [--batch 32] [--lr 5e-4] [--threads 1]
+//        [--conv-stem 24,48,96,192]   (a convolutional stem instead of the patch embedding: log2(patch) stride-2 convs)
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
@@ -24,7 +25,7 @@ const { values } = parseArgs({ options: {
   world: { type: "string", default: ".cache/shapes" }, init: { type: "string" }, iterations: { type: "string", default: "300" },
   dim: { type: "string", default: "96" }, depth: { type: "string", default: "4" }, heads: { type: "string", default: "6" }, patch: { type: "string", default: "16" },
   size: { type: "string", default: "96" }, batch: { type: "string", default: "32" }, lr: { type: "string", default: "5e-4" }, threads: { type: "string", default: "1" },
-  "train-limit": { type: "string", default: "3500" }, "val-limit": { type: "string", default: "500" },
+  "train-limit": { type: "string", default: "3500" }, "conv-stem": { type: "string" }, "val-limit": { type: "string", default: "500" },
 } });
 await initEngine({ backend: "wasm", threads: Number(values.threads) });
 const size = Number(values.size), patch = Number(values.patch);
@@ -50,7 +51,8 @@ function flip(img: Float32Array): Float32Array {
 }
 
 const train = await load("train", Number(values["train-limit"])), val = await load("val", Number(values["val-limit"]));
-const vit = makePretrainVit(seededRng(0), { patch, dim: Number(values.dim), depth: Number(values.depth), heads: Number(values.heads), mlpRatio: 4, posGrid: size / patch });
+const vit = makePretrainVit(seededRng(0), { patch, dim: Number(values.dim), depth: Number(values.depth), heads: Number(values.heads), mlpRatio: 4, posGrid: size / patch,
+  ...(values["conv-stem"] ? { convStem: values["conv-stem"].split(",").map(Number) } : {}) });
 if (values.init) assignVitStateDict(vit, (await readStateDict(values.init, "vit")).stateDict, values.init);
 const k = 8, d = Number(values.dim);
 const w = tf.variable(tf.randomNormal([d, k], 0, 0.01)), b = tf.variable(tf.zeros([k]));

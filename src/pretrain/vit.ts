@@ -26,12 +26,22 @@ export interface PretrainVitConfig {
   mlpRatio: number;
   /** Side of the learned position grid (global crop size / patch). */
   posGrid: number;
+  /**
+   * A convolutional stem instead of the linear patch embedding (Xiao et al. 2021, "Early convolutions help
+   * transformers see better"): 3×3 stride-2 convs (padding 1) + ReLU with these output channels, log2(patch)
+   * of them, then a 1×1 projection to the width. Undefined: DINO's p×p patch embedding.
+   */
+  convStem?: number[];
 }
+
+/** One 3×3 stride-2 conv of the stem: kernel [3, 3, cin, cout] (HWIO), bias [cout]. */
+export interface StemConv { w: tf.Variable; b: tf.Variable }
 
 export interface PretrainVit {
   config: PretrainVitConfig;
-  patchW: tf.Variable;     // [3·p·p, D]
+  patchW: tf.Variable;     // [3·p·p, D]; with a conv stem [C_last, D] (the 1×1 projection)
   patchB: tf.Variable;     // [D]
+  stem?: StemConv[];
   clsToken: tf.Variable;   // [1, 1, D]
   posEmbed: tf.Variable;   // [1, 1 + G², D]
   blocks: VitBlock[];
@@ -44,9 +54,19 @@ const INIT_STD = 0.02;   // DINO: trunc_normal_(std=.02) for Linear, cls_token a
 export function makePretrainVit(rng: Rng, cfg: PretrainVitConfig): PretrainVit {
   const { patch: p, dim: d, posGrid: g } = cfg;
   if (d % cfg.heads !== 0) throw new MaskdistillError(`ViT width ${d} is not divisible by ${cfg.heads} heads`);
+  let stem: StemConv[] | undefined, cin = 3;
+  if (cfg.convStem) {
+    if (2 ** cfg.convStem.length !== p) throw new MaskdistillError(`a conv stem of ${cfg.convStem.length} stride-2 convs gives patch ${2 ** cfg.convStem.length}, not ${p}`);
+    stem = cfg.convStem.map((cout) => {
+      const conv = { w: normalVariable(rng, [3, 3, cin, cout], Math.sqrt(2 / (9 * cin)), true), b: constantVariable([cout], 0, true) };   // He (fan-in), ReLU follows
+      cin = cout;
+      return conv;
+    });
+  }
   return {
     config: cfg,
-    patchW: normalVariable(rng, [3 * p * p, d], INIT_STD, true),
+    ...(stem ? { stem } : {}),
+    patchW: normalVariable(rng, [stem ? cin : 3 * p * p, d], INIT_STD, true),
     patchB: constantVariable([d], 0, true),
     clsToken: normalVariable(rng, [1, 1, d], INIT_STD, true),
     posEmbed: normalVariable(rng, [1, 1 + g * g, d], INIT_STD, true),
@@ -93,6 +113,25 @@ export function patchify(images: Float32Array[], width: number, height: number, 
   return { data: out, batch: images.length, rows, cols, patch };
 }
 
+/** The images of a patch batch back in NHWC order (a conv stem's input). */
+export function unpatchifyNhwc(x: PatchBatch): Float32Array {
+  const p = x.patch, w = x.cols * p, h = x.rows * p, out = new Float32Array(x.batch * h * w * 3);
+  let o = 0;
+  for (let b = 0; b < x.batch; b++) {
+    for (let r = 0; r < x.rows; r++) {
+      for (let c = 0; c < x.cols; c++) {
+        for (let ch = 0; ch < 3; ch++) {
+          for (let y = 0; y < p; y++) {
+            const row = ((b * h + r * p + y) * w + c * p) * 3 + ch;
+            for (let xx = 0; xx < p; xx++) out[row + xx * 3] = x.data[o++];
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * DINO's bicubic position-embedding interpolation from a G×G grid to rows×cols as a matrix
  * [rows·cols, G²] (target × source): out_patches = M · pos_patches.
@@ -127,6 +166,14 @@ function embed(m: PretrainVit, x: PatchBatch): tf.Tensor3D {
   const { dim: d, patch } = m.config;
   if (x.patch !== patch) throw new MaskdistillError(`patch batch cut at ${x.patch} px, the model's patch is ${patch}`);
   const t = x.rows * x.cols;
+  if (m.stem) {
+    let h: tf.Tensor4D = tf.tensor4d(unpatchifyNhwc(x), [x.batch, x.rows * patch, x.cols * patch, 3]);
+    for (const c of m.stem) {
+      h = tf.relu(tf.add(tf.conv2d(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]), c.w as tf.Tensor4D, 2, "valid"), c.b)) as tf.Tensor4D;   // PyTorch's padding 1
+    }
+    const tokens = tf.reshape(tf.add(tf.matMul(tf.reshape(h, [x.batch * t, h.shape[3]]), m.patchW as tf.Tensor2D), m.patchB), [x.batch, t, d]);
+    return tf.add(tf.concat([tf.tile(m.clsToken, [x.batch, 1, 1]), tokens], 1), positionsFor(m, x.rows, x.cols)) as tf.Tensor3D;
+  }
   const flat = tf.tensor2d(x.data, [x.batch * t, 3 * patch * patch]);
   const tokens = tf.reshape(tf.add(tf.matMul(flat, m.patchW as tf.Tensor2D), m.patchB), [x.batch, t, d]);
   const cls = tf.tile(m.clsToken, [x.batch, 1, 1]);
@@ -197,6 +244,8 @@ function normParams(prefix: string, n: Norm): NamedParam[] {
 /** The backbone's parameters under the official DINO keys, in the official order. */
 export function vitParams(m: PretrainVit): NamedParam[] {
   const { dim: d, patch: p, posGrid: g } = m.config;
+  // the stage-i graph (src/modeling/vit.ts) reads DINO's patch embedding only: no file for a conv stem yet
+  if (m.stem) throw new MaskdistillError("a ViT with a convolutional stem has no DINO state-dict layout yet (a diagnostic of tools/shapes-supervised-probe.ts)");
   const out: NamedParam[] = [
     { key: "cls_token", variable: m.clsToken, torchShape: [1, 1, d], transposed: false },
     { key: "pos_embed", variable: m.posEmbed, torchShape: [1, 1 + g * g, d], transposed: false },

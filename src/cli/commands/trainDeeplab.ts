@@ -37,6 +37,8 @@ eval mode (its running statistics; every other BN uses the batch). From batch 2 
   --init NAME|FILE|none        backbone init: moco_v2 (default; 'maskdistill weights get moco_v2_r50'),
                                a torchvision/MoCo ResNet-50 checkpoint, or none (random)
   --epochs N --decay-epochs E[,E] --batch N --size S --lr X --classes N (21) --seed N (0)
+  --ohem F                     share of the hardest pixels the loss keeps (default 0.2, the reference's; 1: plain
+                               cross-entropy)
   --select last|best-val       model used after training: the last epoch (default) or the epoch with the
                                best val mIoU (model_best_val.safetensors; a selection on val — say so)
   --crf-rounds N               after training, N rounds of: predict the training images with the CRF, train
@@ -56,7 +58,7 @@ const command: Command = {
     const { values } = parseFlags("train-deeplab", argv, {
       images: { type: "string" }, labels: { type: "string" }, list: { type: "string" }, voc: { type: "string" }, split: { type: "string" },
       "val-images": { type: "string" }, "val-labels": { type: "string" }, "val-list": { type: "string" }, "val-split": { type: "string" },
-      out: { type: "string" }, recipe: { type: "string" }, init: { type: "string" }, epochs: { type: "string" }, "decay-epochs": { type: "string" },
+      out: { type: "string" }, recipe: { type: "string" }, init: { type: "string" }, epochs: { type: "string" }, "decay-epochs": { type: "string" }, ohem: { type: "string" },
       batch: { type: "string" }, size: { type: "string" }, lr: { type: "string" }, classes: { type: "string" }, seed: { type: "string" },
       select: { type: "string" }, "crf-rounds": { type: "string" }, resume: { type: "boolean" }, "max-steps": { type: "string" },
       "checkpoint-minutes": { type: "string" }, threads: { type: "string" }, backend: { type: "string" },
@@ -95,10 +97,11 @@ const command: Command = {
       lr: numberFlag("lr", values.lr, base.lr),
       numClasses: int("classes", values.classes, base.numClasses, 2),
       seed: int("seed", values.seed, base.seed),
+      ohemThreshold: numberFlag("ohem", values.ohem, base.ohemThreshold),
       select: select as "last" | "best-val",
     };
     if (existing) {
-      for (const [flag, key] of [["epochs", "epochs"], ["batch", "batchSize"], ["size", "inputSize"], ["lr", "lr"]] as const) {
+      for (const [flag, key] of [["epochs", "epochs"], ["batch", "batchSize"], ["size", "inputSize"], ["lr", "lr"], ["ohem", "ohemThreshold"]] as const) {
         if (values[flag] !== undefined && Number(values[flag]) !== existing.config[key]) {
           throw new MaskdistillError(`train-deeplab --resume: the checkpoint has ${flag} ${existing.config[key]}; --${flag} ${values[flag]} would change the run. Drop it, or start a new --out.`, ckpt);
         }
