@@ -172,7 +172,8 @@ test("conv stem: unpatchifyNhwc inverts patchify; the stem's tokens equal a dire
   assert.ok(relError((await got.data()) as Float32Array, (await want.data()) as Float32Array) < 1e-6);
   const grads = tf.variableGrads(() => tf.sum(tf.square(vitTokens(vit, pb))) as tf.Scalar, vit.stem!.flatMap((c) => [c.w, c.b]));
   for (const g of Object.values(grads.grads)) assert.ok((await tf.norm(g).data())[0] > 0);
-  assert.throws(() => vitParams(vit), /convolutional stem has no DINO state-dict layout/);
+  assert.deepEqual(vitParams(vit).slice(2, 5).map((q) => [q.key, q.torchShape.join("×")]),
+    [["patch_embed.stem.0.weight", "4×3×3×3"], ["patch_embed.stem.0.bias", "4"], ["patch_embed.stem.1.weight", "6×4×3×3"]]);
   tf.dispose([got, x, patches, emb, want, grads.value, ...Object.values(grads.grads)]);
 });
 
@@ -372,6 +373,38 @@ test("exported teacher through loadBackbone: CLS token and last-layer q, k match
     const cls = await vit.cls({ data: img, width: w, height: h });
     const want = await vitCls(state.teacher.backbone, ours).data();
     assert.ok(maxRelErr(cls, want) <= 1e-4, `cls ${w}×${h}: ${maxRelErr(cls, want)}`);
+    const att = await vit.lastSelfAttention({ data: img, width: w, height: h });
+    const mine = lastSelfAttention(state.teacher.backbone, ours);
+    assert.ok(maxRelErr(att.q, await mine.q.data()) <= 1e-4, `q ${w}×${h}`);
+    assert.ok(maxRelErr(att.k, await mine.k.data()) <= 1e-4, `k ${w}×${h}`);
+    tf.dispose([mine.q, mine.k, mine.clsAttention]);
+  }
+  await vit.dispose();
+  disposeState(state);
+});
+
+test("conv-stem ViT (pretrain --conv-stem): exported as patch_embed.stem.<i> + a 1×1 proj; loadBackbone's CLS, q, k and loadPretrainVit match the tfjs forward", async () => {
+  const config: PretrainConfig = { ...TINY, arch: { ...TINY.arch, convStem: [4, 6, 8] } };
+  const state = initState(config, ["a", "b"]);
+  const file = path.join(tmp, "export", "stem_vit.safetensors");
+  const sidecar = await exportTeacher(state, file);
+  assert.deepEqual(sidecar.conv_stem, [4, 6, 8]);
+  const { readStateDict } = await import("../src/modeling/checkpoint/index.js");
+  const { stateDict } = await readStateDict(file, "vit");
+  assert.deepEqual(stateDict.get("patch_embed.stem.0.weight")!.shape, [4, 3, 3, 3]);
+  assert.deepEqual(stateDict.get("patch_embed.stem.2.weight")!.shape, [8, 6, 3, 3]);
+  assert.deepEqual(stateDict.get("patch_embed.proj.weight")!.shape, [24, 8, 1, 1]);
+  const vit = await loadBackbone(file, { heads: 6 });
+  assert.equal(vit.patch, 8);
+  const back = await loadPretrainVit(file);
+  const rng = mulberry32(5);
+  for (const [w, h] of [[32, 32], [48, 32]]) {
+    const img = Float32Array.from({ length: 3 * w * h }, () => rng() * 4 - 2);
+    const ours = patchify([img], w, h, 8);
+    const want = await vitCls(state.teacher.backbone, ours).data();
+    const cls = await vit.cls({ data: img, width: w, height: h });
+    assert.ok(maxRelErr(cls, want) <= 1e-4, `cls ${w}×${h}: ${maxRelErr(cls, want)}`);
+    assert.ok(maxRelErr(await vitCls(back, ours).data(), want) <= 1e-6, `loadPretrainVit ${w}×${h}`);
     const att = await vit.lastSelfAttention({ data: img, width: w, height: h });
     const mine = lastSelfAttention(state.teacher.backbone, ours);
     assert.ok(maxRelErr(att.q, await mine.q.data()) <= 1e-4, `q ${w}×${h}`);

@@ -36,6 +36,12 @@ export interface VitConfig {
   /** Side of the stored square position-embedding grid (14 for 224/16, 28 for 224/8). */
   posGrid: number;
   eps: number;
+  /**
+   * Output channels of a convolutional stem (`patch_embed.stem.<i>.weight` [c_i, c_{i−1}, 3, 3], stride 2,
+   * padding 1, ReLU), whose last map `patch_embed.proj` [dim, c_last, 1, 1] projects — the shapes world's
+   * ViT (`pretrain --conv-stem`). Undefined: DINO's p×p patch embedding.
+   */
+  convStem?: number[];
 }
 
 const LN_EPS = 1e-6;
@@ -46,9 +52,13 @@ export function vitExpectedKeys(cfg: VitConfig): Map<string, number[]> {
   const keys = new Map<string, number[]>([
     ["cls_token", [1, 1, D]],
     ["pos_embed", [1, 1 + cfg.posGrid * cfg.posGrid, D]],
-    ["patch_embed.proj.weight", [D, 3, p, p]],
-    ["patch_embed.proj.bias", [D]],
   ]);
+  let cin = 3;
+  (cfg.convStem ?? []).forEach((c, i) => {
+    keys.set(`patch_embed.stem.${i}.weight`, [c, cin, 3, 3]).set(`patch_embed.stem.${i}.bias`, [c]);
+    cin = c;
+  });
+  keys.set("patch_embed.proj.weight", cfg.convStem ? [D, cin, 1, 1] : [D, 3, p, p]).set("patch_embed.proj.bias", [D]);
   for (let i = 0; i < cfg.depth; i++) {
     const b = `blocks.${i}.`;
     keys.set(b + "norm1.weight", [D]).set(b + "norm1.bias", [D]);
@@ -73,8 +83,10 @@ export function vitConfigFromStateDict(sd: StateDict, file: string, opts: { arch
     return t;
   };
   const pe = get("patch_embed.proj.weight").shape;
-  if (pe.length !== 4 || pe[1] !== 3 || pe[2] !== pe[3]) throw new MaskdistillError(`patch_embed.proj.weight has shape [${pe}], expected [dim, 3, p, p]`, file);
-  const [dim, , patch] = pe;
+  const convStem: number[] = [];
+  while (sd.has(`patch_embed.stem.${convStem.length}.weight`)) convStem.push(get(`patch_embed.stem.${convStem.length}.weight`).shape[0]);
+  if (convStem.length === 0 && (pe.length !== 4 || pe[1] !== 3 || pe[2] !== pe[3])) throw new MaskdistillError(`patch_embed.proj.weight has shape [${pe}], expected [dim, 3, p, p]`, file);
+  const dim = pe[0], patch = convStem.length ? 2 ** convStem.length : pe[2];
   if (opts.patch !== undefined && opts.patch !== patch) {
     throw new MaskdistillError(`patch size ${opts.patch} was asked for but the checkpoint's patch embedding is ${patch}×${patch}`, file);
   }
@@ -87,7 +99,7 @@ export function vitConfigFromStateDict(sd: StateDict, file: string, opts: { arch
   if (posGrid * posGrid !== tokens) throw new MaskdistillError(`pos_embed has ${tokens} patch positions, not a square grid`, file);
   const heads = opts.heads ?? (opts.arch ? VIT_HEADS[opts.arch] : dim % 64 === 0 ? dim / 64 : 0);
   if (!(heads > 0) || dim % heads !== 0) throw new MaskdistillError(`cannot split width ${dim} into ${heads} heads; pass heads explicitly`, file);
-  return { patch, dim, depth, heads, headDim: dim / heads, mlpHidden, posGrid, eps: LN_EPS };
+  return { patch, dim, depth, heads, headDim: dim / heads, mlpHidden, posGrid, eps: LN_EPS, ...(convStem.length ? { convStem } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +285,16 @@ export function buildVitGraph(kind: VitGraphKind, cfg: VitConfig, weights: Weigh
   const pos = g.input("pos_embed", DataType.FLOAT, [1, "tokens", D]);
 
   // patch embedding + CLS + position
-  const conv = g.op("Conv", [pixels, g.weight("patch_embed.proj.weight"), g.weight("patch_embed.proj.bias")], { kernel_shape: [p, p], strides: [p, p] });
+  let conv: string;
+  if (cfg.convStem) {
+    let x = pixels;
+    cfg.convStem.forEach((_, i) => {
+      x = g.op("Relu", [g.op("Conv", [x, g.weight(`patch_embed.stem.${i}.weight`), g.weight(`patch_embed.stem.${i}.bias`)], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })]);
+    });
+    conv = g.op("Conv", [x, g.weight("patch_embed.proj.weight"), g.weight("patch_embed.proj.bias")], { kernel_shape: [1, 1] });
+  } else {
+    conv = g.op("Conv", [pixels, g.weight("patch_embed.proj.weight"), g.weight("patch_embed.proj.bias")], { kernel_shape: [p, p], strides: [p, p] });
+  }
   const patches = g.op("Transpose", [g.op("Reshape", [conv, g.constInt64([0, 0, -1])])], { perm: [0, 2, 1] });
   const batch = g.op("Shape", [pixels], { start: 0, end: 1 });
   const cls = g.op("Expand", [g.weight("cls_token"), g.op("Concat", [batch, g.constInt64([1, 1])], { axis: 0 })]);

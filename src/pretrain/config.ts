@@ -10,6 +10,8 @@ export interface PretrainArch {
   depth: number;
   heads: number;
   mlpRatio: number;
+  /** A convolutional stem's channels (`pretrain --conv-stem`; PretrainVitConfig.convStem); absent: DINO's patch embedding. */
+  convStem?: number[];
 }
 
 export interface PretrainConfig {

@@ -457,6 +457,8 @@ export interface BackboneSidecar {
   mlp_ratio: number;
   ln_eps: number;
   pos_grid: number;
+  /** A convolutional stem's channels (the state dict's patch_embed.stem.<i>); absent for DINO's layout. */
+  conv_stem?: number[];
   label: string;
   training: {
     method: string; epochs_done: number; epochs_planned: number; iterations: number; images: number;
@@ -484,7 +486,7 @@ export async function exportTeacher(state: TrainState, file: string, opts: { dty
     arch: `vit_d${arch.dim}_l${arch.depth}_p${arch.patch}`,
     weights: path.basename(file),
     patch: arch.patch, dim: arch.dim, depth: arch.depth, heads: arch.heads, mlp_ratio: arch.mlpRatio,
-    ln_eps: LN_EPS, pos_grid: crops.globalSize / arch.patch,
+    ln_eps: LN_EPS, pos_grid: crops.globalSize / arch.patch, ...(arch.convStem ? { conv_stem: arch.convStem } : {}),
     label: opts.label ?? `demo ViT (dim ${arch.dim}, depth ${arch.depth}, ${arch.heads} heads, patch ${arch.patch}), ` +
       `${state.config.objective === "contrastive" ? "contrastive-" : "DINO-"}pretrained ${epochsDone} epochs on ${state.imageNames.length} unlabelled images`,
     training: { method, epochs_done: epochsDone, epochs_planned: epochs, iterations: state.step, images: state.imageNames.length, train_seconds: Math.round(state.trainSeconds), seed, config: state.config },
@@ -616,7 +618,8 @@ export async function exportInitialisation(config: PretrainConfig, file: string)
 export async function loadPretrainVit(weightsFile: string): Promise<PretrainVit> {
   const sc = readBackboneSidecar(weightsFile);
   const { stateDict } = await readStateDict(weightsFile, "vit");
-  const m = makePretrainVit(seededRng(0), { patch: sc.patch, dim: sc.dim, depth: sc.depth, heads: sc.heads, mlpRatio: sc.mlp_ratio ?? 4, posGrid: sc.pos_grid });
+  const m = makePretrainVit(seededRng(0), { patch: sc.patch, dim: sc.dim, depth: sc.depth, heads: sc.heads, mlpRatio: sc.mlp_ratio ?? 4, posGrid: sc.pos_grid,
+    ...(sc.conv_stem ? { convStem: sc.conv_stem } : {}) });
   assignVitStateDict(m, stateDict, weightsFile);
   return m;
 }

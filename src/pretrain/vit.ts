@@ -224,6 +224,8 @@ export interface NamedParam {
   torchShape: number[];
   /** Our [in, out] matrices are PyTorch's [out, in] transposed. */
   transposed: boolean;
+  /** A conv kernel: ours HWIO, PyTorch's OIHW. */
+  hwio?: boolean;
 }
 
 function linearParams(prefix: string, l: Linear): NamedParam[] {
@@ -244,14 +246,19 @@ function normParams(prefix: string, n: Norm): NamedParam[] {
 /** The backbone's parameters under the official DINO keys, in the official order. */
 export function vitParams(m: PretrainVit): NamedParam[] {
   const { dim: d, patch: p, posGrid: g } = m.config;
-  // the stage-i graph (src/modeling/vit.ts) reads DINO's patch embedding only: no file for a conv stem yet
-  if (m.stem) throw new MaskdistillError("a ViT with a convolutional stem has no DINO state-dict layout yet (a diagnostic of tools/shapes-supervised-probe.ts)");
   const out: NamedParam[] = [
     { key: "cls_token", variable: m.clsToken, torchShape: [1, 1, d], transposed: false },
     { key: "pos_embed", variable: m.posEmbed, torchShape: [1, 1 + g * g, d], transposed: false },
-    { key: "patch_embed.proj.weight", variable: m.patchW, torchShape: [d, 3, p, p], transposed: true },
-    { key: "patch_embed.proj.bias", variable: m.patchB, torchShape: [d], transposed: false },
   ];
+  // a conv stem: patch_embed.stem.<i> (3×3 stride 2) and a 1×1 patch_embed.proj (src/modeling/vit.ts reads both)
+  (m.stem ?? []).forEach((c, i) => {
+    const [kh, kw, cin, cout] = c.w.shape as number[];
+    out.push({ key: `patch_embed.stem.${i}.weight`, variable: c.w, torchShape: [cout, cin, kh, kw], transposed: false, hwio: true },
+      { key: `patch_embed.stem.${i}.bias`, variable: c.b, torchShape: [cout], transposed: false });
+  });
+  const cLast = m.stem ? (m.patchW.shape as number[])[0] : 0;
+  out.push({ key: "patch_embed.proj.weight", variable: m.patchW, torchShape: m.stem ? [d, cLast, 1, 1] : [d, 3, p, p], transposed: true },
+    { key: "patch_embed.proj.bias", variable: m.patchB, torchShape: [d], transposed: false });
   m.blocks.forEach((b, i) => {
     out.push(...normParams(`blocks.${i}.norm1`, b.norm1), ...linearParams(`blocks.${i}.attn.qkv`, b.qkv),
       ...linearParams(`blocks.${i}.attn.proj`, b.proj), ...normParams(`blocks.${i}.norm2`, b.norm2),
@@ -270,6 +277,13 @@ function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array 
 
 /** Values of a tensor in PyTorch layout (our [in, out] matrices transposed). */
 export function toTorchLayout(values: Float32Array, param: NamedParam): Float32Array {
+  if (param.hwio) {
+    const [kh, kw, ci, co] = param.variable.shape as number[], dst = new Float32Array(values.length);
+    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
+      dst[((o * ci + i) * kh + y) * kw + x] = values[((y * kw + x) * ci + i) * co + o];
+    }
+    return dst;
+  }
   if (!param.transposed) return values;
   const [rows, cols] = param.variable.shape as number[];
   return transpose2d(values, rows, cols);
@@ -277,6 +291,13 @@ export function toTorchLayout(values: Float32Array, param: NamedParam): Float32A
 
 /** Values of a PyTorch-layout tensor in our layout. */
 export function fromTorchLayout(values: Float32Array, param: NamedParam): Float32Array {
+  if (param.hwio) {
+    const [kh, kw, ci, co] = param.variable.shape as number[], dst = new Float32Array(values.length);
+    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
+      dst[((y * kw + x) * ci + i) * co + o] = values[((o * ci + i) * kh + y) * kw + x];
+    }
+    return dst;
+  }
   if (!param.transposed) return values;
   const [rows, cols] = param.variable.shape as number[];
   return transpose2d(values, cols, rows);

@@ -44,6 +44,10 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --symmetric-globals    blur both global views with p 0.5 and never solarise (SimCLR) instead of DINO's
                          asymmetric pair (blur 1.0 / 0.1, solarisation 0 / 0.2)
   --patch 16 --dim 192 --depth 6 --heads 6     architecture
+  --conv-stem C1,…,Cn    a convolutional stem instead of the patch embedding: n = log2(patch) 3×3 stride-2
+                         convs (padding 1, ReLU) with these channels, then a 1×1 projection (e.g. 24,48,96,192
+                         at patch 16); exported as patch_embed.stem.<i> + a 1×1 patch_embed.proj, which gen-masks,
+                         cluster and every backbone reader load
   --global-size 96 --local-size 48 --local-crops 6            crops (px)
   --global-scale A,B     area range of the global crops, as a share of the image (default DINO's 0.4,1;
                          --local-scale A,B likewise, default 0.05,0.4). With a large object per image, a wider
@@ -102,7 +106,7 @@ const command: Command = {
       images: { type: "string" }, "paired-views": { type: "string" }, init: { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, "centre-embeddings": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "weight-decay": { type: "string" }, "teacher-temp": { type: "string" },
-      patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" },
+      patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" }, "conv-stem": { type: "string" },
       "global-size": { type: "string" }, "local-size": { type: "string" }, "global-scale": { type: "string" }, "local-scale": { type: "string" }, "local-crops": { type: "string" },
       "out-dim": { type: "string" }, "max-steps": { type: "string" }, "color-jitter": { type: "string" }, "checkpoint-minutes": { type: "string" },
       export: { type: "string" }, fp16: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
@@ -137,7 +141,8 @@ const command: Command = {
     const config = existing?.config ?? {
       ...d,
       seed: int("seed", values.seed, 0),
-      arch: { patch: int("patch", values.patch, d.arch.patch), dim: int("dim", values.dim, d.arch.dim), depth: int("depth", values.depth, d.arch.depth), heads: int("heads", values.heads, d.arch.heads), mlpRatio: 4 },
+      arch: { patch: int("patch", values.patch, d.arch.patch), dim: int("dim", values.dim, d.arch.dim), depth: int("depth", values.depth, d.arch.depth), heads: int("heads", values.heads, d.arch.heads), mlpRatio: 4,
+        ...(values["conv-stem"] ? { convStem: values["conv-stem"].split(",").map((c) => int("conv-stem", c, 0)) } : {}) },
       head: { ...d.head, outDim: int("out-dim", values["out-dim"], d.head.outDim) },
       crops: { ...d.crops, ...colorJitterFlag(values["color-jitter"]), globalSize: int("global-size", values["global-size"], d.crops.globalSize), localSize: int("local-size", values["local-size"], d.crops.localSize), localCrops: int("local-crops", values["local-crops"], d.crops.localCrops), globalScale: scaleFlag("global-scale", values["global-scale"], d.crops.globalScale), localScale: scaleFlag("local-scale", values["local-scale"], d.crops.localScale), ...(values["symmetric-globals"] ? { symmetricGlobals: true } : {}) },
       batchSize: int("batch", values.batch, d.batchSize),
