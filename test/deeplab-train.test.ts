@@ -1,5 +1,6 @@
 // Stage-v training loop: it learns (two tiny synthetic images are overfitted), and a run stopped by its
-// abort signal (what Ctrl-C / SIGTERM do) and resumed ends bit-identical to an uninterrupted one.
+// abort signal (what Ctrl-C / SIGTERM do) and resumed ends bit-identical to an uninterrupted one; the
+// shapes recipe (quarter width, random init, every layer trained) learns them too.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -8,7 +9,7 @@ import * as path from "node:path";
 import { initEngine } from "../src/engine/index.js";
 import type { RgbImage } from "../src/data/image.js";
 import type { SegmentationPair } from "../src/segmentation/transforms.js";
-import { referenceRecipe, trainDeepLab, disposeTrainState, CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, type DeepLabTrainConfig, type StepLog } from "../src/segmentation/train.js";
+import { referenceRecipe, shapesRecipe, trainDeepLab, disposeTrainState, CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, type DeepLabTrainConfig, type StepLog } from "../src/segmentation/train.js";
 import { readSafetensorsFile } from "../src/pretrain/safetensorsIo.js";
 
 /** A w×h image of one colour with a disc of another, and its label (disc = `cls`, rest background). */
@@ -56,6 +57,32 @@ test("train-deeplab learns: two tiny images overfitted (loss falls, pixel accura
     assert.ok(last < 0.3 * first, `loss ${first} → ${last}`);
     assert.ok(acc > 0.9, `pixel accuracy ${acc}`);
     assert.ok(fs.existsSync(path.join(out, MODEL_FILE)));
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test("train-deeplab --recipe shapes: the quarter-width network from random init, every layer trained, learns the two images; its file holds its widths", async () => {
+  await initEngine({ backend: "wasm", threads: 2 });
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "deeplab-shapes-"));
+  const logs: StepLog[] = [];
+  try {
+    const recipe = shapesRecipe();
+    assert.deepEqual([recipe.widths, recipe.trainableFrom, recipe.init, recipe.ohemThreshold, recipe.inputSize], [{ backbone: 16, aspp: 64 }, "stem", "none", 1, 96]);
+    const state = await trainDeepLab({
+      outDir: out, pairs: PAIRS, names: ["a", "b"], config: { ...recipe, numClasses: 16, batchSize: 2, inputSize: 64, epochs: 36, decayEpochs: [] }, resume: false,
+      onStep: (l) => logs.push(l),
+    });
+    // every tensor trains, the stem included
+    assert.ok(state.trained.some((t) => t.key === "backbone.conv1.weight") && state.trained.some((t) => t.key === "head.4.weight"));
+    disposeTrainState(state);
+    const mean = (ls: StepLog[], f: (l: StepLog) => number) => ls.reduce((a, l) => a + f(l), 0) / ls.length;
+    const first = mean(logs.slice(0, 3), (l) => l.loss), last = mean(logs.slice(-3), (l) => l.loss), acc = mean(logs.slice(-3), (l) => l.pixelAcc);
+    console.log(`# shapes recipe: ${logs.length} steps, cross-entropy ${first.toFixed(3)} → ${last.toFixed(3)}, batch pixel accuracy ${(100 * acc).toFixed(1)} %`);
+    assert.ok(last < 0.5 * first, `loss ${first} → ${last}`);
+    assert.ok(acc > 0.85, `pixel accuracy ${acc}`);
+    const { readDeepLabStateDict } = await import("../src/segmentation/model.js");
+    assert.deepEqual((await readDeepLabStateDict(path.join(out, MODEL_FILE))).widths, { backbone: 16, aspp: 64 });
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
