@@ -14,7 +14,7 @@ import { cosineSchedule, teacherTemperature } from "../src/pretrain/schedule.js"
 import { multiCrop, randomResizedCropBox } from "../src/pretrain/augment.js";
 import { DEMO_RECIPE, type PretrainConfig } from "../src/pretrain/config.js";
 import { dinoHead, headEmbedding } from "../src/pretrain/head.js";
-import { lastSelfAttention, patchify, posInterpolationMatrix, vitCls, vitParams, toTorchLayout } from "../src/pretrain/vit.js";
+import { lastSelfAttention, patchify, posInterpolationMatrix, vitCls, vitParams, toTorchLayout, type PretrainVit } from "../src/pretrain/vit.js";
 import {
   contrastiveLoss, dinoLoss, disposeState, epochOrder, exportTeacher, initState, loadCheckpoint, loadTrainImages, networkParams,
   loadPretrainVit, readBackboneSidecar, train, trainStep, viewsOf, CHECKPOINT_FILE, TEACHER_FILE, type TrainImage,
@@ -350,6 +350,27 @@ test("checkpoint errors name the file and the problem", async () => {
   await assert.rejects(train({ outDir: path.join(tmp, "a"), images: images.slice(0, 3), config: TINY, resume: true, maxSteps: 1 }), /other images/);
 });
 
+/**
+ * The exported backbone loaded by loadBackbone (and, when given, by loadPretrainVit) against the tfjs
+ * forward it came from: CLS, last-layer q and k ≤ 1e-4 on random images at the training grid (32×32,
+ * patch 8) and an interpolated one (48×32).
+ */
+async function assertLoadedMatchesTfjs(vit: Awaited<ReturnType<typeof loadBackbone>>, tfjsVit: PretrainVit, rng: () => number, reloaded?: PretrainVit): Promise<void> {
+  for (const [w, h] of [[32, 32], [48, 32]]) {
+    const img = Float32Array.from({ length: 3 * w * h }, () => rng() * 4 - 2);
+    const ours = patchify([img], w, h, 8);
+    const want = await vitCls(tfjsVit, ours).data();
+    const cls = await vit.cls({ data: img, width: w, height: h });
+    assert.ok(maxRelErr(cls, want) <= 1e-4, `cls ${w}×${h}: ${maxRelErr(cls, want)}`);
+    if (reloaded) assert.ok(maxRelErr(await vitCls(reloaded, ours).data(), want) <= 1e-6, `loadPretrainVit ${w}×${h}`);
+    const att = await vit.lastSelfAttention({ data: img, width: w, height: h });
+    const mine = lastSelfAttention(tfjsVit, ours);
+    assert.ok(maxRelErr(att.q, await mine.q.data()) <= 1e-4, `q ${w}×${h}`);
+    assert.ok(maxRelErr(att.k, await mine.k.data()) <= 1e-4, `k ${w}×${h}`);
+    tf.dispose([mine.q, mine.k, mine.clsAttention]);
+  }
+}
+
 test("exported teacher through loadBackbone: CLS token and last-layer q, k match the tfjs forward (≤ 1e-4)", async () => {
   const state = await loadCheckpoint(path.join(tmp, "a", CHECKPOINT_FILE));
   const file = path.join(tmp, "export", "tiny_vit.safetensors");
@@ -367,18 +388,7 @@ test("exported teacher through loadBackbone: CLS token and last-layer q, k match
   assert.equal(vit.depth, 2);
   assert.equal(vit.dim, 24);
   const rng = mulberry32(4);
-  for (const [w, h] of [[32, 32], [48, 32]]) {   // the training grid, and an interpolated one
-    const img = Float32Array.from({ length: 3 * w * h }, () => rng() * 4 - 2);
-    const ours = patchify([img], w, h, 8);
-    const cls = await vit.cls({ data: img, width: w, height: h });
-    const want = await vitCls(state.teacher.backbone, ours).data();
-    assert.ok(maxRelErr(cls, want) <= 1e-4, `cls ${w}×${h}: ${maxRelErr(cls, want)}`);
-    const att = await vit.lastSelfAttention({ data: img, width: w, height: h });
-    const mine = lastSelfAttention(state.teacher.backbone, ours);
-    assert.ok(maxRelErr(att.q, await mine.q.data()) <= 1e-4, `q ${w}×${h}`);
-    assert.ok(maxRelErr(att.k, await mine.k.data()) <= 1e-4, `k ${w}×${h}`);
-    tf.dispose([mine.q, mine.k, mine.clsAttention]);
-  }
+  await assertLoadedMatchesTfjs(vit, state.teacher.backbone, rng);
   await vit.dispose();
   disposeState(state);
 });
@@ -397,20 +407,7 @@ test("conv-stem ViT (pretrain --conv-stem): exported as patch_embed.stem.<i> + a
   const vit = await loadBackbone(file, { heads: 6 });
   assert.equal(vit.patch, 8);
   const back = await loadPretrainVit(file);
-  const rng = mulberry32(5);
-  for (const [w, h] of [[32, 32], [48, 32]]) {
-    const img = Float32Array.from({ length: 3 * w * h }, () => rng() * 4 - 2);
-    const ours = patchify([img], w, h, 8);
-    const want = await vitCls(state.teacher.backbone, ours).data();
-    const cls = await vit.cls({ data: img, width: w, height: h });
-    assert.ok(maxRelErr(cls, want) <= 1e-4, `cls ${w}×${h}: ${maxRelErr(cls, want)}`);
-    assert.ok(maxRelErr(await vitCls(back, ours).data(), want) <= 1e-6, `loadPretrainVit ${w}×${h}`);
-    const att = await vit.lastSelfAttention({ data: img, width: w, height: h });
-    const mine = lastSelfAttention(state.teacher.backbone, ours);
-    assert.ok(maxRelErr(att.q, await mine.q.data()) <= 1e-4, `q ${w}×${h}`);
-    assert.ok(maxRelErr(att.k, await mine.k.data()) <= 1e-4, `k ${w}×${h}`);
-    tf.dispose([mine.q, mine.k, mine.clsAttention]);
-  }
+  await assertLoadedMatchesTfjs(vit, state.teacher.backbone, mulberry32(5), back);
   await vit.dispose();
   disposeState(state);
 });
