@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { layerNorm } from "../engine/ops.js";
 import { applyLinear, makeVitBlock, vitBlock, type Linear, type Norm, type VitBlock } from "../engine/models/vit.js";
-import { normalVariable, constantVariable, type Rng } from "../engine/models/params.js";
+import { normalVariable, constantVariable, hwioToOihw, oihwToHwio, type Rng } from "../engine/models/params.js";
 import { interpolatePosEmbed } from "../modeling/vit.js";
 import { MaskdistillError } from "../errors.js";
 import { toFloat32, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
@@ -277,13 +277,7 @@ function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array 
 
 /** Values of a tensor in PyTorch layout (our [in, out] matrices transposed). */
 export function toTorchLayout(values: Float32Array, param: NamedParam): Float32Array {
-  if (param.hwio) {
-    const [kh, kw, ci, co] = param.variable.shape as number[], dst = new Float32Array(values.length);
-    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-      dst[((o * ci + i) * kh + y) * kw + x] = values[((y * kw + x) * ci + i) * co + o];
-    }
-    return dst;
-  }
+  if (param.hwio) return hwioToOihw(values, param.variable.shape as number[]);
   if (!param.transposed) return values;
   const [rows, cols] = param.variable.shape as number[];
   return transpose2d(values, rows, cols);
@@ -291,13 +285,7 @@ export function toTorchLayout(values: Float32Array, param: NamedParam): Float32A
 
 /** Values of a PyTorch-layout tensor in our layout. */
 export function fromTorchLayout(values: Float32Array, param: NamedParam): Float32Array {
-  if (param.hwio) {
-    const [kh, kw, ci, co] = param.variable.shape as number[], dst = new Float32Array(values.length);
-    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-      dst[((y * kw + x) * ci + i) * co + o] = values[((o * ci + i) * kh + y) * kw + x];
-    }
-    return dst;
-  }
+  if (param.hwio) return oihwToHwio(values, param.torchShape);
   if (!param.transposed) return values;
   const [rows, cols] = param.variable.shape as number[];
   return transpose2d(values, cols, rows);

@@ -8,6 +8,7 @@ import { MaskdistillError } from "../errors.js";
 import { readStateDict, toFloat32, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
 import type { ConvBn, Bottleneck } from "../engine/models/resnet.js";
 import type { DeepLabV3, DeepLabWidths } from "../engine/models/deeplab.js";
+import { hwioToOihw, oihwToHwio } from "../engine/models/params.js";
 
 /** One tensor of the model under its PyTorch key: a conv kernel (ours HWIO, torch OIHW) or a vector. */
 export interface DeepLabTensor {
@@ -69,26 +70,8 @@ export function torchShape(t: DeepLabTensor): number[] {
   return t.conv ? [s[3], s[2], s[0], s[1]] : s;
 }
 
-/** Our HWIO kernel values → PyTorch's OIHW. */
-export function hwioToOihw(src: Float32Array, shape: number[]): Float32Array {
-  const [kh, kw, i, o] = shape;
-  const dst = new Float32Array(src.length);
-  for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let b = 0; b < i; b++) {
-    const s = ((y * kw + x) * i + b) * o;
-    for (let a = 0; a < o; a++) dst[((a * i + b) * kh + y) * kw + x] = src[s + a];
-  }
-  return dst;
-}
-
-/** PyTorch's OIHW kernel values → our HWIO (`shape` = the torch shape). */
-export function oihwToHwio(src: Float32Array, shape: number[]): Float32Array {
-  const [o, i, kh, kw] = shape;
-  const dst = new Float32Array(src.length);
-  for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
-    dst[((y * kw + x) * i + b) * o + a] = src[((a * i + b) * kh + y) * kw + x];
-  }
-  return dst;
-}
+// the kernel layout conversions live with the other parameter helpers (the pretraining ViT's conv stem uses them too)
+export { hwioToOihw, oihwToHwio };
 
 /** A tensor's current values in PyTorch's layout. */
 export async function torchValues(t: DeepLabTensor): Promise<Float32Array> {

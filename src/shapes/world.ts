@@ -158,12 +158,12 @@ export async function makeShapesWorld(opts: ShapesWorldOptions): Promise<ShapesW
   const summary: ShapesWorldSummary = {
     out, images: n, train: n - nVal, val: nVal, size, seed, distractors: opts.distractors, pairedViews: Boolean(opts.pairedViews),
     ...(opts.recolourViews ? { recolourViews: true } : {}), ...(easy ? { difficulty } : {}),
-    photos: easy ? 0 : photos.length,
+    photos: photos.length,
     perClass, meanAreaFraction: +(areaSum / n).toFixed(4),
   };
   fs.writeFileSync(path.join(out, "world.json"), JSON.stringify({
     world: "shapes", classes: [...SHAPE_CLASSES], ...summary, out: undefined,
-    photoFiles: easy ? [] : photos.map((p) => path.basename(p)),
+    photoFiles: photos.map((p) => path.basename(p)),
     command: `npx maskdistill make-shapes --out DIR --n ${n} --size ${size} --seed ${seed}${easy ? ` --difficulty ${difficulty}` : ""}${opts.distractors ? " --distractors" : ""}${opts.pairedViews ? " --paired-views" : ""}${opts.recolourViews ? " --recolour-views" : ""}`,
   }, null, 1) + "\n");
   return summary;

@@ -58,8 +58,9 @@ const command: Command = {
     }
     requireFlags("make-shapes", values, ["out"]);
     if (values["recolour-views"] && !values["paired-views"]) throw new MaskdistillError("--recolour-views re-colours the paired views: add --paired-views");
-    const difficulty = values.difficulty ?? "full";
-    if (difficulty !== "full" && difficulty !== "easy" && difficulty !== "materials") throw new MaskdistillError(`--difficulty expects full, easy or materials, got '${difficulty}'`);
+    const { SHAPES_DIFFICULTIES } = await import("../../shapes/scene.js");
+    const difficulty = (values.difficulty ?? "full") as (typeof SHAPES_DIFFICULTIES)[number];
+    if (!SHAPES_DIFFICULTIES.includes(difficulty)) throw new MaskdistillError(`--difficulty expects ${SHAPES_DIFFICULTIES.slice(0, -1).join(", ")} or ${SHAPES_DIFFICULTIES.at(-1)}, got '${difficulty}'`);
     const valFraction = numberFlag("val-fraction", values["val-fraction"], 0.125);
     if (!(valFraction > 0 && valFraction < 1)) throw new MaskdistillError(`--val-fraction expects a share in (0, 1), got '${values["val-fraction"]}'`);
     const photoDir = values.photos ?? projectPath("data", "demo", "images");

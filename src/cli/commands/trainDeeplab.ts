@@ -76,12 +76,12 @@ const command: Command = {
     };
     const backend = (values.backend ?? "auto") as "auto" | "wasm" | "tensorflow";
     if (!["auto", "wasm", "tensorflow"].includes(backend)) throw new MaskdistillError(`--backend expects auto, wasm or tensorflow, got '${values.backend}'`);
-    const recipe = values.recipe ?? "reference";
-    if (!["reference", "cpu", "shapes"].includes(recipe)) throw new MaskdistillError(`--recipe expects reference, cpu or shapes, got '${recipe}'`);
+    const train = await import("../../segmentation/train.js");
+    const recipe = values.recipe ?? "reference", recipes = Object.keys(train.DEEPLAB_RECIPES);
+    if (!recipes.includes(recipe)) throw new MaskdistillError(`--recipe expects ${recipes.slice(0, -1).join(", ")} or ${recipes.at(-1)}, got '${recipe}'`);
     const select = values.select ?? "last";
     if (select !== "last" && select !== "best-val") throw new MaskdistillError(`--select expects last or best-val, got '${select}'`);
 
-    const train = await import("../../segmentation/train.js");
     const data = await import("../../segmentation/data.js");
     const outDir = path.resolve(values.out);
     const rounds = int("crf-rounds", values["crf-rounds"], 0);

@@ -53,3 +53,24 @@ export function collectVariables(tree: unknown, trainableOnly = false): tf.Varia
 export function countParams(vars: tf.Variable[]): number {
   return vars.reduce((s, v) => s + v.size, 0);
 }
+
+/** Our HWIO kernel values → PyTorch's OIHW. */
+export function hwioToOihw(src: Float32Array, shape: number[]): Float32Array {
+  const [kh, kw, i, o] = shape;
+  const dst = new Float32Array(src.length);
+  for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let b = 0; b < i; b++) {
+    const s = ((y * kw + x) * i + b) * o;
+    for (let a = 0; a < o; a++) dst[((a * i + b) * kh + y) * kw + x] = src[s + a];
+  }
+  return dst;
+}
+
+/** PyTorch's OIHW kernel values → our HWIO (`shape` = the torch shape). */
+export function oihwToHwio(src: Float32Array, shape: number[]): Float32Array {
+  const [o, i, kh, kw] = shape;
+  const dst = new Float32Array(src.length);
+  for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+    dst[((y * kw + x) * i + b) * o + a] = src[((a * i + b) * kh + y) * kw + x];
+  }
+  return dst;
+}
