@@ -18,14 +18,15 @@ export interface ShapesDemoFlags {
   limit?: string;
   stages?: string;
   iterations?: string;
+  epochs?: string;
   threads?: string;
   json?: boolean;
 }
 
 export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const started = Date.now();
-  const stages = values.stages ?? "i-iii";
-  if (stages !== "i-ii" && stages !== "i-iii") throw new MaskdistillError(`--stages expects i-ii or i-iii, got '${stages}'`);
+  const stages = values.stages ?? "i-v";
+  if (stages !== "i-ii" && stages !== "i-iii" && stages !== "i-v") throw new MaskdistillError(`--stages expects i-ii, i-iii or i-v, got '${stages}'`);
   const worldDir = path.resolve(values["world-dir"] ?? projectPath(".cache", "shapes"));
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
   const { progress } = await import("./progress.js");
@@ -75,7 +76,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
     onProgress: (what) => console.log(`demo: ${what}`),
   });
   let result = t;
-  if (stages === "i-iii") {
+  if (stages !== "i-ii") {
     const { runShapesStageIII } = await import("../shapes/stageThree.js");
     const { withStageIII, writeTargets } = await import("../shapes/targets.js");
     let trainBar: ReturnType<typeof progress> | undefined, last = 0;
@@ -99,6 +100,29 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
       writeTargets(result, out);
     } finally {
       trainBar?.stop();
+    }
+    if (stages === "i-v") {
+      const { runShapesStageV } = await import("../shapes/stageFive.js");
+      const { withStageV } = await import("../shapes/targets.js");
+      let bar: ReturnType<typeof progress> | undefined, what = "", last = 0;
+      try {
+        const v = await runShapesStageV({
+          world: worldDir, maskRcnn: result.stageIII!, out: path.join(out, "stage5"),
+          trainLimit: limit ? 7 * limit : undefined, valLimit: limit,
+          epochs: values.epochs ? numberFlag("epochs", values.epochs, 1) : undefined,
+          threads: numberFlag("threads", values.threads, 2),
+          onProgress: (msg) => { bar?.stop(); bar = undefined; console.log(`demo: ${msg}`); },
+          onStep: (name, step, total, loss) => {
+            if (!bar || name !== what) { bar?.stop(); bar = progress(name, total); what = name; last = 0; }
+            bar.tick(step - last, `loss ${loss.toFixed(3)}`);
+            last = step;
+          },
+        });
+        result = withStageV(result, v);
+        writeTargets(result, out);
+      } finally {
+        bar?.stop();
+      }
     }
   }
   console.log("\n" + targetsMarkdown(result));

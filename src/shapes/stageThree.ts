@@ -43,6 +43,9 @@ export interface ApRow {
 }
 
 export interface ShapesStageIII {
+  /** The trained Mask R-CNN, and the world category id of each of its classes (label l → categoryIds[l − 1]). */
+  modelFile: string;
+  categoryIds: number[];
   trainImages: number;
   pseudoMasks: number;
   /** Stage ii on the train masks: ACC of the clusters the Mask R-CNN learns from. */
@@ -105,6 +108,22 @@ export async function shapesPseudoMasks(opts: { world: string; weights: string; 
   }
 }
 
+/**
+ * A shapes-recipe Mask R-CNN run on `images` at the recipe's test size; COCO results in `out` whose classes
+ * are world category ids (label l → categoryIds[l − 1]). Resumable (the per-image journal of `detect`).
+ */
+export async function detectShapes(o: {
+  net: import("../engine/models/maskrcnn.js").MaskRcnnNet; images: ReturnType<typeof cocoImages>; out: string;
+  categories: { id: number; name: string }[]; categoryIds: number[]; name: string;
+}): Promise<void> {
+  const { shapesRecipe, BGR_PIXEL_MEAN, BGR_PIXEL_STD } = await import("../instance/train.js");
+  const { detectron2Inference } = await import("../instance/maskrcnn.js");
+  const { detectDataset } = await import("../instance/detect.js");
+  const recipe = shapesRecipe();
+  const inference = detectron2Inference({ minSize: Math.max(...recipe.minSizes), maxSize: recipe.maxSize, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD } });
+  await detectDataset({ images: o.images, out: o.out, net: o.net, inference, categories: o.categories, categoryOf: (l) => o.categoryIds[l - 1], resume: true, quiet: true, configTag: { name: o.name } });
+}
+
 export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<ShapesStageIII> {
   const valGtFile = path.join(opts.world, "instances_val.json");
   if (!fs.existsSync(valGtFile)) throw new MaskdistillError("missing: is this a make-shapes folder?", valGtFile);
@@ -114,7 +133,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   // stage iii: Mask R-CNN on the pseudo-masks
   const { initEngine } = await import("../engine/index.js");
   await initEngine({ backend: "wasm", threads: opts.threads ?? 1 });
-  const { shapesRecipe, loadTrainSet, trainMaskRcnn, disposeTrainState, buildTrainNet, MODEL_FILE, LOG_FILE, BGR_PIXEL_MEAN, BGR_PIXEL_STD } = await import("../instance/train.js");
+  const { shapesRecipe, loadTrainSet, trainMaskRcnn, disposeTrainState, buildTrainNet, MODEL_FILE, LOG_FILE } = await import("../instance/train.js");
   const set = loadTrainSet(matched, opts.world, { agnostic: false });
   const config = { ...shapesRecipe(), ...(opts.iterations ? { iterations: opts.iterations, steps: [Math.round(0.83 * opts.iterations)] } : {}) };
   const rcnnDir = path.join(opts.out, "maskrcnn");
@@ -135,15 +154,12 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const valSub = cocoSubsetByIds(valGt, valIds);
   const { readStateDict } = await import("../modeling/checkpoint/index.js");
   const { maskRcnnFromAnyStateDict, maskRcnnVariables } = await import("../engine/models/maskrcnn.js");
-  const { detectron2Inference } = await import("../instance/maskrcnn.js");
-  const { detectDataset } = await import("../instance/detect.js");
   const tf = await import("@tensorflow/tfjs");
-  const inference = detectron2Inference({ minSize: Math.max(...config.minSizes), maxSize: config.maxSize, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD } });
   const categories = valGt.categories.map((c) => ({ id: c.id, name: c.name }));
   const detect = async (net: import("../engine/models/maskrcnn.js").MaskRcnnNet, name: string) => {
     opts.onProgress?.(`stage iii: detecting on ${valImages.length} val images (${name})`);
     const out = path.join(opts.out, `detections_val_${name}.json`);
-    await detectDataset({ images: valImages, out, net, inference, categories, categoryOf: (l) => set.categoryIds[l - 1], resume: true, quiet: true, configTag: { name } });
+    await detectShapes({ net, images: valImages, out, categories, categoryIds: set.categoryIds, name });
     return readCocoResults(out, valSub);
   };
   const trained = maskRcnnFromAnyStateDict((await readStateDict(path.join(rcnnDir, MODEL_FILE))).stateDict, MODEL_FILE).net;
@@ -157,6 +173,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const stageIRow = { method: "stage-i masks with their stage-ii classes", ...maskAp50s(valSub, stageI) };
 
   return {
+    modelFile: path.join(rcnnDir, MODEL_FILE), categoryIds: set.categoryIds,
     trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length,
     lossStart: +mean(log.slice(0, edge)).toFixed(3), lossEnd: +mean(log.slice(-edge)).toFixed(3), trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
     rows: [trainedRow, stageIRow, untrainedRow],

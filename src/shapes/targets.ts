@@ -16,9 +16,10 @@ import { runClustering } from "../cluster/run.js";
 import { fileSha256 } from "../modeling/session.js";
 import { MaskdistillError } from "../errors.js";
 import type { ShapesStageIII } from "./stageThree.js";
+import type { ShapesStageV } from "./stageFive.js";
 
 /** The issue's targets (percent). */
-export const SHAPES_TARGETS = { corloc: 90, meanBestIou: 70, clusterAcc: 80, maskAp50: 50 } as const;
+export const SHAPES_TARGETS = { corloc: 90, meanBestIou: 70, clusterAcc: 80, maskAp50: 50, clusteringMiou: 60, linearMiou: 75 } as const;
 
 export interface ShapesTargetsOptions {
   /** World folder (make-shapes output). */
@@ -56,9 +57,11 @@ export interface ShapesTargets {
   stageI: StageIRow[];
   stageII: { method: string; clusters: number; evaluated: number; acc: number; nmi: number; ari: number }[];
   targets: typeof SHAPES_TARGETS;
-  met: { corloc: boolean; meanBestIou: boolean; clusterAcc: boolean; maskAp50?: boolean };
+  met: { corloc: boolean; meanBestIou: boolean; clusterAcc: boolean; maskAp50?: boolean; clusteringMiou?: boolean; linearMiou?: boolean };
   /** Stage iii (stageThree.ts), when run. */
   stageIII?: ShapesStageIII;
+  /** Stages iv–v and the linear probe (stageFive.ts), when run. */
+  stageV?: ShapesStageV;
   seconds: number;
 }
 
@@ -148,6 +151,18 @@ export function withStageIII(t: ShapesTargets, s: ShapesStageIII): ShapesTargets
   return { ...t, stageIII: s, met: { ...t.met, maskAp50: trained.ap50 >= t.targets.maskAp50 && trained.ap50 > stageI.ap50 } };
 }
 
+/**
+ * Adds stages iv–v: the clustering mIoU target is met by the best round (with or without the CRF), the LC
+ * target by the linear probe (with or without the CRF).
+ */
+export function withStageV(t: ShapesTargets, v: ShapesStageV): ShapesTargets {
+  const best = (r: { miou: number; miouCrf: number | null }) => Math.max(r.miou, r.miouCrf ?? -1);
+  return {
+    ...t, stageV: v,
+    met: { ...t.met, clusteringMiou: Math.max(...v.rounds.map(best)) >= t.targets.clusteringMiou, linearMiou: best(v.linearProbe) >= t.targets.linearMiou },
+  };
+}
+
 /** The targets as a markdown table (stage i and stage ii), with the target of each figure. */
 export function targetsMarkdown(t: ShapesTargets): string {
   const mark = (ok: boolean) => (ok ? "✓" : "✗");
@@ -167,6 +182,16 @@ export function targetsMarkdown(t: ShapesTargets): string {
       `| stage iii, ${t.split} (mask AP50 %, COCOeval multi protocol); Mask R-CNN trained ${s.iterations} iterations on ${s.pseudoMasks} train pseudo-masks (stage-ii ACC ${s.trainClusterAcc.toFixed(1)} %), loss ${s.lossStart} → ${s.lossEnd} | class-aware | class-agnostic |`,
       "|---|---|---|",
       ...s.rows.map((r, i) => `| ${r.method} | ${r.ap50.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.maskAp50} and above the stage-i masks ${mark(Boolean(t.met.maskAp50))})` : ""} | ${r.ap50Agnostic.toFixed(1)} |`));
+  }
+  const v = t.stageV;
+  if (v) {
+    const crf = (x: number | null) => (x === null ? "—" : x.toFixed(1));
+    lines.push("",
+      `| stages iv–v, ${t.split} (${v.valImages} images; mIoU % over the ${(t.stageII[0]?.clusters ?? 0) + 1} classes incl. background); stage iv pseudo-labels of ${v.trainImages} train images: mIoU ${v.pseudoLabels.miou.toFixed(1)} vs their labels; DeepLab ${v.stepsPerRound} steps a round, loss ${v.lossStart} → ${v.lossEnd} | mIoU | mIoU + CRF |`,
+      "|---|---|---|",
+      ...v.rounds.map((r, i) => `| ${r.method} | ${r.miou.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.clusteringMiou} ${mark(Boolean(t.met.clusteringMiou))})` : ""} | ${crf(r.miouCrf)} |`),
+      `| ${v.untrained.method} | ${v.untrained.miou.toFixed(1)} | ${crf(v.untrained.miouCrf)} |`,
+      `| ${v.linearProbe.method}, ${v.linearProbe.epochs} epochs | ${v.linearProbe.miou.toFixed(1)} (target ≥ ${t.targets.linearMiou} ${mark(Boolean(t.met.linearMiou))}) | ${crf(v.linearProbe.miouCrf)} |`);
   }
   return lines.join("\n") + "\n";
 }
