@@ -27,17 +27,18 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const started = Date.now();
   const stages = values.stages ?? "i-v";
   if (stages !== "i-ii" && stages !== "i-iii" && stages !== "i-v") throw new MaskdistillError(`--stages expects i-ii, i-iii or i-v, got '${stages}'`);
-  const worldDir = path.resolve(values["world-dir"] ?? projectPath(".cache", "shapes"));
+  const { ensureShapesWorld, SHAPES_DEFAULT_WORLD, shapesDefaultDir } = await import("../shapes/world.js");
+  const worldDir = path.resolve(values["world-dir"] ?? shapesDefaultDir());
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
   const { progress } = await import("./progress.js");
-  const { ensureShapesWorld, SHAPES_DEFAULT_WORLD } = await import("../shapes/world.js");
   let bar: ReturnType<typeof progress> | undefined, ticked = 0;
   let world;
   try {
     world = await ensureShapesWorld(worldDir, {
       photoDir: projectPath("data", "demo", "images"),
       onStart: () => {
-        console.log(`demo: making the shapes world in ${worldDir} (npx maskdistill make-shapes --out ${worldDir})`);
+        const d = SHAPES_DEFAULT_WORLD.difficulty;
+        console.log(`demo: making the shapes world in ${worldDir} (npx maskdistill make-shapes --out ${worldDir}${d === "full" ? "" : ` --difficulty ${d}`})`);
         bar = progress("make-shapes", SHAPES_DEFAULT_WORLD.n);
       },
       onProgress: (done) => { bar?.tick(done - ticked); ticked = done; },

@@ -13,7 +13,7 @@ import { readSplit } from "../data/voc.js";
 import { cocoImages } from "../distill/imageList.js";
 import type { ImageItem } from "../distill/genMasks.js";
 import { defaultBackbone, type BackboneChoice, type BackboneUse } from "../distill/backboneChoice.js";
-import { ensureShapesWorld } from "../shapes/world.js";
+import { ensureShapesWorld, shapesDefaultDir } from "../shapes/world.js";
 import { MaskdistillError } from "../errors.js";
 import { projectPath } from "../paths.js";
 
@@ -40,7 +40,7 @@ export interface NotebookWorld {
 export async function notebookWorld(which: string = process.env.MASKDISTILL_WORLD ?? "shapes", opts: { split?: "val" | "all" } = {}): Promise<NotebookWorld> {
   const all = opts.split === "all";
   if (which === "shapes") {
-    const dir = projectPath(".cache", "shapes");
+    const dir = shapesDefaultDir();
     const info = await ensureShapesWorld(dir, { photoDir: projectPath("data", "demo", "images") });
     const gtFile = path.join(dir, all ? "instances.json" : "instances_val.json"), gt = readCocoDataset(gtFile);
     return {

@@ -64,7 +64,11 @@ export interface ShapesStageV {
 
 const round1 = (x: number) => Math.round(1000 * x) / 10;
 
-/** The linear probe's recipe on this world: the reference's optimiser at the world's 96 px, batch 8. */
+/**
+ * The linear probe's recipe on this world: the reference's optimiser at the world's 96 px, batch 8, but lr 0.01:
+ * at the reference's 0.1 the probe diverged on a briefly trained DeepLab (loss 2.2 → 80–270 within a few
+ * steps: eval-mode BN statistics that lag the weights leave the frozen features large); 0.01 and 0.001 did not.
+ */
 function shapesProbeRecipe(epochs: number) {
   return {
     name: "shapes", source: "maskdistill shapes world (issue 19): the reference's optimiser, 96² input, batch 8",
@@ -96,7 +100,10 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
     progress(`stage iv: detecting on ${trainImages.length} train images with the stage-iii Mask R-CNN`);
     const net = maskRcnnFromAnyStateDict((await readStateDict(opts.maskRcnn.modelFile)).stateDict, opts.maskRcnn.modelFile).net;
     try {
-      await detectShapes({ net, images: trainImages, out: detFile, categories: trainGt.categories.map((c) => ({ id: c.id, name: c.name })), categoryIds: opts.maskRcnn.categoryIds, name: "train" });
+      await detectShapes({ net, images: trainImages, out: detFile, categories: trainGt.categories.map((c) => ({ id: c.id, name: c.name })), categoryIds: opts.maskRcnn.categoryIds, name: "train",
+        // one object per scene: stage iv keeps the top detection (or those ≥ 0.9), so 10 per image is plenty and
+        // the mask head and RLE encoding run on a tenth of detectron2's 100
+        detectionsPerImage: 10 });
     } finally {
       tf.dispose(maskRcnnVariables(net));
     }

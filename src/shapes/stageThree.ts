@@ -115,12 +115,14 @@ export async function shapesPseudoMasks(opts: { world: string; weights: string; 
 export async function detectShapes(o: {
   net: import("../engine/models/maskrcnn.js").MaskRcnnNet; images: ReturnType<typeof cocoImages>; out: string;
   categories: { id: number; name: string }[]; categoryIds: number[]; name: string;
+  /** Detections kept per image (default 100, detectron2's). */
+  detectionsPerImage?: number;
 }): Promise<void> {
   const { shapesRecipe, BGR_PIXEL_MEAN, BGR_PIXEL_STD } = await import("../instance/train.js");
   const { detectron2Inference } = await import("../instance/maskrcnn.js");
   const { detectDataset } = await import("../instance/detect.js");
   const recipe = shapesRecipe();
-  const inference = detectron2Inference({ minSize: Math.max(...recipe.minSizes), maxSize: recipe.maxSize, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD } });
+  const inference = detectron2Inference({ minSize: Math.max(...recipe.minSizes), maxSize: recipe.maxSize, detectionsPerImage: o.detectionsPerImage, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD } });
   await detectDataset({ images: o.images, out: o.out, net: o.net, inference, categories: o.categories, categoryOf: (l) => o.categoryIds[l - 1], resume: true, quiet: true, configTag: { name: o.name } });
 }
 

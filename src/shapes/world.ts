@@ -22,6 +22,7 @@ import { writeLabelPng } from "../data/png.js";
 import { writeCocoJson, type CocoAnnotation, type CocoDataset, type CocoImage } from "../data/coco.js";
 import { rleArea, rleFromMask, rleToBbox, rleToCoco } from "../mask/rle.js";
 import { MaskdistillError } from "../errors.js";
+import { projectPath } from "../paths.js";
 import { SHAPE_CLASSES } from "./geometry.js";
 import { renderSceneViews, type Scene, type ShapesDifficulty } from "./scene.js";
 import type { PhotoBank } from "./textures.js";
@@ -175,7 +176,16 @@ export function backgroundPhotos(dir: string): string[] {
 }
 
 /** The world the bundled shapes backbone was trained and scored on (make-shapes defaults). */
-export const SHAPES_DEFAULT_WORLD = { n: 4000, size: 96, seed: 0, distractors: false } as const;
+export const SHAPES_DEFAULT_WORLD: { n: number; size: number; seed: number; distractors: boolean; difficulty: ShapesDifficulty } = { n: 4000, size: 96, seed: 0, distractors: false, difficulty: "materials" };
+
+/**
+ * Where `demo --world shapes` and the notebooks make and read the default world: .cache/shapes, or
+ * .cache/shapes-<difficulty> for another difficulty (so a world made under another default is never reused).
+ */
+export function shapesDefaultDir(): string {
+  const d = SHAPES_DEFAULT_WORLD.difficulty;
+  return projectPath(".cache", d === "full" ? "shapes" : `shapes-${d}`);
+}
 
 /** world.json of a shapes world folder (the fields readers use). */
 export interface ShapesWorldInfo { world: "shapes"; images: number; train: number; val: number; size: number; seed: number }
