@@ -80,7 +80,8 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   if (stages !== "i-ii") {
     const { runShapesStageIII } = await import("../shapes/stageThree.js");
     const { withStageIII, writeTargets } = await import("../shapes/targets.js");
-    let trainBar: ReturnType<typeof progress> | undefined, last = 0;
+    const bars = stepBars(progress);
+    const threads = numberFlag("threads", values.threads, 2);
     try {
       const s = await runShapesStageIII({
         world: worldDir, weights: choice.path, resize: resize === world.size ? 0 : resize, out: path.join(out, "stage3"),
@@ -89,45 +90,47 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
         trainLimit: limit ? 7 * limit : undefined,
         valLimit: limit,
         iterations: values.iterations ? numberFlag("iterations", values.iterations, 0) : undefined,
-        threads: numberFlag("threads", values.threads, 2),
-        onProgress: (what) => console.log(`demo: ${what}`),
-        onStep: (step, total, loss) => {
-          trainBar ??= progress("train-maskrcnn", total);
-          trainBar.tick(step - last, `loss ${loss.toFixed(3)}`);
-          last = step;
-        },
+        threads,
+        onProgress: bars.message,
+        onStep: (step, total, loss) => bars.step("train-maskrcnn", step, total, loss),
       });
       result = withStageIII(t, s);
       writeTargets(result, out);
-    } finally {
-      trainBar?.stop();
-    }
-    if (stages === "i-v") {
-      const { runShapesStageV } = await import("../shapes/stageFive.js");
-      const { withStageV } = await import("../shapes/targets.js");
-      let bar: ReturnType<typeof progress> | undefined, what = "", last = 0;
-      try {
+      if (stages === "i-v") {
+        const { runShapesStageV } = await import("../shapes/stageFive.js");
+        const { withStageV } = await import("../shapes/targets.js");
         const v = await runShapesStageV({
-          world: worldDir, maskRcnn: result.stageIII!, out: path.join(out, "stage5"),
+          world: worldDir, maskRcnn: s, out: path.join(out, "stage5"),
           trainLimit: limit ? 7 * limit : undefined, valLimit: limit,
           epochs: values.epochs ? numberFlag("epochs", values.epochs, 1) : undefined,
-          threads: numberFlag("threads", values.threads, 2),
-          onProgress: (msg) => { bar?.stop(); bar = undefined; console.log(`demo: ${msg}`); },
-          onStep: (name, step, total, loss) => {
-            if (!bar || name !== what) { bar?.stop(); bar = progress(name, total); what = name; last = 0; }
-            bar.tick(step - last, `loss ${loss.toFixed(3)}`);
-            last = step;
-          },
+          threads,
+          onProgress: bars.message,
+          onStep: bars.step,
         });
         result = withStageV(result, v);
         writeTargets(result, out);
-      } finally {
-        bar?.stop();
       }
+    } finally {
+      bars.stop();
     }
   }
   console.log("\n" + targetsMarkdown(result));
   console.log(`wrote ${path.relative(process.cwd(), path.join(out, "targets.md"))} and targets.json (${Math.round((Date.now() - started) / 1000)} s)`);
   if (values.json) printJson(result);
   return 0;
+}
+
+/** Progress of the demo's training loops: one bar per named loop; a message (or another loop) ends the current bar. */
+function stepBars(progress: (label: string, total: number) => { tick: (n?: number, info?: string) => void; stop: () => void }) {
+  let bar: ReturnType<typeof progress> | undefined, name = "", last = 0;
+  const stop = () => { bar?.stop(); bar = undefined; };
+  return {
+    stop,
+    message: (what: string) => { stop(); console.log(`demo: ${what}`); },
+    step: (what: string, step: number, total: number, loss: number) => {
+      if (!bar || what !== name) { stop(); bar = progress(what, total); name = what; last = 0; }
+      bar.tick(step - last, `loss ${loss.toFixed(3)}`);
+      last = step;
+    },
+  };
 }

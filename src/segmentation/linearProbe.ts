@@ -82,6 +82,16 @@ export const LINEAR_PROBE_RECIPES = {
     name: "cpu", source: "maskdistill CPU recipe for the demo data (not the paper's)",
     batchSize: 8, epochs: 3, lrDecayEpochs: [1], inputSize: 128, ...REFERENCE_OPTIMISER,
   },
+  /**
+   * The shapes world (issue 19; what `demo --world shapes` runs): 96² input, batch 8, 2 epochs, lr ×0.1 after
+   * epoch index 0, and lr 0.001 instead of 0.1 — on a briefly trained DeepLab (eval-mode BN statistics that lag
+   * the weights leave the frozen features large) 0.1 diverged (loss 2.2 → 80–270 within a few steps) and 0.01
+   * swung between 5 and 45, while 0.001 stayed near 2.
+   */
+  shapes: {
+    name: "shapes", source: "maskdistill shapes world (issue 19): the reference's optimiser at lr 0.001, 96² input",
+    batchSize: 8, epochs: 2, lrDecayEpochs: [0], inputSize: 96, ...REFERENCE_OPTIMISER, lr: 0.001,
+  },
 } satisfies Record<string, LinearProbeRecipe>;
 
 export type LinearProbeRecipeName = keyof typeof LINEAR_PROBE_RECIPES;

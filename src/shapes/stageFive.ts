@@ -18,7 +18,7 @@ import { MaskdistillError } from "../errors.js";
 import { writeFileAtomic } from "../runner/perImage.js";
 import type { SegmentationItem } from "../segmentation/data.js";
 import type { DeepLabTrainConfig, StepLog } from "../segmentation/train.js";
-import { detectShapes } from "./stageThree.js";
+import { detectShapes, lossAtEnds } from "./stageThree.js";
 
 export interface ShapesStageVOptions {
   world: string;
@@ -31,7 +31,7 @@ export interface ShapesStageVOptions {
   /** DeepLab epochs per round (default the shapes recipe's); CRF rounds after round 0 (default 1). */
   epochs?: number;
   rounds?: number;
-  /** Linear-probe epochs (default 2). */
+  /** Linear-probe epochs (default the shapes probe recipe's 2). */
   probeEpochs?: number;
   threads?: number;
   onProgress?: (what: string) => void;
@@ -64,18 +64,8 @@ export interface ShapesStageV {
 
 const round1 = (x: number) => Math.round(1000 * x) / 10;
 
-/**
- * The linear probe's recipe on this world: the reference's optimiser at the world's 96 px, batch 8, but lr 0.01:
- * at the reference's 0.1 the probe diverged on a briefly trained DeepLab (loss 2.2 → 80–270 within a few
- * steps: eval-mode BN statistics that lag the weights leave the frozen features large); 0.01 and 0.001 did not.
- */
-function shapesProbeRecipe(epochs: number) {
-  return {
-    name: "shapes", source: "maskdistill shapes world (issue 19): the reference's optimiser, 96² input, batch 8",
-    batchSize: 8, epochs, lrDecayEpochs: epochs > 1 ? [epochs - 2] : [], inputSize: 96,
-    lr: 0.001, momentum: 0.9, weightDecay: 1e-4, lrDecayRate: 0.1, initStd: 0.01,
-  };
-}
+/** A shortened or lengthened schedule keeps the recipes' shape: lr ×0.1 for the last epoch only. */
+const lastEpochDecay = (epochs: number) => (epochs > 1 ? [epochs - 2] : []);
 
 export async function runShapesStageV(opts: ShapesStageVOptions): Promise<ShapesStageV> {
   const t0 = Date.now();
@@ -133,7 +123,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   const val = segmentationItems({ images: imagesDir, labels: gtDir, list: valList }, "val set");
   const { scoreFolder, trainWithCrfRounds } = await import("../segmentation/rounds.js");
   const { shapesRecipe, initTrainState, disposeTrainState, stepsPerEpoch } = await import("../segmentation/train.js");
-  const config: DeepLabTrainConfig = { ...shapesRecipe(), ...(opts.epochs ? { epochs: opts.epochs, decayEpochs: opts.epochs > 1 ? [opts.epochs - 2] : [] } : {}) };
+  const config: DeepLabTrainConfig = { ...shapesRecipe(), ...(opts.epochs ? { epochs: opts.epochs, decayEpochs: lastEpochDecay(opts.epochs) } : {}) };
   const k = config.numClasses;
   // the pseudo-labels against the train GT (labels are already class ids)
   const pseudoScore = scoreFolder(labelsDir, trainGtItems, k);
@@ -166,9 +156,9 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   }
 
   // LC: linear probe on the last round's frozen DeepLab, trained on the train GT labels
-  const probeEpochs = opts.probeEpochs ?? 2;
-  const lastModel = path.join(roundsDir, `round${rounds.results.length - 1}`, MODEL_FILE);
   const probe = await import("../segmentation/linearProbe.js");
+  const recipe = { ...probe.LINEAR_PROBE_RECIPES.shapes, ...(opts.probeEpochs ? { epochs: opts.probeEpochs, lrDecayEpochs: lastEpochDecay(opts.probeEpochs) } : {}) };
+  const lastModel = path.join(roundsDir, `round${rounds.results.length - 1}`, MODEL_FILE);
   const probeDir = path.join(opts.out, "linear-probe");
   const probeSummaryFile = path.join(probeDir, probe.SUMMARY_FILE);
   let lc: { miou: number; miouCrf: number | null };
@@ -176,9 +166,8 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
     const s = JSON.parse(fs.readFileSync(probeSummaryFile, "utf8")) as { miou: number; miou_crf: number | null };
     lc = { miou: s.miou, miouCrf: s.miou_crf };
   } else {
-    progress(`linear probe: a 1×1 classifier on the frozen round-${rounds.results.length - 1} DeepLab, ${probeEpochs} epochs on the train GT labels`);
+    progress(`linear probe: a 1×1 classifier on the frozen round-${rounds.results.length - 1} DeepLab, ${recipe.epochs} epochs on the train GT labels`);
     const frozen = await probe.loadFrozenDeepLab(lastModel);
-    const recipe = shapesProbeRecipe(probeEpochs);
     const data = { train: trainGtItems.map((it) => ({ id: it.name, image: it.image, label: it.label! })), val: val.map((it) => ({ id: it.name, image: it.image, label: it.label! })), description: `shapes world ${opts.world}` };
     const state = await probe.trainLinearProbe({
       outDir: probeDir, data, frozen: frozen.model, resume: true,
@@ -200,12 +189,11 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
 
   const log0 = fs.readFileSync(path.join(roundsDir, "round0", LOG_FILE), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { loss?: number })
     .filter((l): l is { loss: number } => typeof l.loss === "number");
-  const edge = Math.max(1, Math.min(20, Math.floor(log0.length / 4)));
-  const mean = (xs: { loss: number }[]) => +(xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length)).toFixed(3);
+  const loss0 = lossAtEnds(log0);
   return {
     trainImages: train.length, valImages: val.length,
     pseudoLabels: { miou: round1(pseudoScore.miou), pixelAcc: round1(pseudoScore.pixelAcc), imagesWithDetections: gen.imagesWithDetections, backgroundOnly: gen.backgroundOnly },
-    lossStart: mean(log0.slice(0, edge)), lossEnd: mean(log0.slice(-edge)),
+    lossStart: loss0.start, lossEnd: loss0.end,
     stepsPerRound: stepsPerEpoch(config, train.length) * config.epochs,
     seconds: Math.round((Date.now() - t0) / 1000),
     rounds: rounds.results.map((r) => ({
@@ -213,6 +201,6 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
       miou: round1(r.valMiou ?? 0), miouCrf: r.valMiouCrf === null ? null : round1(r.valMiouCrf),
     })),
     untrained,
-    linearProbe: { method: "linear probe (LC): 1×1 classifier on the frozen DeepLab, train GT labels", miou: round1(lc.miou), miouCrf: lc.miouCrf === null ? null : round1(lc.miouCrf), trainImages: trainGtItems.length, epochs: probeEpochs },
+    linearProbe: { method: "linear probe (LC): 1×1 classifier on the frozen DeepLab, train GT labels", miou: round1(lc.miou), miouCrf: lc.miouCrf === null ? null : round1(lc.miouCrf), trainImages: trainGtItems.length, epochs: recipe.epochs },
   };
 }

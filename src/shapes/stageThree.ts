@@ -108,6 +108,13 @@ export async function shapesPseudoMasks(opts: { world: string; weights: string; 
   }
 }
 
+/** Mean loss over the first and the last 20 steps of a training log (a quarter of it when shorter), 3 decimals. */
+export function lossAtEnds(log: { loss: number }[]): { start: number; end: number } {
+  const edge = Math.max(1, Math.min(20, Math.floor(log.length / 4)));
+  const mean = (xs: { loss: number }[]) => +(xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length)).toFixed(3);
+  return { start: mean(log.slice(0, edge)), end: mean(log.slice(-edge)) };
+}
+
 /**
  * A shapes-recipe Mask R-CNN run on `images` at the recipe's test size; COCO results in `out` whose classes
  * are world category ids (label l → categoryIds[l − 1]). Resumable (the per-image journal of `detect`).
@@ -145,8 +152,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
     onStep: (log) => opts.onStep?.(log.step, config.iterations, log.loss),
   }));
   const log = fs.readFileSync(path.join(rcnnDir, LOG_FILE), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { loss: number; trainSeconds: number });
-  const edge = Math.max(1, Math.min(20, Math.floor(log.length / 4)));   // iterations averaged at each end
-  const mean = (xs: { loss: number }[]) => xs.reduce((s, x) => s + x.loss, 0) / Math.max(1, xs.length);
+  const loss = lossAtEnds(log);
 
   // val: the trained network, the same network untrained, and the stage-i masks it learned from
   const valGt = readCocoDataset(valGtFile);
@@ -177,7 +183,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   return {
     modelFile: path.join(rcnnDir, MODEL_FILE), categoryIds: set.categoryIds,
     trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length,
-    lossStart: +mean(log.slice(0, edge)).toFixed(3), lossEnd: +mean(log.slice(-edge)).toFixed(3), trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
+    lossStart: loss.start, lossEnd: loss.end, trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
     rows: [trainedRow, stageIRow, untrainedRow],
   };
 }

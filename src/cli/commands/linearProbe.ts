@@ -10,7 +10,7 @@ import { progress } from "../progress.js";
 const usage = `usage: maskdistill linear-probe --weights DEEPLAB --out DIR
                               (--dataset voc --dataset-root DIR [--train-set trainaug] [--val-set val]
                                | --images DIR --labels DIR --train-split FILE --val-split FILE)
-                              [--recipe multi_obj|multi_obj_avg|cpu] [--crf] [--classes 21] [--seed 0]
+                              [--recipe multi_obj|multi_obj_avg|cpu|shapes] [--crf] [--classes 21] [--seed 0]
                               [--limit N] [--val-limit N] [--resume] [--max-steps N] [--eval-only] [--json]
 
 Linear probe of a stage-v DeepLab-v3 (the reference's linear_finetune.py): the whole network frozen in
@@ -30,6 +30,7 @@ augmentation; the last epoch is kept. Then val predictions at the original size 
   --recipe NAME        multi_obj: batch 16, 60 epochs, lr ×0.1 after epoch 25, 512² (linear_deeplab.yml)
                        multi_obj_avg: batch 24, 45 epochs, lr ×0.1 after epoch 25, 512² (the README's 62.77)
                        cpu (default): batch 8, 3 epochs, lr ×0.1 after epoch 1, 128² (demo data on a CPU)
+                       shapes: batch 8, 2 epochs, lr 0.001 ×0.1 after epoch 0, 96² (the shapes world)
   --crf                also evaluate with the CRF (summary: miou_crf, per_class_crf)
   --classes N          classes of the ground truth (default 21)
   --limit N            train on the first N training images only   --val-limit N  evaluate N val images
