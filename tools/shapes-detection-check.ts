@@ -1,0 +1,40 @@
+// How well a detection file finds the shapes world's one object per image (the input of stage iv): the share
+// of images whose top-scoring detection's box overlaps the GT box with IoU ≥ 0.5, the share where any kept
+// detection does, and the median top score. One JSON line.
+//   node --import tsx tools/shapes-detection-check.ts --detections results/shapes/stage5/detections_train.json
+//        [--gt .cache/shapes-materials/instances_train.json]
+import { parseArgs } from "node:util";
+import { readCocoDataset, readCocoResults, type CocoResult } from "../src/data/coco.js";
+import { shapesDefaultDir } from "../src/shapes/world.js";
+import * as path from "node:path";
+
+function boxIou(a: number[], b: number[]): number {
+  const x1 = Math.max(a[0], b[0]), y1 = Math.max(a[1], b[1]), x2 = Math.min(a[0] + a[2], b[0] + b[2]), y2 = Math.min(a[1] + a[3], b[1] + b[3]);
+  const inter = Math.max(0, x2 - x1) * Math.max(0, y2 - y1);
+  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
+}
+
+const { values } = parseArgs({ options: { detections: { type: "string" }, gt: { type: "string" } } });
+if (!values.detections) throw new Error("give --detections FILE");
+const gt = readCocoDataset(values.gt ?? path.join(shapesDefaultDir(), "instances_train.json"));
+const gtBox = new Map(gt.annotations.map((a) => [a.image_id, a.bbox!]));
+const byImage = new Map<number, CocoResult[]>();
+for (const d of readCocoResults(values.detections, undefined, { anyCategory: true })) {
+  if (!gtBox.has(d.image_id)) continue;
+  if (!byImage.has(d.image_id)) byImage.set(d.image_id, []);
+  byImage.get(d.image_id)!.push(d);
+}
+let topHit = 0, anyHit = 0;
+const topScores: number[] = [];
+for (const [id, dets] of byImage) {
+  const top = dets.reduce((m, d) => (d.score > m.score ? d : m));
+  topScores.push(top.score);
+  if (boxIou(top.bbox!, gtBox.get(id)!) >= 0.5) topHit++;
+  if (dets.some((d) => boxIou(d.bbox!, gtBox.get(id)!) >= 0.5)) anyHit++;
+}
+topScores.sort((a, b) => a - b);
+const n = byImage.size;
+console.log(JSON.stringify({
+  detections: values.detections, images: n, imagesWithoutDetections: gt.images.length - n,
+  topBoxOnObject: +(100 * topHit / n).toFixed(1), anyBoxOnObject: +(100 * anyHit / n).toFixed(1), medianTopScore: +topScores[n >> 1].toFixed(3),
+}));
