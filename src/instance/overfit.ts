@@ -15,7 +15,7 @@ import {
 export function overfitRecipe(iterations: number): MaskRcnnTrainConfig {
   return {
     ...lostRecipe(), init: "none", widths: { stem: 8, fpn: 32, boxHead: 128, maskHead: 32 }, freezeAt: 0,
-    minSizes: [256], maxSize: 384, flip: false, batchSize: 2, iterations, lr: 0.02, warmupIters: 20,
+    minSizes: [256], maxSize: 384, flip: false, batchSize: 2, iterations, lr: 0.05, warmupIters: 5,
     steps: [Math.round(0.8 * iterations)], clipGradNorm: 5, seed: 7,
   };
 }

@@ -157,15 +157,15 @@ const tensorOf = (shape: number[], data: Float32Array): TensorData => ({ dtype: 
 
 /**
  * A torchvision-layout state dict of a fresh network: the body from `backbone` (a torchvision ResNet
- * state dict) or He-initialised, FrozenBN at identity; FPN, RPN and heads initialised as torchvision
+ * state dict) or He-initialised with each bottleneck's last conv at zero, FrozenBN at identity; FPN, RPN and heads initialised as torchvision
  * does (FPN kaiming-uniform a=1, RPN N(0, 0.01), linear layers PyTorch's default, mask head
  * kaiming-normal fan-out; biases 0 except the linear layers').
  */
 function freshStateDict(rng: Rng, numClasses: number, w: MaskRcnnWidths, backbone?: StateDict): StateDict {
   const sd: StateDict = new Map();
-  const conv = (key: string, o: number, i: number, k: number, init: "he-out" | "fpn" | "rpn", bias: boolean) => {
+  const conv = (key: string, o: number, i: number, k: number, init: "he-out" | "fpn" | "rpn" | "zero", bias: boolean) => {
     const n = o * i * k * k;
-    const data = init === "he-out" ? normalArray(rng, n, Math.sqrt(2 / (o * k * k))) : init === "rpn" ? normalArray(rng, n, 0.01) : uniformArray(rng, n, Math.sqrt(3 / (i * k * k)));
+    const data = init === "zero" ? new Float32Array(n) : init === "he-out" ? normalArray(rng, n, Math.sqrt(2 / (o * k * k))) : init === "rpn" ? normalArray(rng, n, 0.01) : uniformArray(rng, n, Math.sqrt(3 / (i * k * k)));
     sd.set(`${key}.weight`, tensorOf([o, i, k, k], data));
     if (bias) sd.set(`${key}.bias`, tensorOf([o], new Float32Array(o)));
   };
@@ -193,7 +193,10 @@ function freshStateDict(rng: Rng, numClasses: number, w: MaskRcnnWidths, backbon
         const p = `${b}.layer${li + 1}.${i}`;
         conv(`${p}.conv1`, width, cin, 1, "he-out", false); bn(`${p}.bn1`, width);
         conv(`${p}.conv2`, width, width, 3, "he-out", false); bn(`${p}.bn2`, width);
-        conv(`${p}.conv3`, out, width, 1, "he-out", false); bn(`${p}.bn3`, out);
+        // zero: each residual branch starts as the identity (Fixup / "zero-γ", Goyal et al. 2017). He-initialised,
+        // the 16 branches each add their input's variance again: with FrozenBN at identity the body's output
+        // was ~300× its input and the first mask loss ~29 instead of ln 2.
+        conv(`${p}.conv3`, out, width, 1, "zero", false); bn(`${p}.bn3`, out);
         if (i === 0) { conv(`${p}.downsample.0`, out, cin, 1, "he-out", false); bn(`${p}.downsample.1`, out); }
         cin = out;
       }
