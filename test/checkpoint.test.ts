@@ -7,8 +7,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
   checkKeys, readCheckpoint, readStateDict, toFloat32, isTensorData,
-  type TensorData,
+  type StateDict, type TensorData,
 } from "../src/modeling/checkpoint/index.js";
+import { writeSafetensors } from "../src/modeling/checkpoint/safetensors.js";
 import { unpickle, type UnpickleHooks } from "../src/modeling/checkpoint/pickle.js";
 import { readTorchLegacy } from "../src/modeling/checkpoint/torch.js";
 import { MaskdistillError } from "../src/errors.js";
@@ -161,6 +162,22 @@ test("safetensors: every dtype exactly, in the writer's order", async () => {
   for (const [name, s] of Object.entries(expected.safetensors)) {
     assertTensor(sd.get(name), s, name);
     assertFloat32(sd.get(name) as TensorData, s, name);
+  }
+});
+
+test("safetensors whose header length's low byte is a pickle opening (0x28 '(' ; 0x80 then a protocol byte) are still safetensors", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ckpt-"));
+  const sd: StateDict = new Map([["w", { dtype: "float32", shape: [2], data: Float32Array.from([1.5, -2]) }]]);
+  // header lengths 0x0128 (first byte 0x28) and 0x0280 (0x80 0x02: a protocol-2 pickle's opening)
+  for (const target of [0x0128, 0x0280]) {
+    const file = path.join(dir, `header-${target.toString(16)}.safetensors`);
+    for (let pad = 0; ; pad++) {
+      writeSafetensors(file, sd, { pad: "x".repeat(pad) });
+      if (fs.readFileSync(file).readUInt32LE(0) >= target) break;
+    }
+    assert.equal(fs.readFileSync(file).readUInt32LE(0), target);
+    const read = asMap(await readCheckpoint(file));
+    assert.deepEqual(Array.from(toFloat32(read.get("w") as TensorData)), [1.5, -2], `header length 0x${target.toString(16)}`);
   }
 });
 

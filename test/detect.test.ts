@@ -130,6 +130,56 @@ test("detect with a detectron2 checkpoint: the detectron2 preset by default (the
   assert.notEqual(read(tvOut), read(out));
 });
 
+test("in memory: detectImages gives the detections `detect` writes; loadMaskRcnnModel reads a train-maskrcnn file's category_ids", async () => {
+  const { initEngine } = await import("../src/engine/index.js");
+  const { loadMaskRcnnModel, detectImages } = await import("../src/instance/detect.js");
+  const { torchvisionInference } = await import("../src/instance/maskrcnn.js");
+  const { readStateDict, writeSafetensors } = await import("../src/modeling/checkpoint/index.js");
+  const dir = path.join(tmp, "two");
+  fs.mkdirSync(dir);
+  const names = ["000000000009.jpg", "000000000025.jpg"];
+  for (const f of names) fs.copyFileSync(path.join(imageDir, f), path.join(dir, f));
+  const out = path.join(tmp, "two.json");
+  const r = cli("detect", "--weights", WEIGHTS, "--images", dir, "--out", out, ...SMALL, "--threads", "1");
+  assert.equal(r.status, 0, r.stderr);
+  await initEngine({ backend: "wasm", threads: 1 });
+  const model = await loadMaskRcnnModel(WEIGHTS);
+  assert.deepEqual([model.layout, model.categoryIds, model.pixel], ["torchvision", null, null]);
+  const mem = await detectImages({
+    net: model.net, images: names.map((f, i) => ({ id: i, file: path.join(dir, f), fileName: f })),
+    inference: torchvisionInference({ minSize: 320, maxSize: 512, scoreThresh: 0, detectionsPerImage: 20 }),
+  });
+  const written = JSON.parse(read(out)).annotations.map(({ id: _id, ...a }: any) => a);
+  assert.equal(mem.length, 40);
+  assert.deepEqual(JSON.parse(JSON.stringify(mem)), written);
+  // a train-maskrcnn file names its classes (category_ids metadata); one that names another count is refused
+  const { stateDict } = await readStateDict(WEIGHTS);
+  const named = path.join(tmp, "named.safetensors");
+  const ids = Array.from({ length: model.net.numClasses - 1 }, (_, i) => 101 + i);
+  writeSafetensors(named, stateDict, { category_ids: JSON.stringify(ids) });
+  assert.deepEqual((await loadMaskRcnnModel(named)).categoryIds, ids);
+  writeSafetensors(named, stateDict, { category_ids: "[1, 2]" });
+  await assert.rejects(loadMaskRcnnModel(named), /category_ids metadata \[1, 2\] does not name the network's 20 classes/);
+});
+
+test("detectWithShapesModel: the shapes recipe's test settings; a model file's labels become the category ids its metadata names", async () => {
+  const { readStateDict, writeSafetensors } = await import("../src/modeling/checkpoint/index.js");
+  const { detectWithShapesModel, shapesInference } = await import("../src/shapes/maskRcnn.js");
+  const { initEngine } = await import("../src/engine/index.js");
+  await initEngine({ backend: "wasm", threads: 1 });
+  const inf = await shapesInference(10);
+  assert.deepEqual([inf.preset, inf.detectron2!.shortEdge, inf.detectron2!.maxSize, inf.box.detectionsPerImage], ["detectron2", 192, 320, 10]);
+  const images = [{ id: 7, file: path.join(imageDir, "000000000009.jpg"), fileName: "000000000009.jpg" }];
+  await assert.rejects(detectWithShapesModel(images, { modelFile: WEIGHTS }), /no category_ids metadata/);
+  const named = path.join(tmp, "shapes-named.safetensors");
+  const { stateDict } = await readStateDict(WEIGHTS);
+  const ids = Array.from({ length: 20 }, (_, i) => 101 + i);
+  writeSafetensors(named, stateDict, { category_ids: JSON.stringify(ids) });
+  const det = await detectWithShapesModel(images, { modelFile: named, detectionsPerImage: 10 });
+  assert.equal(det.images, 1);
+  assert.ok(det.results.length <= 10 && det.results.every((r) => r.image_id === 7 && ids.includes(r.category_id)), JSON.stringify(det.results.map((r) => r.category_id)));
+});
+
 test("bad input: a checkpoint of another architecture, an empty folder, missing flags — each a clear message, no stack trace", () => {
   const empty = path.join(tmp, "empty");
   fs.mkdirSync(empty);

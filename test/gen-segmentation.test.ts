@@ -288,6 +288,10 @@ test("thresholdCurve scores the maps in memory as gen-segmentation + eval-semseg
   // at 0.1 image b also keeps its 0.2 detection (1 px at (0, 0), label 2): 2 -> 15 gains a false positive
   assert.deepEqual([low.kept, low.painted], [4, 3]);
   assert.ok(Math.abs(low.miou - (12 / 17 + 1 + 82 / 87) / 21) < 1e-12, String(low.miou));
+  // another class count (a world of 16 labels): the same IoUs over 16 classes
+  const [low16] = thresholdCurve(set, [0.1], gtMap, { numClasses: 16 });
+  assert.ok(Math.abs(low16.miou - (12 / 17 + 1 + 82 / 87) / 16) < 1e-12, String(low16.miou));
+  assert.equal(low16.pixelAcc, low.pixelAcc);
 });
 
 test("CLI: gen-segmentation --json, warnings on stderr, flag errors", () => {

@@ -2,11 +2,15 @@
 // --resume, --shard, errors file, progress), written as {images, annotations, categories} with each
 // image's detections in descending score order, as detectron2's COCO evaluator writes them: box
 // [x, y, w, h] from the predicted box, segmentation the pasted mask as COCO RLE, area the mask's area.
+import * as fs from "node:fs";
+import type { CocoResult } from "../data/coco.js";
 import type { ImageItem } from "../distill/genMasks.js";
+import { MaskdistillError } from "../errors.js";
+import { looksLikeSafetensors } from "../modeling/checkpoint/safetensors.js";
 import { rleArea, rleFromMask, rleToCoco } from "../mask/rle.js";
 import { finishRun, runPerImage, shardOutputPath, type Shard } from "../runner/perImage.js";
 import { writePredictionsFromJournal, type PredCategory, type PredEntry } from "../runner/predictions.js";
-import type { MaskRcnnNet } from "../engine/models/maskrcnn.js";
+import type { MaskRcnnLayout, MaskRcnnNet } from "../engine/models/maskrcnn.js";
 import { detectImage, type ImageDetections, type MaskRcnnInference } from "./maskrcnn.js";
 
 export interface DetectOptions {
@@ -48,6 +52,66 @@ export function detectionAnnotations(det: ImageDetections, imageId: number, heig
   return out;
 }
 
+/** One image through the network: the image as a COCO file lists it, and its detections (best first) as result annotations. */
+export async function detectItem(net: MaskRcnnNet, item: ImageItem, inference: MaskRcnnInference, categoryOf: (label: number) => number) {
+  const { loadRgb } = await import("../data/image.js");
+  const img = await loadRgb(item.file);
+  const det = await detectImage(net, img, inference);
+  return { image: { id: item.id, file_name: item.fileName, width: img.width, height: img.height }, annotations: detectionAnnotations(det, item.id, img.height, img.width, categoryOf) };
+}
+
+/**
+ * `detect` without files (no journal, no resume): the network on every image, the detections as one COCO
+ * results list in memory (image order, each image's best first). For a few hundred images in a notebook or
+ * a test; `detectDataset` for a data set. The engine must be initialised.
+ */
+export async function detectImages(opts: { net: MaskRcnnNet; images: ImageItem[]; inference: MaskRcnnInference; categoryOf?: (label: number) => number;
+    onImage?: (done: number, total: number) => void }): Promise<CocoResult[]> {
+  const categoryOf = opts.categoryOf ?? ((label: number) => label - 1);
+  const out: CocoResult[] = [];
+  for (const [i, item] of opts.images.entries()) {
+    out.push(...(await detectItem(opts.net, item, opts.inference, categoryOf)).annotations);
+    opts.onImage?.(i + 1, opts.images.length);
+  }
+  return out;
+}
+
+/** A Mask R-CNN file read for inference: the network, and what the file says about its labels and pixels. */
+export interface MaskRcnnModel {
+  net: MaskRcnnNet;
+  layout: MaskRcnnLayout;
+  /** COCO category id of label l (= categoryIds[l − 1]): a train-maskrcnn file's `category_ids` metadata; null when the file has none. */
+  categoryIds: number[] | null;
+  /** A detectron2 file's PIXEL_MEAN / PIXEL_STD buffers (BGR), when present. */
+  pixel: { pixelMean: number[]; pixelStd: number[] } | null;
+}
+
+/** Reads a Mask R-CNN R50-FPN file of either layout (any class count, width and float dtype) for inference. */
+export async function loadMaskRcnnModel(file: string): Promise<MaskRcnnModel> {
+  const { readStateDict, toFloat32 } = await import("../modeling/checkpoint/index.js");
+  const { maskRcnnFromAnyStateDict } = await import("../engine/models/maskrcnn.js");
+  const { stateDict } = await readStateDict(file);
+  const { net, layout } = maskRcnnFromAnyStateDict(stateDict, file);
+  const pm = stateDict.get("pixel_mean"), ps = stateDict.get("pixel_std");
+  const pixel = pm && ps && pm.data.length === 3 && ps.data.length === 3 ? { pixelMean: Array.from(toFloat32(pm)), pixelStd: Array.from(toFloat32(ps)) } : null;
+  let categoryIds: number[] | null = null;
+  const head = Buffer.alloc(16);
+  const fd = fs.openSync(file, "r");
+  try { fs.readSync(fd, head, 0, 16, 0); } finally { fs.closeSync(fd); }
+  if (looksLikeSafetensors(head)) {
+    const { readSafetensorsFile } = await import("../pretrain/safetensorsIo.js");
+    const ids = (await readSafetensorsFile(file, { headerOnly: true })).metadata.category_ids;
+    if (ids) {
+      const parsed = JSON.parse(ids) as unknown;
+      if (!Array.isArray(parsed) || parsed.length !== net.numClasses - 1 || !parsed.every((v) => Number.isInteger(v))) {
+        throw new MaskdistillError(`category_ids metadata ${ids} does not name the network's ${net.numClasses - 1} classes`, file);
+      }
+      categoryIds = parsed as number[];
+    }
+  }
+  return { net, layout, categoryIds, pixel };
+}
+
 /** The categories of a net whose labels are pseudo-classes: ids 0…numClasses−2. */
 export function pseudoClassCategories(net: MaskRcnnNet): PredCategory[] {
   return Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i, name: `class ${i}` }));
@@ -56,7 +120,6 @@ export function pseudoClassCategories(net: MaskRcnnNet): PredCategory[] {
 export async function detectDataset(opts: DetectOptions): Promise<DetectSummary> {
   const categoryOf = opts.categoryOf ?? ((label: number) => label - 1);
   const categories = opts.categories ?? pseudoClassCategories(opts.net);
-  const { loadRgb } = await import("../data/image.js");
   const inf = opts.inference;
   const out = shardOutputPath(opts.out, opts.shard);
   const config = {
@@ -75,10 +138,8 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     quiet: opts.quiet,
     signal: opts.signal,
     async process(item, index) {
-      const img = await loadRgb(item.file);
-      const det = await detectImage(opts.net, img, inf);
-      const annotations = detectionAnnotations(det, item.id, img.height, img.width, categoryOf);
-      return { index, image_id: item.id, file: item.file, image: { id: item.id, file_name: item.fileName, width: img.width, height: img.height }, annotations };
+      const { image, annotations } = await detectItem(opts.net, item, inf, categoryOf);
+      return { index, image_id: item.id, file: item.file, image, annotations };
     },
     summarize: (e) => ({ hasImage: !!e.image, detections: e.annotations?.length ?? 0 }),
   });

@@ -10,7 +10,7 @@ import { boxAp50, detectionPixels, keptDetections, labelImage, type DetectionSet
 export interface CurvePoint {
   threshold: number;
   overlapRule: OverlapRule;
-  /** mIoU over the 21 classes after matching pseudo-classes to classes (eval-semseg's definition). */
+  /** mIoU over the classes (21 unless `numClasses` says otherwise) after matching pseudo-classes to classes (eval-semseg's definition). */
   miou: number;
   pixelAcc: number;
   /** Kept detections (threshold rule) and painted ones (after the overlap rule). */
@@ -22,7 +22,7 @@ export interface CurvePoint {
 
 /**
  * For each overlap rule and threshold: paint every image and score the maps against `gtMap(image)`
- * (null: image not scored), one 256 × 21 confusion each. Each image's masks are decoded once, and only
+ * (null: image not scored), one 256 × C confusion each (C = `numClasses`, default 21: VOC's background + 20). Each image's masks are decoded once, and only
  * painted pixels are visited per setting: a map's confusion is that of an all-background map (computed
  * once per image) plus the painted pixels' rows minus their background rows — all with `accumulate`.
  */
@@ -30,13 +30,14 @@ export function thresholdCurve(
   set: DetectionSet,
   thresholds: number[],
   gtMap: (img: CocoImage) => LabelMap | null,
-  opts: Omit<LabelOptions, "threshold" | "overlapRule"> & { overlapRules?: OverlapRule[]; match?: MatchMode; pinBackground?: boolean; images?: CocoImage[] } = {},
+  opts: Omit<LabelOptions, "threshold" | "overlapRule"> & { overlapRules?: OverlapRule[]; match?: MatchMode; pinBackground?: boolean; images?: CocoImage[]; numClasses?: number } = {},
 ): CurvePoint[] {
   const rules = opts.overlapRules ?? ["intended"];
+  const C = opts.numClasses ?? 21;
   const cells = rules.flatMap((overlapRule) => thresholds.map((threshold) => ({
-    overlapRule, threshold, painted: newConfusion(256, 21), paintedAsBackground: newConfusion(256, 21), used: new Uint8Array(256), kept: 0, nPainted: 0,
+    overlapRule, threshold, painted: newConfusion(256, C), paintedAsBackground: newConfusion(256, C), used: new Uint8Array(256), kept: 0, nPainted: 0,
   })));
-  const background = newConfusion(256, 21);
+  const background = newConfusion(256, C);
   const ids = new Set<number>();
   for (const img of opts.images ?? set.gt.images) {
     const gt = gtMap(img);
@@ -70,7 +71,7 @@ export function thresholdCurve(
   }
   const apAt = new Map<number, { ap50: number | null; ap50Agnostic: number | null }>();
   return cells.map((c) => {
-    const conf = newConfusion(256, 21);
+    const conf = newConfusion(256, C);
     for (let i = 0; i < conf.counts.length; i++) conf.counts[i] = background.counts[i] + c.painted.counts[i] - c.paintedAsBackground.counts[i];
     c.used[0] = 1;
     const s = scoreMatched(conf, c.used, { match: opts.match ?? "hungarian", pinBackground: opts.pinBackground });

@@ -27,6 +27,11 @@ export async function readCheckpoint(file: string): Promise<unknown> {
     if (head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5) && (head[3] === 4 || head[3] === 6)) {
       return await readTorchZip(file, handle, size);
     }
+    // safetensors before the pickle tests: its first bytes are the little-endian header length, which can
+    // open like a pickle below (0x28 '(' for a 0x..28-byte header, 0x80 then 0x02–0x05 for 0x02..–0x05..80 bytes;
+    // a committed Mask R-CNN file had a 0xbc28-byte header). A pickle never passes this test (its bytes 4–7
+    // would have to make a length under 100 MB, then byte 8 be '{').
+    if (looksLikeSafetensors(head)) return await readSafetensors(file, handle, size);
     // A plain pickle (detectron2 model-zoo .pkl): PROTO without the legacy magic number (LONG1) next,
     // or a protocol 0/1 pickle opening a dict.
     if ((head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && head[2] !== 0x8a) || head[0] === 0x7d || head[0] === 0x28) {
@@ -40,7 +45,6 @@ export async function readCheckpoint(file: string): Promise<unknown> {
       await readExactly(handle, file, bytes, 0);
       return await readTorchLegacy(file, bytes);
     }
-    if (looksLikeSafetensors(head)) return await readSafetensors(file, handle, size);
     if (head.length >= 262 && new TextDecoder("latin1").decode(head.subarray(257, 262)) === "ustar") {
       throw inputError(file, "a tar archive: the tar checkpoint format of PyTorch < 0.4 is not supported (re-save it with a newer torch.save)");
     }
