@@ -64,3 +64,14 @@ test("demo: stage i + scoring + stage ii on 24 images, resumable", async () => {
   assert.ok((html.match(/src="data:image\/png;base64,/g) ?? []).length >= 4, "overview and three charts embedded");
   assert.doesNotMatch(html, /<script|<link|src="http|href=/);
 });
+
+test("demo --world shapes: bad stage-v flags are refused before any work, and shapes-only flags need --world shapes", async () => {
+  process.env.MASKDISTILL_QUIET = "1";
+  const worldDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "md-shapes-flags-")), "world");
+  for (const [flag, value, message] of [["--train-images", "-1", /--train-images expects a whole number ≥ 0, got '-1'/], ["--train-images", "2.5", /--train-images expects a whole number/],
+    ["--rounds", "x", /--rounds expects a number, got 'x'/]] as const) {
+    await assert.rejects(runCommand(demo, ["--world", "shapes", "--world-dir", worldDir, `${flag}=${value}`]), message);
+    assert.ok(!fs.existsSync(worldDir), "no world is made for a bad flag");
+  }
+  await assert.rejects(runCommand(demo, ["--rounds", "1"]), /--rounds applies to --world shapes only/);
+});

@@ -158,6 +158,16 @@ test("in memory: detectImages gives the detections `detect` writes; loadMaskRcnn
   const ids = Array.from({ length: model.net.numClasses - 1 }, (_, i) => 101 + i);
   writeSafetensors(named, stateDict, { category_ids: JSON.stringify(ids) });
   assert.deepEqual((await loadMaskRcnnModel(named)).categoryIds, ids);
+  assert.equal((await loadMaskRcnnModel(named)).preset, null);
+  // …and the preset it was trained with: `detect` without --preset runs that one, silently, as --preset would
+  writeSafetensors(named, stateDict, { category_ids: JSON.stringify(ids), preset: "detectron2" });
+  assert.equal((await loadMaskRcnnModel(named)).preset, "detectron2");
+  const byMeta = cli("detect", "--weights", named, "--images", dir, "--out", path.join(tmp, "by-meta.json"), ...SMALL, "--threads", "1");
+  const byFlag = cli("detect", "--weights", named, "--images", dir, "--out", path.join(tmp, "by-flag.json"), ...SMALL, "--threads", "1", "--preset", "detectron2");
+  assert.equal(byMeta.status, 0, byMeta.stderr);
+  assert.doesNotMatch(byMeta.stderr, /runs with the/);
+  assert.equal(read(path.join(tmp, "by-meta.json")), read(path.join(tmp, "by-flag.json")));
+  assert.notEqual(read(path.join(tmp, "by-meta.json")), read(out));
   writeSafetensors(named, stateDict, { category_ids: "[1, 2]" });
   await assert.rejects(loadMaskRcnnModel(named), /category_ids metadata \[1, 2\] does not name the network's 20 classes/);
 });

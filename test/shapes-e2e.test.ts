@@ -90,8 +90,10 @@ test("shapes world, stage iii: Mask R-CNN from scratch on the stage-i masks lear
   const report = `loss ${mean(losses.slice(0, 10)).toFixed(3)} → ${mean(losses.slice(-10)).toFixed(3)}; held-out mask AP50 trained ${(100 * ap.ap50).toFixed(1)} vs untrained ${(100 * Math.max(0, ap0.ap50)).toFixed(1)}`;
   console.log(report);
   assert.equal(losses.length, 60);
-  assert.ok(mean(losses.slice(-10)) < 0.5 * mean(losses.slice(0, 10)), report);
-  assert.ok(100 * ap.ap50 >= 100 * Math.max(0, ap0.ap50) + 8, report);   // measured: 10.2 vs 0.3 (full world, before session 9: 14.0 vs 1.1)
+  // measured: loss 2.245 → 1.499 (the residual branches start at zero, so the first loss is ~ln 2 + ln 2 + …,
+  // not the ~8 of He-initialised branches), held-out AP50 12.0 vs 0.1 (session 9, He init: 10.2 vs 0.3)
+  assert.ok(mean(losses.slice(-10)) < 0.75 * mean(losses.slice(0, 10)), report);
+  assert.ok(100 * ap.ap50 >= 100 * Math.max(0, ap0.ap50) + 8, report);
 });
 
 test("shapes world, stages iv–v: DeepLab from scratch on the painted stage-i masks learns (loss falls, held-out mIoU far above untrained)", async () => {

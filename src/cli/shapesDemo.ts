@@ -19,6 +19,8 @@ export interface ShapesDemoFlags {
   stages?: string;
   iterations?: string;
   epochs?: string;
+  "train-images"?: string;
+  rounds?: string;
   threads?: string;
   json?: boolean;
 }
@@ -27,6 +29,9 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const started = Date.now();
   const stages = values.stages ?? "i-v";
   if (stages !== "i-ii" && stages !== "i-iii" && stages !== "i-v") throw new MaskdistillError(`--stages expects i-ii, i-iii or i-v, got '${stages}'`);
+  const { SHAPES_STAGE_V_TRAIN_IMAGES } = await import("../shapes/stageFive.js");
+  const stageVTrainImages = countFlag("train-images", values["train-images"], SHAPES_STAGE_V_TRAIN_IMAGES);
+  const rounds = values.rounds === undefined ? undefined : countFlag("rounds", values.rounds, 0);
   const { ensureShapesWorld, SHAPES_DEFAULT_WORLD, shapesDefaultDir } = await import("../shapes/world.js");
   const worldDir = path.resolve(values["world-dir"] ?? shapesDefaultDir());
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
@@ -101,8 +106,10 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
         const { withStageV } = await import("../shapes/targets.js");
         const v = await runShapesStageV({
           world: worldDir, maskRcnn: s, out: path.join(out, "stage5"),
-          trainLimit: limit ? 7 * limit : undefined, valLimit: limit,
+          trainLimit: limit ? 7 * limit : stageVTrainImages || undefined,
+          valLimit: limit,
           epochs: values.epochs ? numberFlag("epochs", values.epochs, 1) : undefined,
+          rounds,
           threads,
           onProgress: bars.message,
           onStep: bars.step,
@@ -118,6 +125,13 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   console.log(`wrote ${path.relative(process.cwd(), path.join(out, "targets.md"))} and targets.json (${Math.round((Date.now() - started) / 1000)} s)`);
   if (values.json) printJson(result);
   return 0;
+}
+
+/** A whole number ≥ 0 from --name (the fallback when absent). */
+function countFlag(name: string, value: string | undefined, fallback: number): number {
+  const v = numberFlag(name, value, fallback);
+  if (!Number.isInteger(v) || v < 0) throw new MaskdistillError(`--${name} expects a whole number ≥ 0, got '${value}'`);
+  return v;
 }
 
 /** Progress of the demo's training loops: one bar per named loop; a message (or another loop) ends the current bar. */

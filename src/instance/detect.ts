@@ -84,6 +84,8 @@ export interface MaskRcnnModel {
   categoryIds: number[] | null;
   /** A detectron2 file's PIXEL_MEAN / PIXEL_STD buffers (BGR), when present. */
   pixel: { pixelMean: number[]; pixelStd: number[] } | null;
+  /** The preset the network was trained with (a train-maskrcnn file's `preset` metadata); null when the file does not say. */
+  preset: "detectron2" | "torchvision" | null;
 }
 
 /** Reads a Mask R-CNN R50-FPN file of either layout (any class count, width and float dtype) for inference. */
@@ -94,13 +96,15 @@ export async function loadMaskRcnnModel(file: string): Promise<MaskRcnnModel> {
   const { net, layout } = maskRcnnFromAnyStateDict(stateDict, file);
   const pm = stateDict.get("pixel_mean"), ps = stateDict.get("pixel_std");
   const pixel = pm && ps && pm.data.length === 3 && ps.data.length === 3 ? { pixelMean: Array.from(toFloat32(pm)), pixelStd: Array.from(toFloat32(ps)) } : null;
-  let categoryIds: number[] | null = null;
+  let categoryIds: number[] | null = null, preset: MaskRcnnModel["preset"] = null;
   const head = Buffer.alloc(16);
   const fd = fs.openSync(file, "r");
   try { fs.readSync(fd, head, 0, 16, 0); } finally { fs.closeSync(fd); }
   if (looksLikeSafetensors(head)) {
     const { readSafetensorsFile } = await import("../pretrain/safetensorsIo.js");
-    const ids = (await readSafetensorsFile(file, { headerOnly: true })).metadata.category_ids;
+    const { metadata } = await readSafetensorsFile(file, { headerOnly: true });
+    if (metadata.preset === "detectron2" || metadata.preset === "torchvision") preset = metadata.preset;
+    const ids = metadata.category_ids;
     if (ids) {
       const parsed = JSON.parse(ids) as unknown;
       if (!Array.isArray(parsed) || parsed.length !== net.numClasses - 1 || !parsed.every((v) => Number.isInteger(v))) {
@@ -109,7 +113,7 @@ export async function loadMaskRcnnModel(file: string): Promise<MaskRcnnModel> {
       categoryIds = parsed as number[];
     }
   }
-  return { net, layout, categoryIds, pixel };
+  return { net, layout, categoryIds, pixel, preset };
 }
 
 /** The categories of a net whose labels are pseudo-classes: ids 0…numClasses−2. */

@@ -20,6 +20,12 @@ import type { SegmentationItem } from "../segmentation/data.js";
 import type { DeepLabTrainConfig, StepLog } from "../segmentation/train.js";
 import { detectShapes, lossAtEnds } from "./stageThree.js";
 
+/**
+ * Train images that `demo --world shapes` labels and trains DeepLab on by default (of 3,500): stages iv–v
+ * on all of them take ~35 minutes on 2 cores, on 1,000 they fit the demo's 15-minute budget.
+ */
+export const SHAPES_STAGE_V_TRAIN_IMAGES = 1000;
+
 export interface ShapesStageVOptions {
   world: string;
   /** Stage iii's trained Mask R-CNN and the world category id of each of its classes (ShapesStageIII). */
@@ -85,10 +91,10 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   // stage iv: detections on the train images → semantic pseudo-labels (label = 1 + class index = the world's ids)
   const detFile = path.join(opts.out, "detections_train.json");
   {
-    const { readStateDict } = await import("../modeling/checkpoint/index.js");
-    const { maskRcnnFromAnyStateDict, maskRcnnVariables } = await import("../engine/models/maskrcnn.js");
+    const { loadMaskRcnnModel } = await import("../instance/detect.js");
+    const { maskRcnnVariables } = await import("../engine/models/maskrcnn.js");
     progress(`stage iv: detecting on ${trainImages.length} train images with the stage-iii Mask R-CNN`);
-    const net = maskRcnnFromAnyStateDict((await readStateDict(opts.maskRcnn.modelFile)).stateDict, opts.maskRcnn.modelFile).net;
+    const net = (await loadMaskRcnnModel(opts.maskRcnn.modelFile)).net;
     try {
       await detectShapes({ net, images: trainImages, out: detFile, categories: trainGt.categories.map((c) => ({ id: c.id, name: c.name })), categoryIds: opts.maskRcnn.categoryIds, name: "train",
         // one object per scene: stage iv keeps the top detection (or those ≥ 0.9), so 10 per image is plenty and

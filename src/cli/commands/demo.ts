@@ -14,7 +14,8 @@ import type { DemoSummary } from "../../notebook/demoReport.js";
 const usage = `usage: maskdistill demo [--split all|train|val] [--resize 640] [--weights NAME|PATH] [--cluster-weights NAME|PATH]
                         [--out DIR] [--limit N] [--json]
        maskdistill demo --world shapes [--world-dir .cache/shapes] [--out results/shapes] [--weights FILE]
-                        [--stages i-ii|i-iii|i-v] [--iterations N] [--epochs N] [--threads 2] [--limit N]
+                        [--stages i-ii|i-iii|i-v] [--iterations N] [--epochs N] [--train-images N]
+                        [--rounds N] [--threads 2] [--limit N]
 
 Runs the method on the bundled demo data (data/demo: 313 real COCO images at 500 px, labels used only
 for scoring):
@@ -44,9 +45,10 @@ classes); then stage iii (--stages i-iii or i-v): stage-i masks of the train spl
 (stage ii, named by the Hungarian pairing with the train ground truth), a Mask R-CNN trained from scratch
 on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
-the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the train
-images, its detections painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained from
-scratch on them (train-deeplab --recipe shapes; --epochs to change its length) and one CRF round, each
+the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
+--train-images train images (default 1,000 of 3,500, to fit the 15-minute budget; 0 = all), its detections
+painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained from scratch on them
+(train-deeplab --recipe shapes; --epochs per round) and --rounds CRF rounds (default 1), each
 scored on val (mIoU over the K + 1 classes, with and without the CRF) next to the DeepLab untrained, and
 the linear probe (a 1×1 classifier on the frozen DeepLab, trained on the train labels: LC mIoU). Writes
 OUT/targets.md and targets.json (default OUT: results/shapes), stage iii's files under OUT/stage3/,
@@ -69,9 +71,11 @@ const command: Command = {
       stages: { type: "string" },
       iterations: { type: "string" },
       epochs: { type: "string" },
+      "train-images": { type: "string" },
+      rounds: { type: "string" },
       threads: { type: "string" },
     });
-    for (const f of ["stages", "iterations", "epochs", "threads", "world-dir"] as const) {
+    for (const f of ["stages", "iterations", "epochs", "train-images", "rounds", "threads", "world-dir"] as const) {
       if (values[f] !== undefined && values.world === undefined) throw new MaskdistillError(`--${f} applies to --world shapes only`);
     }
     if (values.world !== undefined) {

@@ -26,7 +26,8 @@ ${IMAGE_SOURCE_USAGE}
                            ROIAlignV2, find_top_rpn_proposals, fast_rcnn_inference, grid_sample paste).
                            torchvision: 0.14's maskrcnn_resnet50_fpn (normalise-then-resize, rounded
                            anchors, RoIAlign aligned=False, its NMS counts and mask paste). Without
-                           --preset a torchvision-layout checkpoint runs with the torchvision preset
+                           --preset a torchvision-layout checkpoint runs with the torchvision preset, unless
+                           it is a train-maskrcnn file, which names the preset it was trained with
   --score-thresh 0.05      keep detections scoring above this
   --max-dets 100           detections per image
   --min-size 800           short side after resizing   --max-size 1333   long side limit (both presets)
@@ -87,20 +88,17 @@ const command: Command = {
     if (images.length === 0) throw new MaskdistillError("no images to process: the image list is empty");
 
     const { initEngine } = await import("../../engine/index.js");
-    const { readStateDict } = await import("../../modeling/checkpoint/index.js");
-    const { maskRcnnFromAnyStateDict } = await import("../../engine/models/maskrcnn.js");
     const { detectron2Inference, torchvisionInference } = await import("../../instance/maskrcnn.js");
-    const { toFloat32 } = await import("../../modeling/checkpoint/index.js");
-    const { detectDataset, pseudoClassCategories } = await import("../../instance/detect.js");
+    const { detectDataset, pseudoClassCategories, loadMaskRcnnModel } = await import("../../instance/detect.js");
     await initEngine({ backend: "wasm", threads });
-    const { stateDict } = await readStateDict(values.weights);
-    const { net, layout } = maskRcnnFromAnyStateDict(stateDict, values.weights);
-    const preset = (values.preset ?? (layout === "torchvision" ? "torchvision" : "detectron2")) as "detectron2" | "torchvision";
-    if (preset !== layout) console.error(`detect: note: ${values.weights} has ${layout}'s layout but runs with the ${preset} preset (its preprocessing may not be what the weights expect)`);
+    const model = await loadMaskRcnnModel(values.weights);
+    const { net, layout } = model;
+    // a train-maskrcnn file says which preset it was trained with (its weights are in torchvision's layout either way)
+    const preset = (values.preset ?? model.preset ?? (layout === "torchvision" ? "torchvision" : "detectron2")) as "detectron2" | "torchvision";
+    if (preset !== layout && preset !== model.preset) console.error(`detect: note: ${values.weights} has ${layout}'s layout but runs with the ${preset} preset (its preprocessing may not be what the weights expect)`);
     const over = { minSize, maxSize, scoreThresh, detectionsPerImage: maxDets };
-    // detectron2 .pth files carry the model's PIXEL_MEAN / PIXEL_STD as buffers: use them when present
-    const pm = stateDict.get("pixel_mean"), ps = stateDict.get("pixel_std");
-    const pixel = pm && ps && pm.data.length === 3 && ps.data.length === 3 ? { pixelMean: Array.from(toFloat32(pm)), pixelStd: Array.from(toFloat32(ps)) } : {};
+    // detectron2 .pth files (and train-maskrcnn's) carry the model's PIXEL_MEAN / PIXEL_STD as buffers: use them when present
+    const pixel = model.pixel ?? {};
     const inference = preset === "detectron2" ? detectron2Inference({ ...over, transform: pixel }) : torchvisionInference(over);
     const categories = labelIds === "keep"
       ? Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i + 1, name: `class ${i + 1}` }))

@@ -25,8 +25,8 @@ instances, boxes under 1 px and empty masks are skipped and counted.
                            70, gradient clipping 1.0
   --recipe shapes          the shapes world (96×96 images, one object; make-shapes): random init, ResNet-50
                            shape at 1/4 width (stem 16, FPN 64, heads 256/64), nothing frozen, short side
-                           160–192 (max 320), batch 4, 128 ROI samples, lr 0.04, warm-up 50, ×0.1 at 300,
-                           360 iterations, clipping 5; detect with --min-size 192 --max-size 320
+                           160–192 (max 320), batch 4, 128 ROI samples, lr 0.04, warm-up 50, ×0.1 at 600,
+                           720 iterations, clipping 5; detect with --min-size 192 --max-size 320
   --preset P               detectron2 (default: L1 box losses, binarised mask targets, aligned RoIAlign) or
                            torchvision (smooth-L1 1/9, soft mask targets)
   --init W                 dino_resnet50 | moco_v2 | a torchvision ResNet-50 file | none (random)
