@@ -1,7 +1,7 @@
 // The linear probe (src/segmentation/linearProbe.ts) on a seeded full DeepLab-v3 R50 at 32×32 inputs:
 // only head[4] moves (every other weight and BN statistic bit-identical), the loss falls, gradients
 // reach only head[4], the probe's logits are the network's own, resume is bit for bit, loading is
-// strict, and the evaluation agrees with eval-semseg on the PNGs it writes.
+// strict (a float16 quarter-width file widens exactly), and the evaluation agrees with eval-semseg on the PNGs it writes.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -13,7 +13,8 @@ import { deepLabLogits, type DeepLabV3 } from "../src/engine/models/deeplab.js";
 import { collectVariables } from "../src/engine/models/params.js";
 import { writeLabelPng } from "../src/data/png.js";
 import { saveRgb } from "../src/data/image.js";
-import { writeSafetensors } from "../src/modeling/checkpoint/index.js";
+import { writeSafetensors, toFloat32, type StateDict } from "../src/modeling/checkpoint/index.js";
+import { toFloat16Bits } from "../src/pretrain/vit.js";
 import { deepLabStateDict } from "../src/segmentation/model.js";
 import { evaluateSemsegDirs } from "../src/evaluation/semseg.js";
 import { MaskdistillError } from "../src/errors.js";
@@ -168,4 +169,26 @@ test("loading a DeepLab checkpoint is strict: missing and unexpected keys are na
   writeSafetensors(file, sd);
   await assert.rejects(loadFrozenDeepLab(file), (e: Error) => e instanceof MaskdistillError && /missing 1 tensor\(s\): head\.1\.weight/.test(e.message) && /unexpected 1 tensor\(s\): head\.9\.weight/.test(e.message));
   fs.rmSync(file);
+});
+
+test("a float16 quarter-width DeepLab file (as the shapes run commits) loads: its widths, every value widened exactly", async () => {
+  const widths = { backbone: 16, aspp: 64 };
+  const { model } = await seededFrozenDeepLab(3, 9, widths);
+  const sd = await deepLabStateDict(model);
+  tf.dispose(collectVariables(model));
+  const half: StateDict = new Map([...sd].map(([k, t]) => [k, { dtype: "float16" as const, shape: t.shape, data: toFloat16Bits(t.data as Float32Array) }]));
+  const file = path.join(dir, "half.safetensors");
+  writeSafetensors(file, half);
+  const loaded = await loadFrozenDeepLab(file);
+  try {
+    assert.deepEqual(loaded.model.widths, widths);
+    assert.equal(loaded.sourceClasses, 9);
+    assert.equal(loaded.layout, "reference");
+    const back = await deepLabStateDict(loaded.model);
+    assert.equal(back.size, half.size);
+    for (const [k, t] of half) assert.deepEqual(back.get(k)!.data, toFloat32(t), k);
+  } finally {
+    tf.dispose(collectVariables(loaded.model));
+    fs.rmSync(file);
+  }
 });

@@ -28,7 +28,7 @@ import { VOC_CLASSES } from "../data/voc.js";
 import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
 import { resizeBilinearHalfPixel, crossEntropyPerRow } from "../engine/ops.js";
-import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, type DeepLabV3 } from "../engine/models/deeplab.js";
+import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
 import { collectVariables, normalArray, seededRng } from "../engine/models/params.js";
 import { writeSafetensors, type StateDict } from "../modeling/checkpoint/index.js";
 import { readSafetensorsFile } from "../pretrain/safetensorsIo.js";
@@ -249,12 +249,14 @@ export async function loadFrozenDeepLab(file: string): Promise<{ model: DeepLabV
 
 /**
  * A DeepLab with every weight drawn from a seed: the notebook's and the tests' stand-in when no trained
- * DeepLab exists. Convs N(0, 1/fan_in) with identity batch norms (mean 0, var 1, γ 1, β 0), so the
- * activations keep an O(1) scale through the 50 layers in eval mode (He's fan-out init without trained
- * BN statistics grows them by orders of magnitude, and lr 0.1 on head[4] then diverges).
+ * DeepLab exists, and the random-features baseline of a probe (`widths`: another network's, e.g. the
+ * quarter-width shapes DeepLab; default DeepLab-v3 R50). Convs N(0, 1/fan_in) with identity batch norms
+ * (mean 0, var 1, γ 1, β 0), so the activations keep an O(1) scale through the 50 layers in eval mode (He's
+ * fan-out init without trained BN statistics grows them by orders of magnitude, and lr 0.1 on head[4] then
+ * diverges).
  */
-export async function seededFrozenDeepLab(seed: number, classes = 21): Promise<{ model: DeepLabV3; fingerprint: string }> {
-  const model = makeDeepLabV3(seededRng(seed), { numClasses: classes, trainableFrom: "layer4" });
+export async function seededFrozenDeepLab(seed: number, classes = 21, widths?: DeepLabWidths): Promise<{ model: DeepLabV3; fingerprint: string }> {
+  const model = makeDeepLabV3(seededRng(seed), { numClasses: classes, trainableFrom: "layer4", widths });
   const rng = seededRng(mixSeed(seed, 3));
   for (const t of deepLabTensors(model)) {
     if (!t.conv) continue;
