@@ -567,8 +567,9 @@ export function probeClassNames(classes: number): string[] {
   return classes === VOC_CLASSES.length ? [...VOC_CLASSES] : Array.from({ length: classes }, (_, i) => `class_${i}`);
 }
 
-export function probeSummary(state: ProbeState, ev: ProbeEvaluation, info: { command: string; data: string; trainImages: number; finalLoss: number | null }): LinearProbeSummary {
-  const names = probeClassNames(state.config.classes);
+export function probeSummary(state: ProbeState, ev: ProbeEvaluation, info: { command: string; data: string; trainImages: number; finalLoss: number | null; classNames?: string[] }): LinearProbeSummary {
+  const names = info.classNames ?? probeClassNames(state.config.classes);
+  if (names.length !== state.config.classes) throw new MaskdistillError(`${names.length} class names for ${state.config.classes} classes`);
   const perClass = (s: SemsegScore) => Object.fromEntries(names.map((n, i) => [n, s.per_class[i]]));
   const per = stepsPerEpoch(state.config, info.trainImages);
   return {

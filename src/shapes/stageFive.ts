@@ -184,7 +184,9 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
       progress(`linear probe: scoring ${val.length} val images (with the CRF too)`);
       const ev = await probe.evaluateLinearProbe(state.model, data.val, { size: recipe.inputSize, crf: true, classes: k });
       const logLines = probe.readProbeLog(path.join(probeDir, probe.LOG_FILE));
-      const summary = probe.probeSummary(state, ev, { command: "npx maskdistill demo --world shapes", data: data.description, trainImages: data.train.length, finalLoss: logLines.at(-1)?.loss ?? null });
+      const { SHAPE_CLASSES } = await import("./geometry.js");
+      const summary = probe.probeSummary(state, ev, { command: "npx maskdistill demo --world shapes", data: data.description, trainImages: data.train.length, finalLoss: logLines.at(-1)?.loss ?? null,
+        classNames: ["background", ...SHAPE_CLASSES] });
       writeFileAtomic(probeSummaryFile, JSON.stringify(summary, null, 1) + "\n");
       lc = { miou: ev.plain.miou, miouCrf: ev.crf?.miou ?? null };
     } finally {
