@@ -3,7 +3,7 @@
 //   node --import tsx tools/half-model.ts IN.safetensors OUT.safetensors
 import { readSafetensorsFile, writeSafetensors } from "../src/pretrain/safetensorsIo.js";
 import { toFloat16Bits } from "../src/pretrain/vit.js";
-import type { StateDict } from "../src/modeling/checkpoint/index.js";
+import { toFloat32, type StateDict } from "../src/modeling/checkpoint/index.js";
 
 const [input, output] = process.argv.slice(2);
 if (!input || !output) {
@@ -15,16 +15,11 @@ const sd: StateDict = new Map();
 let maxErr = 0;
 for (const [name, t] of tensors) {
   if (/pixel_(mean|std)$/.test(name)) { sd.set(name, { dtype: "float32", shape: t.shape, data: t.data }); continue; }
-  const bits = toFloat16Bits(t.data);
-  sd.set(name, { dtype: "float16", shape: t.shape, data: bits });
-  for (let i = 0; i < t.data.length; i++) maxErr = Math.max(maxErr, Math.abs(t.data[i]) > 1e-3 ? Math.abs(halfToFloat(bits[i]) - t.data[i]) / Math.abs(t.data[i]) : 0);
+  const half = { dtype: "float16" as const, shape: t.shape, data: toFloat16Bits(t.data) };
+  sd.set(name, half);
+  const back = toFloat32(half);
+  for (let i = 0; i < t.data.length; i++) maxErr = Math.max(maxErr, Math.abs(t.data[i]) > 1e-3 ? Math.abs(back[i] - t.data[i]) / Math.abs(t.data[i]) : 0);
 }
 writeSafetensors(output, sd, { ...metadata, halved_from: input });
 console.log(`${output}: ${sd.size} tensors in float16 (largest relative rounding error ${maxErr.toExponential(2)} for |w| > 1e-3)`);
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}

@@ -5,14 +5,11 @@
 //        [--gt .cache/shapes-materials/instances_train.json]
 import { parseArgs } from "node:util";
 import { readCocoDataset, readCocoResults, type CocoResult } from "../src/data/coco.js";
+import { bboxIou } from "../src/mask/rle.js";
 import { shapesDefaultDir } from "../src/shapes/world.js";
 import * as path from "node:path";
 
-function boxIou(a: number[], b: number[]): number {
-  const x1 = Math.max(a[0], b[0]), y1 = Math.max(a[1], b[1]), x2 = Math.min(a[0] + a[2], b[0] + b[2]), y2 = Math.min(a[1] + a[3], b[1] + b[3]);
-  const inter = Math.max(0, x2 - x1) * Math.max(0, y2 - y1);
-  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
-}
+const boxIou = (a: number[], b: number[]) => bboxIou([a], [b], [0])[0];
 
 const { values } = parseArgs({ options: { detections: { type: "string" }, gt: { type: "string" } } });
 if (!values.detections) throw new Error("give --detections FILE");

@@ -22,7 +22,7 @@ import { detectShapes, lossAtEnds } from "./stageThree.js";
 
 /**
  * Train images that `demo --world shapes` labels and trains DeepLab on by default (of 3,500): stages iv–v
- * on all of them take ~35 minutes on 2 cores, on 1,000 they fit the demo's 15-minute budget.
+ * on all of them took ~35 minutes on 2 cores (session 9), on 1,000 about 17 (session 10, a shared machine).
  */
 export const SHAPES_STAGE_V_TRAIN_IMAGES = 1000;
 

@@ -46,7 +46,7 @@ classes); then stage iii (--stages i-iii or i-v): stage-i masks of the train spl
 on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
 the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
---train-images train images (default 1,000 of 3,500, to fit the 15-minute budget; 0 = all), its detections
+--train-images train images (default 1,000 of 3,500: ~17 instead of ~35 minutes; 0 = all), its detections
 painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained from scratch on them
 (train-deeplab --recipe shapes; --epochs per round) and --rounds CRF rounds (default 1), each
 scored on val (mIoU over the K + 1 classes, with and without the CRF) next to the DeepLab untrained, and
