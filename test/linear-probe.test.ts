@@ -18,6 +18,8 @@ import { toFloat16Bits } from "../src/pretrain/vit.js";
 import { deepLabStateDict } from "../src/segmentation/model.js";
 import { evaluateSemsegDirs } from "../src/evaluation/semseg.js";
 import { MaskdistillError } from "../src/errors.js";
+import linearProbeCommand from "../src/cli/commands/linearProbe.js";
+import { runCommand, lastJson } from "./helpers.js";
 import {
   LINEAR_PROBE_RECIPES, probeLearningRate, probeDataFromFolders, seededFrozenDeepLab, loadFrozenDeepLab, trainLinearProbe,
   withProbeHead, probeVariables, frozenVariables, headFeatures, probeLogits, probeImageLoss, evaluateLinearProbe, readProbeLog,
@@ -191,4 +193,32 @@ test("a float16 quarter-width DeepLab file (as the shapes run commits) loads: it
     tf.dispose(collectVariables(loaded.model));
     fs.rmSync(file);
   }
+});
+
+test("CLI: --epochs, --lr and --widths override the recipe and size the seeded baseline; bad values are refused", async () => {
+  process.env.MASKDISTILL_QUIET = "1";
+  const out = path.join(dir, "cli");
+  // one batch of 8 (the recipe's): the 4 training images twice
+  const train8 = path.join(dir, "train8.txt");
+  fs.writeFileSync(train8, fs.readFileSync(path.join(dir, "train.txt"), "utf8").repeat(2));
+  const common = ["--images", path.join(dir, "images"), "--labels", path.join(dir, "labels"), "--train-split", train8,
+    "--val-split", path.join(dir, "val.txt"), "--classes", "3", "--recipe", "shapes", "--out", out];
+  const r = await runCommand(linearProbeCommand, ["--weights", "seeded:3", "--widths", "16,64", "--epochs", "1", "--lr", "0.01", "--json", ...common]);
+  assert.equal(r.code, 0, r.stderr.join("\n"));
+  const summary = lastJson(r.stdout);
+  assert.equal(summary.recipe.name, "shapes");
+  assert.equal(summary.recipe.epochs, 1);
+  assert.equal(summary.recipe.lr, 0.01);
+  assert.equal(summary.recipe.inputSize, 96);
+  // 8 training items, batch 8: one step in the one epoch
+  assert.equal(readProbeLog(path.join(out, "train_log.jsonl")).length, 1);
+  const saved = await loadFrozenDeepLab(path.join(out, "model.safetensors"));
+  assert.deepEqual(saved.model.widths, { backbone: 16, aspp: 64 });
+  tf.dispose(collectVariables(saved.model));
+  for (const [flags, message] of [
+    [["--weights", "seeded:3", "--widths", "16"], /--widths expects two integers/],
+    [["--weights", path.join(out, "model.safetensors"), "--widths", "16,64"], /--widths is for --weights seeded:N only/],
+    [["--weights", "seeded:3", "--epochs", "0"], /--epochs expects an integer ≥ 1/],
+    [["--weights", "seeded:3", "--lr=0"], /--lr expects a positive number/],
+  ] as const) await assert.rejects(runCommand(linearProbeCommand, [...flags, ...common]), message);
 });

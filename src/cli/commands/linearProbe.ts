@@ -10,7 +10,8 @@ import { progress } from "../progress.js";
 const usage = `usage: maskdistill linear-probe --weights DEEPLAB --out DIR
                               (--dataset voc --dataset-root DIR [--train-set trainaug] [--val-set val]
                                | --images DIR --labels DIR --train-split FILE --val-split FILE)
-                              [--recipe multi_obj|multi_obj_avg|cpu|shapes] [--crf] [--classes 21] [--seed 0]
+                              [--recipe multi_obj|multi_obj_avg|cpu|shapes] [--epochs N] [--lr X] [--crf]
+                              [--classes 21] [--seed 0] [--widths BACKBONE,ASPP]
                               [--limit N] [--val-limit N] [--resume] [--max-steps N] [--eval-only] [--json]
 
 Linear probe of a stage-v DeepLab-v3 (the reference's linear_finetune.py): the whole network frozen in
@@ -21,7 +22,8 @@ augmentation; the last epoch is kept. Then val predictions at the original size 
 
   --weights FILE       the DeepLab-v3 (reference or torchvision naming; .pth/.pth.tar/.safetensors);
                        loaded strictly (a missing or unexpected tensor is an error naming it);
-                       seeded:N = a DeepLab with weights drawn from seed N (checks the pipeline only)
+                       seeded:N = a DeepLab with weights drawn from seed N (the untrained baseline: how much a
+                       probe gets from random features; --widths sets its width)
   --dataset voc        VOC: JPEGImages + SegmentationClassAug (else SegmentationClass); splits from
                        ImageSets/Segmentation or the reference's lists (data/splits/voc)
   --dataset-root DIR   VOC2012, VOCdevkit or its parent    --train-set / --val-set (trainaug / val)
@@ -31,6 +33,10 @@ augmentation; the last epoch is kept. Then val predictions at the original size 
                        multi_obj_avg: batch 24, 45 epochs, lr ×0.1 after epoch 25, 512² (the README's 62.77)
                        cpu (default): batch 8, 3 epochs, lr ×0.1 after epoch 1, 128² (demo data on a CPU)
                        shapes: batch 8, 2 epochs, lr 0.001 ×0.1 after epoch 0, 96² (the shapes world)
+  --epochs N           train N epochs instead of the recipe's (its lr steps stay where they are)
+  --lr X               base learning rate instead of the recipe's
+  --widths B,A         --weights seeded:N only: stem and ASPP widths (default 64,256 = ResNet-50 / DeepLab-v3;
+                       16,64 = train-deeplab --recipe shapes)
   --crf                also evaluate with the CRF (summary: miou_crf, per_class_crf)
   --classes N          classes of the ground truth (default 21)
   --limit N            train on the first N training images only   --val-limit N  evaluate N val images
@@ -61,6 +67,9 @@ const command: Command = {
       "train-split": { type: "string" },
       "val-split": { type: "string" },
       recipe: { type: "string" },
+      epochs: { type: "string" },
+      lr: { type: "string" },
+      widths: { type: "string" },
       crf: { type: "boolean" },
       classes: { type: "string" },
       seed: { type: "string" },
@@ -78,7 +87,7 @@ const command: Command = {
     const lp = await import("../../segmentation/linearProbe.js");
     const recipeName = values.recipe ?? "cpu";
     if (!(recipeName in lp.LINEAR_PROBE_RECIPES)) throw new MaskdistillError(`--recipe expects ${Object.keys(lp.LINEAR_PROBE_RECIPES).join(", ")}, got '${recipeName}'`);
-    const recipe = lp.LINEAR_PROBE_RECIPES[recipeName as keyof typeof lp.LINEAR_PROBE_RECIPES];
+    const base = lp.LINEAR_PROBE_RECIPES[recipeName as keyof typeof lp.LINEAR_PROBE_RECIPES];
     const integer = (name: string, v: string | undefined, fallback: number, min: number): number => {
       const x = numberFlag(name, v, fallback);
       if (!Number.isInteger(x) || x < min) throw new MaskdistillError(`--${name} expects an integer ≥ ${min}, got '${v}'`);
@@ -89,6 +98,14 @@ const command: Command = {
     const limit = values.limit === undefined ? undefined : integer("limit", values.limit, 0, 1);
     const valLimit = values["val-limit"] === undefined ? undefined : integer("val-limit", values["val-limit"], 0, 1);
     const maxSteps = values["max-steps"] === undefined ? undefined : integer("max-steps", values["max-steps"], 0, 1);
+    const lr = numberFlag("lr", values.lr, base.lr);
+    if (!(lr > 0)) throw new MaskdistillError(`--lr expects a positive number, got '${values.lr}'`);
+    const recipe = { ...base, epochs: integer("epochs", values.epochs, base.epochs, 1), lr };
+    const seeded = /^seeded:(\d+)$/.exec(values.weights);
+    if (values.widths !== undefined && !seeded) throw new MaskdistillError("--widths is for --weights seeded:N only (a checkpoint's widths are read from its tensors)");
+    const w = values.widths?.split(",").map(Number);
+    if (w && (w.length !== 2 || !w.every((x) => Number.isInteger(x) && x >= 1))) throw new MaskdistillError(`--widths expects two integers BACKBONE,ASPP (e.g. 16,64), got '${values.widths}'`);
+    const widths = w ? { backbone: w[0], aspp: w[1] } : undefined;
 
     let data;
     if ((values.dataset ?? (values.images ? "folder" : undefined)) === "voc") {
@@ -105,9 +122,8 @@ const command: Command = {
     await initEngine({});
     const outDir = values.out;
     const t0 = Date.now();
-    const seeded = /^seeded:(\d+)$/.exec(values.weights);
     const frozen = seeded
-      ? { ...(await lp.seededFrozenDeepLab(Number(seeded[1]), classes)), layout: "seeded random", sourceClasses: classes }
+      ? { ...(await lp.seededFrozenDeepLab(Number(seeded[1]), classes, widths)), layout: "seeded random", sourceClasses: classes }
       : await lp.loadFrozenDeepLab(values.weights);
     const config = { recipe, classes, seed, weights: seeded ? values.weights : path.resolve(values.weights), fingerprint: frozen.fingerprint };
     const commandLine = `npx maskdistill linear-probe ${argv.join(" ")}`;
