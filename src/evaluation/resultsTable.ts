@@ -132,7 +132,7 @@ const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
 /** The table as Markdown. */
 export function semanticTableMarkdown(t: SemanticTable): string {
   const lines = [
-    "# Semantic segmentation results (PASCAL VOC 2012 val, 21 classes, mIoU %)",
+    "# Semantic segmentation results (mIoU %; the paper's columns are PASCAL VOC 2012 val, 21 classes; the data column says what ours ran on)",
     "",
     "Ours next to the paper (Papers-with-Code entries of arXiv 2206.06363) and the reference README's re-run of",
     "the released models (62.77: the `multi_obj_avg/linear_plus_crf` LC model; 48.46: one clustering model, the",
