@@ -166,3 +166,19 @@ test("bad overrides are errors that say which variable and what is wrong", () =>
     (e: Error) => /^MASKDISTILL_BACKBONE_CLUSTER=vit_huge: unknown weights 'vit_huge'/.test(e.message));
   assert.throws(() => defaultBackbone("segment" as never, { backbonesDir: backbones, env: {} }), /use must be "masks" or "cluster"/);
 });
+
+test("a world's backbone made for one use (sidecar \"use\") is that use's default; one without serves both", () => {
+  const { backbones } = setup(["dino_deitsmall16_pretrain.pth", "dino_deitsmall8_pretrain.pth"]);
+  sidecar(backbones, "w_vit", { patch: 16, world: "shapes", label: "masks and cluster" }, "w_vit.pth");
+  sidecar(backbones, "w_vit_cluster", { patch: 16, world: "shapes", use: "cluster", label: "cluster only" }, "w_vit_cluster.pth");
+  const opts = { backbonesDir: backbones, env: {}, world: "shapes" };
+  assert.equal(defaultBackbone("masks", opts).label, "masks and cluster");
+  assert.equal(defaultBackbone("cluster", opts).label, "cluster only");
+  assert.equal(bundledBackbones(backbones)[1].use, "cluster");
+  // only the cluster one: stage i does not take it (the real DINO ViT-S/16 instead)
+  fs.rmSync(path.join(backbones, "w_vit.json"));
+  assert.equal(defaultBackbone("masks", opts).source, "dino");
+  assert.equal(defaultBackbone("cluster", opts).label, "cluster only");
+  fs.writeFileSync(path.join(backbones, "w_vit_cluster.json"), JSON.stringify({ use: "embed" }));
+  assert.throws(() => bundledBackbones(backbones), /"use" must be "masks" or "cluster", got "embed"/);
+});

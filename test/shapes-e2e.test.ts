@@ -1,6 +1,7 @@
 // End to end on a tiny shapes world of scenes the bundled shapes backbone never saw (seed 7; it was pretrained
 // on seed 0's train split): stage i with that backbone must find the objects better than the same ViT at its
-// random initialisation and than a centred box, by a margin; a Mask R-CNN trained from scratch on those
+// random initialisation and than a centred box, by a margin; the world's stage-ii backbone must cluster those masks
+// into the 8 shapes far above chance and above the random ViT; a Mask R-CNN trained from scratch on those
 // stage-i masks must lower its loss and find held-out objects far better than untrained; a DeepLab trained from
 // scratch on those masks painted as semantic labels (stage iv's gen-segmentation) likewise (issue 19 item 6).
 import { test } from "node:test";
@@ -56,9 +57,33 @@ test("shapes world, unseen scenes: stage i with the shapes backbone beats its ra
   assert.ok(trained.meanBestIou >= box.meanBestIou + 2, report);
   stageIMasks = path.join(tmp, "masks_trained.json");
   worldDir = world;
+  randomInit = randomFile;
 });
 
-let stageIMasks: string | undefined, worldDir: string | undefined;
+let stageIMasks: string | undefined, worldDir: string | undefined, randomInit: string | undefined;
+
+test("shapes world, stage ii: the stage-i masks cluster into the 8 shapes far above chance, and above the same ViT at random init", async () => {
+  assert.ok(stageIMasks && worldDir && randomInit, "needs the stage-i test's masks");
+  const { runClustering } = await import("../src/cluster/run.js");
+  const gtFile = path.join(worldDir, "instances.json");
+  const acc = async (weights: string, name: string) => {
+    const backbone = await loadBackbone(weights);
+    try {
+      const run = await runClustering({ dataset: "coco", numClasses: 8, primary: { inputFile: stageIMasks!, datasetRoot: worldDir!, gtFile },
+        backbone, outputFile: path.join(path.dirname(stageIMasks!), `clusters_${name}.json`), saveDir: path.join(path.dirname(stageIMasks!), `cache_${name}`) });
+      return run.summary.scores!.acc;
+    } finally {
+      await backbone.dispose();
+    }
+  };
+  const choice = defaultBackbone("cluster", { world: "shapes", env: {} });
+  assert.equal(choice.source, "bundled");
+  const trained = await acc(choice.path, "trained"), random = await acc(randomInit, "random");
+  const report = `cluster ACC of 120 unseen scenes' stage-i masks: stage-ii backbone ${trained.toFixed(1)} %, random init ${random.toFixed(1)} % (chance 12.5 %)`;
+  console.log(report);
+  assert.ok(trained >= 30, report);
+  assert.ok(trained >= random + 10, report);
+});
 
 test("shapes world, stage iii: Mask R-CNN from scratch on the stage-i masks learns (loss falls, held-out mask AP50 far above untrained)", async () => {
   assert.ok(stageIMasks && worldDir, "needs the stage-i test's masks");

@@ -14,6 +14,7 @@ export interface ShapesDemoFlags {
   "world-dir"?: string;
   out?: string;
   weights?: string;
+  "cluster-weights"?: string;
   resize?: string;
   limit?: string;
   stages?: string;
@@ -56,8 +57,13 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const choice = values.weights
     ? { path: values.weights, label: values.weights, random: false, resize: undefined as number | undefined, note: "" }
     : defaultBackbone("masks", { world: "shapes" });
+  const clusterChoice = values["cluster-weights"]
+    ? { path: values["cluster-weights"], label: values["cluster-weights"], random: false, note: "" }
+    : values.weights ? choice : defaultBackbone("cluster", { world: "shapes" });
   console.log(`demo: shapes world ${worldDir} (${world.images} images of ${world.size} px, seed ${world.seed}; val ${world.val}); backbone ${choice.label}` +
-    (choice.random ? ` — RANDOM WEIGHTS: ${choice.note}` : ""));
+    (choice.random ? ` — RANDOM WEIGHTS: ${choice.note}` : "") +
+    (clusterChoice.path !== choice.path ? `; stage ii: ${clusterChoice.label}` : ""));
+  const clusterWeights = clusterChoice.path !== choice.path ? clusterChoice.path : undefined;
   const resize = numberFlag("resize", values.resize, choice.resize ?? world.size);
   const limit = values.limit ? numberFlag("limit", values.limit, 0) : undefined;
 
@@ -77,7 +83,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
 
   const { runShapesTargets, targetsMarkdown } = await import("../shapes/targets.js");
   const t = await runShapesTargets({
-    world: worldDir, weights: choice.path, randomWeights, resize: resize === world.size ? 0 : resize, out,
+    world: worldDir, weights: choice.path, clusterWeights, randomWeights, resize: resize === world.size ? 0 : resize, out,
     limit,
     onProgress: (what) => console.log(`demo: ${what}`),
   });
@@ -89,7 +95,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
     const threads = numberFlag("threads", values.threads, 2);
     try {
       const s = await runShapesStageIII({
-        world: worldDir, weights: choice.path, resize: resize === world.size ? 0 : resize, out: path.join(out, "stage3"),
+        world: worldDir, weights: choice.path, clusterWeights, resize: resize === world.size ? 0 : resize, out: path.join(out, "stage3"),
         valPseudoLabels: path.join(out, "clusters_masks.matched.json"),
         // --limit N (a quick look): N val images, and 7N train images (the world's train : val ratio)
         trainLimit: limit ? 7 * limit : undefined,

@@ -13,7 +13,9 @@
 //   { "weights": "<checkpoint file, relative to the sidecar>",   // default: <name>.pth / .safetensors / .pt
 //     "patch": 16,                                                // patch size (also patch_size / patchSize)
 //     "label": "demo ViT-S/16, depth 4, 30 epochs on the demo train split",   // (also name / description)
-//     "world": "shapes" }                                         // only for that data world (make-shapes)
+//     "world": "shapes",                                          // only for that data world (make-shapes)
+//     "use": "cluster" }                                          // only for this use (masks | cluster); a world's
+//                                                                 // backbone with no "use" serves both
 // A sidecar whose checkpoint is not there yet (a backbone being trained) is skipped.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -53,6 +55,8 @@ export interface BundledBackbone {
   label: string;
   /** Sidecar "world": the synthetic data world it was trained for (then the default only there). */
   world?: string;
+  /** Sidecar "use": the one stage it is the default for (e.g. a world's separate stage-ii backbone, as the reference's ViT-S/8). */
+  use?: BackboneUse;
 }
 
 export interface BackboneChoiceOptions {
@@ -116,12 +120,16 @@ export function bundledBackbones(dir: string = projectPath("data", "backbones"))
     if (cfg.world !== undefined && !(typeof cfg.world === "string" && cfg.world)) {
       throw new MaskdistillError(`backbone sidecar: "world" must be a data world's name, got ${JSON.stringify(cfg.world)}`, sidecar);
     }
+    if (cfg.use !== undefined && cfg.use !== "masks" && cfg.use !== "cluster") {
+      throw new MaskdistillError(`backbone sidecar: "use" must be "masks" or "cluster", got ${JSON.stringify(cfg.use)}`, sidecar);
+    }
     const labelValue = cfg.label ?? cfg.name ?? cfg.description;
     out.push({
       name, sidecar, weights, exists: fs.existsSync(weights),
       patch: patchValue as number | undefined,
       resize: cfg.resize as number | undefined,
       world: cfg.world as string | undefined,
+      use: cfg.use as BackboneUse | undefined,
       label: typeof labelValue === "string" && labelValue ? labelValue : `bundled demo backbone ${name}`,
     });
   }
@@ -160,8 +168,9 @@ export function defaultBackbone(use: BackboneUse, opts: BackboneChoiceOptions = 
 
   // a world's own backbone, trained on it, before the real weights
   const ready = bundledBackbones(opts.backbonesDir).filter((b) => b.exists);
-  const own = opts.world ? ready.filter((b) => b.world === opts.world) : [];
-  const ownChoice = own.find((b) => b.patch === wantPatch) ?? own[0];
+  // (one made for this use first, then one for either use; never one made for the other use)
+  const own = opts.world ? ready.filter((b) => b.world === opts.world && (b.use === undefined || b.use === use)) : [];
+  const ownChoice = own.find((b) => b.use === use) ?? own.find((b) => b.patch === wantPatch) ?? own[0];
   if (ownChoice) return bundledChoice(ownChoice, use);
 
   // 1. real DINO weights
@@ -174,7 +183,7 @@ export function defaultBackbone(use: BackboneUse, opts: BackboneChoiceOptions = 
   }
 
   // 2. bundled demo backbone: the reference's patch size first, then one of unknown patch, then any
-  const general = ready.filter((b) => b.world === undefined);
+  const general = ready.filter((b) => b.world === undefined && (b.use === undefined || b.use === use));
   const bundled = general.find((b) => b.patch === wantPatch) ?? general.find((b) => b.patch === undefined) ?? general[0];
   if (bundled) return bundledChoice(bundled, use);
 

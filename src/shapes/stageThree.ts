@@ -22,6 +22,8 @@ export interface ShapesStageIIIOptions {
   world: string;
   /** The stage i–ii backbone. */
   weights: string;
+  /** Stage ii's backbone when it is another one (default `weights`). */
+  clusterWeights?: string;
   /** Stage-i short side (0: the image size). */
   resize: number;
   out: string;
@@ -80,7 +82,7 @@ export interface ShapesPseudoMasks {
  * Stages i–ii on the world's train split (the first `trainLimit` images): one mask per image, clustered into K
  * pseudo classes named by the Hungarian pairing with the train ground truth. Resumable (masks and embeddings).
  */
-export async function shapesPseudoMasks(opts: { world: string; weights: string; resize: number; out: string; trainLimit?: number; onProgress?: (what: string) => void }): Promise<ShapesPseudoMasks> {
+export async function shapesPseudoMasks(opts: { world: string; weights: string; clusterWeights?: string; resize: number; out: string; trainLimit?: number; onProgress?: (what: string) => void }): Promise<ShapesPseudoMasks> {
   const trainGtFile = path.join(opts.world, "instances_train.json");
   if (!fs.existsSync(trainGtFile)) throw new MaskdistillError("missing: is this a make-shapes folder?", trainGtFile);
   fs.mkdirSync(opts.out, { recursive: true });
@@ -95,16 +97,21 @@ export async function shapesPseudoMasks(opts: { world: string; weights: string; 
   try {
     await genMasks({ images: trainImages, predJson: masksTrain, backbone, resize: opts.resize, heads: 5, resume: true, quiet: true,
       configTag: { weightsSha256: await fileSha256(opts.weights), resize: opts.resize, heads: 5 } });
-    opts.onProgress?.("clustering the train masks (stage ii)");
+  } finally {
+    await backbone.dispose();
+  }
+  opts.onProgress?.("clustering the train masks (stage ii)");
+  const embedder = await loadBackbone(opts.clusterWeights ?? opts.weights);
+  try {
     const run = await runClustering({
       dataset: "coco", numClasses: trainGt.categories.length,
       primary: { inputFile: masksTrain, datasetRoot: opts.world, gtFile: trainSubset },
-      backbone, outputFile: path.join(opts.out, "clusters_train.json"), saveDir: path.join(opts.out, "cluster-cache-train"),
+      backbone: embedder, outputFile: path.join(opts.out, "clusters_train.json"), saveDir: path.join(opts.out, "cluster-cache-train"),
     });
     if (!run.summary.matchedFile) throw new MaskdistillError("clustering wrote no matched file (no ground truth?)", trainSubset);
     return { matchedFile: run.summary.matchedFile, trainImages: trainImages.length, clusterAcc: round1(run.summary.scores?.acc ?? 0) };
   } finally {
-    await backbone.dispose();
+    await embedder.dispose();
   }
 }
 

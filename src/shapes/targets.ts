@@ -26,6 +26,8 @@ export interface ShapesTargetsOptions {
   world: string;
   /** Trained backbone (safetensors with its sidecar). */
   weights: string;
+  /** Stage ii's backbone, when it is another one (the reference embeds with ViT-S/8, masks with S/16); default `weights`. */
+  clusterWeights?: string;
   /** The same architecture at its random initialisation (optional baseline row). */
   randomWeights?: string;
   /** Stage-i short side (default: the image size, i.e. no resize). */
@@ -53,6 +55,8 @@ export interface ShapesTargets {
   split: string;
   images: number;
   weights: string;
+  /** Stage ii's backbone (= weights when one backbone does both). */
+  clusterWeights?: string;
   resize: number;
   stageI: StageIRow[];
   stageII: { method: string; clusters: number; evaluated: number; acc: number; nmi: number; ari: number }[];
@@ -111,7 +115,7 @@ export async function runShapesTargets(opts: ShapesTargetsOptions): Promise<Shap
   const gtSubset = path.join(opts.out, `gt_${split}.json`);
   fs.writeFileSync(gtSubset, JSON.stringify(cocoSubsetByIds(gt, idSet)));
   const stageII: ShapesTargets["stageII"] = [];
-  const backbone = await loadBackbone(opts.weights);
+  const backbone = await loadBackbone(opts.clusterWeights ?? opts.weights);
   try {
     for (const [method, input, name] of [["stage ii: clusters of the stage-i masks", trainedMasks, "masks"], ["diagnostic: clusters of the GT boxes", gtSubset, "gt_boxes"]] as const) {
       opts.onProgress?.(`stage ii: ${name}`);
@@ -130,7 +134,7 @@ export async function runShapesTargets(opts: ShapesTargetsOptions): Promise<Shap
 
   const ours = stageI[0], clustered = stageII[0];
   const result: ShapesTargets = {
-    world: opts.world, split, images: images.length, weights: opts.weights, resize, stageI, stageII,
+    world: opts.world, split, images: images.length, weights: opts.weights, clusterWeights: opts.clusterWeights ?? opts.weights, resize, stageI, stageII,
     targets: SHAPES_TARGETS,
     met: { corloc: ours.corloc >= SHAPES_TARGETS.corloc, meanBestIou: ours.meanBestIou >= SHAPES_TARGETS.meanBestIou, clusterAcc: clustered.acc >= SHAPES_TARGETS.clusterAcc },
     seconds: Math.round((Date.now() - t0) / 1000),

@@ -14,7 +14,7 @@ import type { DemoSummary } from "../../notebook/demoReport.js";
 const usage = `usage: maskdistill demo [--split all|train|val] [--resize 640] [--weights NAME|PATH] [--cluster-weights NAME|PATH]
                         [--out DIR] [--limit N] [--json]
        maskdistill demo --world shapes [--world-dir .cache/shapes] [--out results/shapes] [--weights FILE]
-                        [--stages i-ii|i-iii|i-v] [--iterations N] [--epochs N] [--train-images N]
+                        [--cluster-weights FILE] [--stages i-ii|i-iii|i-v] [--iterations N] [--epochs N] [--train-images N]
                         [--rounds N] [--threads 2] [--limit N]
 
 Runs the method on the bundled demo data (data/demo: 313 real COCO images at 500 px, labels used only
@@ -41,7 +41,8 @@ Rerunning resumes: finished images and cached embeddings are reused.
 --world shapes runs on the procedural shapes world instead (make-shapes; made in --world-dir when
 missing): stage i on its val split with the world's bundled backbone (data/backbones/shapes_vit), the
 same ViT at random initialisation and the centred box, then stage ii (K = 8 clusters vs the 8 shape
-classes); then stage iii (--stages i-iii or i-v): stage-i masks of the train split, clustered
+classes) with the world's stage-ii backbone (data/backbones/shapes_vit_cluster; as the reference, which
+masks with DINO ViT-S/16 and embeds with ViT-S/8); then stage iii (--stages i-iii or i-v): stage-i masks of the train split, clustered
 (stage ii, named by the Hungarian pairing with the train ground truth), a Mask R-CNN trained from scratch
 on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
