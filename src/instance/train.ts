@@ -111,9 +111,10 @@ export function cpuRecipe(): MaskRcnnTrainConfig {
  * 160–192 (the images upscaled ~2×: the smallest FPN anchor is 32 px), flip, batch 4, 128 ROI samples per
  * image, lr 0.04 with warm-up 50 and ×0.1 at 600, 720 iterations (0.8 epoch of the 3,500 train images),
  * gradient clipping 5; the body's residual branches start at zero (freshStateDict).
- * On the materials world's stage-ii pseudo-masks (session 10, 2 wasm threads, ~1.1 s per iteration on a
- * free machine): val mask AP50 class-agnostic 33.0 (box 39.0), class-aware 3.5 (the pseudo-classes are
- * 27 % right); 360 iterations (the recipe until session 10) gave 8.3 / 1.3, so the length matters most.
+ * On the materials world's stage-ii pseudo-masks (2 wasm threads, ~0.9–1.1 s per iteration on a free machine):
+ * val mask AP50 class-agnostic 43.3, class-aware 17.4 with session 11's backbones (train pseudo-classes 47.6 %
+ * right); 33.0 (box 39.0) / 3.5 with session 10's (24 % right); 360 iterations (the recipe until session 10)
+ * gave 8.3 / 1.3 on session 10's, so the length matters most.
  * The session-7 runs on the full world's GT masks (360 iterations, He-initialised residual branches):
  * class-aware 7.4, class-agnostic 19.0 (box 37.8).
  */
