@@ -42,9 +42,9 @@ Rerunning resumes: finished images and cached embeddings are reused.
 missing): stage i on its val split with the world's bundled backbone (data/backbones/shapes_vit), the
 same ViT at random initialisation and the centred box, then stage ii (K = 8 clusters vs the 8 shape
 classes) with the world's stage-ii backbone (data/backbones/shapes_vit_cluster; as the reference, which
-masks with DINO ViT-S/16 and embeds with ViT-S/8); then stage iii (--stages i-iii or i-v): stage-i masks of the train split, clustered
-(stage ii, named by the Hungarian pairing with the train ground truth), a Mask R-CNN trained from scratch
-on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
+masks with DINO ViT-S/16 and embeds with ViT-S/8; --cluster-weights to change it); then stage iii
+(--stages i-iii or i-v): stage-i masks of the train split, clustered (stage ii, named by the Hungarian
+pairing with the train ground truth), a Mask R-CNN trained from scratch on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
 the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
 --train-images train images (default 1,000 of 3,500: ~17 instead of ~35 minutes; 0 = all), its detections
