@@ -1,6 +1,7 @@
 // How well a detection file finds the shapes world's one object per image (the input of stage iv): the share
 // of images whose top-scoring detection's box overlaps the GT box with IoU ≥ 0.5, the share where any kept
-// detection does, and the median top score. One JSON line.
+// detection does, the median top score, and how many top detections fall in each class (stage iv paints each
+// image with its top detection's class, so a skew here is a skew in the pseudo-labels). One JSON line.
 //   node --import tsx tools/shapes-detection-check.ts --detections results/shapes/stage5/detections_train.json
 //        [--gt .cache/shapes-materials/instances_train.json]
 import { parseArgs } from "node:util";
@@ -23,9 +24,13 @@ for (const d of readCocoResults(values.detections, undefined, { anyCategory: tru
 }
 let topHit = 0, anyHit = 0;
 const topScores: number[] = [];
+const topClasses = new Map<string, number>();
+const className = new Map(gt.categories.map((c) => [c.id, c.name]));
 for (const [id, dets] of byImage) {
   const top = dets.reduce((m, d) => (d.score > m.score ? d : m));
   topScores.push(top.score);
+  const name = className.get(top.category_id) ?? `class ${top.category_id}`;
+  topClasses.set(name, (topClasses.get(name) ?? 0) + 1);
   if (boxIou(top.bbox!, gtBox.get(id)!) >= 0.5) topHit++;
   if (dets.some((d) => boxIou(d.bbox!, gtBox.get(id)!) >= 0.5)) anyHit++;
 }
@@ -34,4 +39,5 @@ const n = byImage.size;
 console.log(JSON.stringify({
   detections: values.detections, images: n, imagesWithoutDetections: gt.images.length - n,
   topBoxOnObject: +(100 * topHit / n).toFixed(1), anyBoxOnObject: +(100 * anyHit / n).toFixed(1), medianTopScore: +topScores[n >> 1].toFixed(3),
+  topClasses: Object.fromEntries([...topClasses].sort((a, b) => b[1] - a[1])),
 }));
