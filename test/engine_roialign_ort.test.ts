@@ -1,7 +1,7 @@
 // The inference RoIAlign (wasm/roiAlignOrt.ts: onnxruntime's RoiAlign per pyramid level) against the JS
 // kernel it replaces outside gradient tapes (src/instance/roiAlign.ts, itself checked against torchvision
 // in roialign.test.ts): both aligned modes, fixed and adaptive sampling, boxes partly or wholly outside
-// the map, degenerate boxes, several images, a level with no boxes; and the JS kernel under a tape.
+// the map, degenerate boxes, several images, a level with no boxes; and under a tape (the gradient in JS).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -55,11 +55,27 @@ test("onnxruntime RoiAlign equals the JS RoIAlign over a pyramid (aligned or not
       }
     }
   }
-  // under a gradient tape the JS kernel runs (its gradient needs the same samples): same values, gradient reaches level 0
+  // under a gradient tape (training) the forward pass takes onnxruntime too; the gradient, in JS, is the same either way
   const params = { outputSize: [7, 7] as [number, number], samplingRatio: 2, aligned: false };
+  const gradient = (on: boolean): [number, Float32Array] => {
+    roiAlignOrtTuning.enabled = on;
+    try {
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(roiAlignLevels([v, features[1], features[2]], boxes, boxIndex, levels, scales, params), weights)) as tf.Scalar, [v]);
+      const out: [number, Float32Array] = [value.dataSync()[0], (grads[v.name].dataSync() as Float32Array).slice()];
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    } finally {
+      roiAlignOrtTuning.enabled = true;
+    }
+  };
+  const v = tf.variable(features[0]);
+  const weights = tf.randomNormal([raw.length / 4, 7, 7, C], 0, 1, "float32", 5);
   const before = roiAlignOrtTuning.calls;
-  const g = tf.grad((x: tf.Tensor) => tf.sum(roiAlignLevels([x as tf.Tensor4D, features[1], features[2]], boxes, boxIndex, levels, scales, params)))(features[0]);
-  assert.ok((await tf.sum(tf.abs(g)).data())[0] > 0);
-  assert.equal(roiAlignOrtTuning.calls, before, "no onnxruntime RoiAlign under a tape");
-  tf.dispose([...features, boxes, boxIndex, levels, g]);
+  const [lossOrt, gOrt] = gradient(true);
+  assert.equal(roiAlignOrtTuning.calls, before + 1, "onnxruntime's RoiAlign ran under the tape");
+  const [lossJs, gJs] = gradient(false);
+  assert.ok(Math.abs(lossOrt - lossJs) <= 1e-4 * Math.abs(lossJs), `loss ${lossOrt} vs ${lossJs}`);
+  assert.deepEqual(Array.from(gOrt), Array.from(gJs), "the same gradient, bit for bit");
+  assert.ok(gJs.some((x) => x !== 0));
+  tf.dispose([...features, boxes, boxIndex, levels, v, weights]);
 });

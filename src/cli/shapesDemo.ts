@@ -28,6 +28,11 @@ export interface ShapesDemoFlags {
 
 export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const started = Date.now();
+  // each line says when it started (minutes:seconds into the run), so a user sees where the time goes
+  const say = (what: string) => {
+    const t = Math.round((Date.now() - started) / 1000);
+    console.log(`demo ${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}: ${what}`);
+  };
   const stages = values.stages ?? "i-v";
   if (stages !== "i-ii" && stages !== "i-iii" && stages !== "i-v") throw new MaskdistillError(`--stages expects i-ii, i-iii or i-v, got '${stages}'`);
   const { SHAPES_STAGE_V_TRAIN_IMAGES } = await import("../shapes/stageFive.js");
@@ -44,7 +49,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
       photoDir: projectPath("data", "demo", "images"),
       onStart: () => {
         const d = SHAPES_DEFAULT_WORLD.difficulty;
-        console.log(`demo: making the shapes world in ${worldDir} (npx maskdistill make-shapes --out ${worldDir}${d === "full" ? "" : ` --difficulty ${d}`})`);
+        say(`making the shapes world in ${worldDir} (npx maskdistill make-shapes --out ${worldDir}${d === "full" ? "" : ` --difficulty ${d}`})`);
         bar = progress("make-shapes", SHAPES_DEFAULT_WORLD.n);
       },
       onProgress: (done) => { bar?.tick(done - ticked); ticked = done; },
@@ -60,7 +65,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const clusterChoice = values["cluster-weights"]
     ? { path: values["cluster-weights"], label: values["cluster-weights"], random: false, note: "" }
     : values.weights ? choice : defaultBackbone("cluster", { world: "shapes" });
-  console.log(`demo: shapes world ${worldDir} (${world.images} images of ${world.size} px, seed ${world.seed}; val ${world.val}); backbone ${choice.label}` +
+  say(`shapes world ${worldDir} (${world.images} images of ${world.size} px, seed ${world.seed}; val ${world.val}); backbone ${choice.label}` +
     (choice.random ? ` — RANDOM WEIGHTS: ${choice.note}` : "") +
     (clusterChoice.path !== choice.path ? `; stage ii: ${clusterChoice.label}` : ""));
   const clusterWeights = clusterChoice.path !== choice.path ? clusterChoice.path : undefined;
@@ -78,20 +83,20 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
     randomWeights = path.join(out, "random_init.safetensors");
     await exportInitialisation(sidecar.training.config as import("../pretrain/config.js").PretrainConfig, randomWeights);
   } else {
-    console.log("demo: the backbone has no training sidecar, so there is no random-initialisation row");
+    say("the backbone has no training sidecar, so there is no random-initialisation row");
   }
 
   const { runShapesTargets, targetsMarkdown } = await import("../shapes/targets.js");
   const t = await runShapesTargets({
     world: worldDir, weights: choice.path, clusterWeights, randomWeights, resize: resize === world.size ? 0 : resize, out,
     limit,
-    onProgress: (what) => console.log(`demo: ${what}`),
+    onProgress: say,
   });
   let result = t;
   if (stages !== "i-ii") {
     const { runShapesStageIII } = await import("../shapes/stageThree.js");
     const { withStageIII, writeTargets } = await import("../shapes/targets.js");
-    const bars = stepBars(progress);
+    const bars = stepBars(progress, say);
     const threads = numberFlag("threads", values.threads, 2);
     try {
       const s = await runShapesStageIII({
@@ -141,12 +146,12 @@ function countFlag(name: string, value: string | undefined, fallback: number): n
 }
 
 /** Progress of the demo's training loops: one bar per named loop; a message (or another loop) ends the current bar. */
-function stepBars(progress: (label: string, total: number) => { tick: (n?: number, info?: string) => void; stop: () => void }) {
+function stepBars(progress: (label: string, total: number) => { tick: (n?: number, info?: string) => void; stop: () => void }, say: (what: string) => void) {
   let bar: ReturnType<typeof progress> | undefined, name = "", last = 0;
   const stop = () => { bar?.stop(); bar = undefined; };
   return {
     stop,
-    message: (what: string) => { stop(); console.log(`demo: ${what}`); },
+    message: (what: string) => { stop(); say(what); },
     step: (what: string, step: number, total: number, loss: number) => {
       if (!bar || what !== name) { stop(); bar = progress(what, total); name = what; last = 0; }
       bar.tick(step - last, `loss ${loss.toFixed(3)}`);

@@ -460,33 +460,42 @@ export function nms(boxes: ArrayLike<number>, scores: ArrayLike<number>, iouThre
   const n = checkBoxes(boxes, "nms");
   if (scores.length !== n) throw new MaskdistillError(`nms: ${scores.length} scores for ${n} boxes`);
   if (n === 0) return new Int32Array(0);
-  const x1 = new Float32Array(n), y1 = new Float32Array(n), x2 = new Float32Array(n), y2 = new Float32Array(n), area = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    x1[i] = boxes[4 * i];
-    y1[i] = boxes[4 * i + 1];
-    x2[i] = boxes[4 * i + 2];
-    y2[i] = boxes[4 * i + 3];
-    area[i] = f(x2[i] - x1[i]) * f(y2[i] - y1[i]);
-  }
+  // coordinates in visiting order, and the not-yet-suppressed positions compacted after each kept box:
+  // the inner loop reads memory in sequence and shrinks as boxes fall (the RPN's 2,000 boxes a level)
   const order = stableArgsortDescending(f32(scores));
-  const suppressed = new Uint8Array(n);
-  const keep = new Int32Array(n);
-  let kept = 0;
+  const x1 = new Float32Array(n), y1 = new Float32Array(n), x2 = new Float32Array(n), y2 = new Float32Array(n), area = new Float32Array(n);
   for (let a = 0; a < n; a++) {
     const i = order[a];
-    if (suppressed[i]) continue;
-    keep[kept++] = i;
-    const ix1 = x1[i], iy1 = y1[i], ix2 = x2[i], iy2 = y2[i], iarea = area[i];
-    for (let b = a + 1; b < n; b++) {
-      const j = order[b];
-      if (suppressed[j]) continue;
+    x1[a] = boxes[4 * i];
+    y1[a] = boxes[4 * i + 1];
+    x2[a] = boxes[4 * i + 2];
+    y2[a] = boxes[4 * i + 3];
+    area[a] = f(x2[a] - x1[a]) * f(y2[a] - y1[a]);
+  }
+  // a pair that does not overlap has IoU 0 (or NaN), which is never > a threshold ≥ 0: skip the division
+  const skipDisjoint = iouThreshold >= 0;
+  const alive = new Int32Array(n);
+  for (let a = 0; a < n; a++) alive[a] = a;
+  let nAlive = n;
+  const keep = new Int32Array(n);
+  let kept = 0;
+  while (nAlive > 0) {
+    const a = alive[0];
+    keep[kept++] = order[a];
+    const ix1 = x1[a], iy1 = y1[a], ix2 = x2[a], iy2 = y2[a], iarea = area[a];
+    let m = 0;
+    for (let q = 1; q < nAlive; q++) {
+      const b = alive[q];
       // std::max(a, b) returns a unless a < b: the same value for non-NaN floats
-      const w = f(Math.min(ix2, x2[j]) - Math.max(ix1, x1[j]));
-      const h = f(Math.min(iy2, y2[j]) - Math.max(iy1, y1[j]));
+      const w = f(Math.min(ix2, x2[b]) - Math.max(ix1, x1[b]));
+      if (skipDisjoint && !(w > 0)) { alive[m++] = b; continue; }
+      const h = f(Math.min(iy2, y2[b]) - Math.max(iy1, y1[b]));
+      if (skipDisjoint && !(h > 0)) { alive[m++] = b; continue; }
       const inter = f((w > 0 ? w : 0) * (h > 0 ? h : 0));
-      const ovr = f(inter / f(f(iarea + area[j]) - inter));
-      if (ovr > iouThreshold) suppressed[j] = 1;
+      const ovr = f(inter / f(f(iarea + area[b]) - inter));
+      if (!(ovr > iouThreshold)) alive[m++] = b;
     }
+    nAlive = m;
   }
   return keep.slice(0, kept);
 }

@@ -5,20 +5,20 @@
 // torchvision aligned=False, "half_pixel" = aligned=True), sampling_ratio 0 = adaptive, points beyond one
 // cell outside the map count as 0, the mean over the bin's samples. Per level, the boxes of that level
 // run through one session (NHWC in and out, transposed inside the graph) and are scattered back into
-// box order. The gradient pass and anything under a gradient tape keep the JS kernel.
+// box order. Under a gradient tape too (training): the gradient kernel stays in JS and rebuilds the
+// samples itself, so it never reads the forward pass's values (the two agree to 1e-5, tested).
 import * as tf from "@tensorflow/tfjs";
 import { alloc, f32, release, type WasmBackend } from "./backend.js";
 import { gemmProvider, ortRun, ortSession } from "./gemm.js";
-import { recordingGradients } from "./convOrt.js";
 import { createGraph, DataType, float } from "../../modeling/onnx/graph.js";
 import type { RoiAlignParams } from "../../instance/roiAlign.js";
 
 /** For the tests: `enabled: false` keeps every RoIAlign on the JS kernel; `calls` counts the onnxruntime ones. */
 export const roiAlignOrtTuning = { enabled: true, calls: 0 };
 
-/** Whether a forward RoIAlign on wasm runs through onnxruntime (not under a gradient tape). */
+/** Whether a forward RoIAlign on wasm runs through onnxruntime. */
 export function useOrtRoiAlign(): boolean {
-  return roiAlignOrtTuning.enabled && !recordingGradients() && gemmProvider().provider === "onnxruntime";
+  return roiAlignOrtTuning.enabled && gemmProvider().provider === "onnxruntime";
 }
 
 /** X [n, h, w, C] (NHWC), R [k, 4] boxes in image pixels, I [k] image index (float) → Y [k, ph, pw, C]. */

@@ -1,0 +1,52 @@
+// Where a Mask R-CNN training iteration goes: wraps every kernel of the active tfjs backend with a timer
+// (wasm kernels run synchronously, so wall time per call is the kernel's), runs N iterations of a recipe on
+// a COCO-format training set, and prints the kernels by total time plus forward/backward/update split.
+// CPU_PROFILE=FILE also writes a V8 CPU profile of the timed iterations (the main thread: JS kernels, NMS,
+// RoIAlign, im2col; open it in Chrome's DevTools or sum it by function).
+//   node --import tsx tools/maskrcnn-profile.ts --annotations A.json --images DIR [--recipe shapes] [--steps 6] [--threads 2]
+// e.g. on a shapes run's stage-ii pseudo-masks: --annotations results/shapes/stage3/clusters_train.matched.json --images .cache/shapes
+import { parseArgs } from "node:util";
+import * as tf from "@tensorflow/tfjs";
+import { initEngine } from "../src/engine/index.js";
+import * as inspector from "node:inspector/promises";
+import * as fs from "node:fs";
+
+const { values: a } = parseArgs({ options: { annotations: { type: "string" }, images: { type: "string" }, recipe: { type: "string", default: "shapes" },
+  steps: { type: "string", default: "6" }, threads: { type: "string", default: "2" }, agnostic: { type: "boolean", default: false } } });
+await initEngine({ backend: "wasm", threads: Number(a.threads) });
+const train = await import("../src/instance/train.js");
+const set = train.loadTrainSet(a.annotations!, a.images!, { agnostic: a.agnostic! });
+const config = train.maskRcnnRecipe(a.recipe!);
+const state = train.newTrainState(config, await train.buildTrainNet(config, set.numClasses), set, set.samples.map((s) => s.imageId));
+
+const total = new Map<string, { ms: number; calls: number }>();
+let on = false;
+for (const k of tf.getKernelsForBackend(tf.getBackend())) {
+  const f = k.kernelFunc;
+  tf.unregisterKernel(k.kernelName, k.backendName);
+  tf.registerKernel({ ...k, kernelFunc: (args) => {
+    if (!on) return f(args);
+    const t = performance.now();
+    const r = f(args);
+    const e = total.get(k.kernelName) ?? { ms: 0, calls: 0 };
+    e.ms += performance.now() - t; e.calls++;
+    total.set(k.kernelName, e);
+    return r;
+  } });
+}
+const cache = new Map();
+const steps = Number(a.steps);
+const batchOf = (i: number) => Array.from({ length: config.batchSize }, (_, k) => set.samples[(i * config.batchSize + k) % set.samples.length]);
+await train.trainStep(state, batchOf(0), cache);   // warm-up (compiles, caches images)
+const session = new inspector.Session(); session.connect();
+if (process.env.CPU_PROFILE) { await session.post("Profiler.enable"); await session.post("Profiler.start"); }
+on = true;
+const t0 = performance.now();
+for (let i = 1; i <= steps; i++) await train.trainStep(state, batchOf(i), cache);
+const wall = (performance.now() - t0) / steps;
+on = false;
+if (process.env.CPU_PROFILE) { const { profile } = await session.post("Profiler.stop"); fs.writeFileSync(process.env.CPU_PROFILE, JSON.stringify(profile)); }
+const rows = [...total.entries()].sort((x, y) => y[1].ms - x[1].ms);
+const inKernels = rows.reduce((s, [, v]) => s + v.ms, 0) / steps;
+console.log(`per iteration: wall ${wall.toFixed(0)} ms, in kernels ${inKernels.toFixed(0)} ms (${(100 * inKernels / wall).toFixed(0)} %)`);
+for (const [name, v] of rows.slice(0, 30)) console.log(`${name.padEnd(28)} ${(v.ms / steps).toFixed(1).padStart(8)} ms  ${(v.calls / steps).toFixed(0).padStart(6)} calls`);
