@@ -202,6 +202,24 @@ test("layouts: DINO backbone, DINO full (teacher / student), MoCo v2 (legacy), t
   }
 });
 
+test("layouts: a torchvision-layout detector (train-maskrcnn's model file) gives its ResNet body when a ResNet is asked for", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ckpt-det-"));
+  const t = (v: number[]): TensorData => ({ dtype: "float32", shape: [v.length], data: Float32Array.from(v) });
+  const file = path.join(dir, "maskrcnn.safetensors");
+  writeSafetensors(file, new Map([
+    ["backbone.body.conv1.weight", t([1, 2])], ["backbone.body.bn1.weight", t([3])], ["backbone.body.layer1.0.conv1.weight", t([4])],
+    ["backbone.fpn.inner_blocks.0.weight", t([5])], ["rpn.head.conv.weight", t([6])], ["roi_heads.box_predictor.cls_score.weight", t([7])],
+  ]));
+  const got = await readStateDict(file, "resnet");
+  assert.equal(got.layout, "torchvision-detection");
+  assert.equal(got.kind, "resnet");
+  assert.deepEqual([...got.stateDict.keys()], ["conv1.weight", "bn1.weight", "layer1.0.conv1.weight"]);
+  assert.deepEqual(Array.from(toFloat32(got.stateDict.get("conv1.weight")!)), [1, 2]);
+  // asked for nothing, the whole detector is returned as it is
+  assert.equal((await readStateDict(file)).stateDict.size, 6);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test("DINO full checkpoint: args become a plain record, numpy scalars numbers", async () => {
   const root = asMap(await readCheckpoint(fx("dino_full.pth")));
   assert.deepEqual(root.get("args"), expected.layouts.dino_full_args);

@@ -22,6 +22,7 @@ export interface ShapesDemoFlags {
   epochs?: string;
   "train-images"?: string;
   rounds?: string;
+  "deeplab-init"?: string;
   threads?: string;
   json?: boolean;
 }
@@ -38,6 +39,8 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const { SHAPES_STAGE_V_TRAIN_IMAGES } = await import("../shapes/stageFive.js");
   const stageVTrainImages = countFlag("train-images", values["train-images"], SHAPES_STAGE_V_TRAIN_IMAGES);
   const rounds = values.rounds === undefined ? undefined : countFlag("rounds", values.rounds, 0);
+  const deeplabInit = values["deeplab-init"] ?? "maskrcnn";
+  if (deeplabInit !== "maskrcnn" && deeplabInit !== "none") throw new MaskdistillError(`--deeplab-init expects maskrcnn or none, got '${deeplabInit}'`);
   const { ensureShapesWorld, SHAPES_DEFAULT_WORLD, shapesDefaultDir } = await import("../shapes/world.js");
   const worldDir = path.resolve(values["world-dir"] ?? shapesDefaultDir());
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
@@ -121,6 +124,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
           valLimit: limit,
           epochs: values.epochs ? numberFlag("epochs", values.epochs, 1) : undefined,
           rounds,
+          deeplabInit,
           threads,
           onProgress: bars.message,
           onStep: bars.step,

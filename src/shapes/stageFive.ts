@@ -2,7 +2,9 @@
 //   iv — the trained Mask R-CNN run on the train images; its detections painted into one semantic
 //        pseudo-label PNG per image (gen-segmentation: 0 background, 1..K the stage-ii class named by the
 //        train Hungarian pairing, i.e. the world's SegmentationClass ids), scored against the train labels;
-//   v  — DeepLab-v3 trained from scratch on those pseudo-labels (train-deeplab --recipe shapes), then CRF
+//   v  — DeepLab-v3 trained on those pseudo-labels (train-deeplab --recipe shapes), its ResNet initialised from
+//        stage iii's Mask R-CNN body (the paper initialises from MoCo v2, a CNN trained without labels; this
+//        world has none, and the Mask R-CNN body is a CNN trained without human labels on it), then CRF
 //        rounds (the model's CRF-refined predictions of the train images become the next round's labels),
 //        every round scored on val with and without the CRF; next to the same DeepLab untrained. Because
 //        the classes were named on the train split, val mIoU is scored directly (ids = classes): the
@@ -37,8 +39,10 @@ export interface ShapesStageVOptions {
   /** DeepLab epochs per round (default the shapes recipe's); CRF rounds after round 0 (default 1). */
   epochs?: number;
   rounds?: number;
-  /** Linear-probe epochs (default the shapes probe recipe's 2). */
+  /** Linear-probe epochs (default the shapes probe recipe's). */
   probeEpochs?: number;
+  /** The DeepLab backbone's initialisation: "maskrcnn" (default: stage iii's Mask R-CNN body) or "none" (random). */
+  deeplabInit?: "maskrcnn" | "none";
   threads?: number;
   onProgress?: (what: string) => void;
   onStep?: (what: string, step: number, total: number, loss: number) => void;
@@ -129,7 +133,8 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   const val = segmentationItems({ images: imagesDir, labels: gtDir, list: valList }, "val set");
   const { scoreFolder, trainWithCrfRounds } = await import("../segmentation/rounds.js");
   const { shapesRecipe, initTrainState, disposeTrainState, stepsPerEpoch } = await import("../segmentation/train.js");
-  const config: DeepLabTrainConfig = { ...shapesRecipe(), ...(opts.epochs ? { epochs: opts.epochs, decayEpochs: lastEpochDecay(opts.epochs) } : {}) };
+  const init = (opts.deeplabInit ?? "maskrcnn") === "maskrcnn" ? opts.maskRcnn.modelFile : "none";
+  const config: DeepLabTrainConfig = { ...shapesRecipe(), init, ...(opts.epochs ? { epochs: opts.epochs, decayEpochs: lastEpochDecay(opts.epochs) } : {}) };
   const k = config.numClasses;
   // the pseudo-labels against the train GT (labels are already class ids)
   const pseudoScore = scoreFolder(labelsDir, trainGtItems, k);
@@ -148,7 +153,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   const { segmentFolder } = await import("../segmentation/segmentFolder.js");
   const { MODEL_FILE, LOG_FILE } = await import("../segmentation/train.js");
 
-  // the same DeepLab untrained (the recipe's seeded initialisation)
+  // the same DeepLab untrained (its initialisation: the backbone as above, the head at the recipe's seeded init)
   progress("stage v: the untrained DeepLab on val");
   const untrainedState = await initTrainState(config, []);
   let untrained: SemsegRow;

@@ -15,7 +15,7 @@ const usage = `usage: maskdistill demo [--split all|train|val] [--resize 640] [-
                         [--out DIR] [--limit N] [--json]
        maskdistill demo --world shapes [--world-dir .cache/shapes] [--out results/shapes] [--weights FILE]
                         [--cluster-weights FILE] [--stages i-ii|i-iii|i-v] [--iterations N] [--epochs N] [--train-images N]
-                        [--rounds N] [--threads 2] [--limit N]
+                        [--rounds N] [--deeplab-init maskrcnn|none] [--threads 2] [--limit N]
 
 Runs the method on the bundled demo data (data/demo: 313 real COCO images at 500 px, labels used only
 for scoring):
@@ -48,8 +48,9 @@ pairing with the train ground truth), a Mask R-CNN trained from scratch on them 
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
 the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
 --train-images train images (default 1,000 of 3,500: ~17 instead of ~35 minutes; 0 = all), its detections
-painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained from scratch on them
-(train-deeplab --recipe shapes; --epochs per round) and --rounds CRF rounds (default 1), each
+painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained on them (train-deeplab
+--recipe shapes; --epochs per round; its ResNet starts from the stage-iii Mask R-CNN's body, the world's
+stand-in for the paper's MoCo v2 init — --deeplab-init none: from random weights) and --rounds CRF rounds (default 1), each
 scored on val (mIoU over the K + 1 classes, with and without the CRF) next to the DeepLab untrained, and
 the linear probe (a 1×1 classifier on the frozen DeepLab, trained on the train labels: LC mIoU). Writes
 OUT/targets.md and targets.json (default OUT: results/shapes), stage iii's files under OUT/stage3/,
@@ -74,9 +75,10 @@ const command: Command = {
       epochs: { type: "string" },
       "train-images": { type: "string" },
       rounds: { type: "string" },
+      "deeplab-init": { type: "string" },
       threads: { type: "string" },
     });
-    for (const f of ["stages", "iterations", "epochs", "train-images", "rounds", "threads", "world-dir"] as const) {
+    for (const f of ["stages", "iterations", "epochs", "train-images", "rounds", "deeplab-init", "threads", "world-dir"] as const) {
       if (values[f] !== undefined && values.world === undefined) throw new MaskdistillError(`--${f} applies to --world shapes only`);
     }
     if (values.world !== undefined) {

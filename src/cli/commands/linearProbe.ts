@@ -32,7 +32,7 @@ augmentation; the last epoch is kept. Then val predictions at the original size 
   --recipe NAME        multi_obj: batch 16, 60 epochs, lr ×0.1 after epoch 25, 512² (linear_deeplab.yml)
                        multi_obj_avg: batch 24, 45 epochs, lr ×0.1 after epoch 25, 512² (the README's 62.77)
                        cpu (default): batch 8, 3 epochs, lr ×0.1 after epoch 1, 128² (demo data on a CPU)
-                       shapes: batch 8, 2 epochs, lr 0.001 ×0.1 after epoch 0, 96² (the shapes world)
+                       shapes: batch 8, 4 epochs, lr 0.1 ×0.1 after epoch 2, 96² (the shapes world)
   --epochs N           train N epochs instead of the recipe's (its lr steps stay where they are)
   --lr X               base learning rate instead of the recipe's
   --widths B,A         --weights seeded:N only: stem and ASPP widths (default 64,256 = ResNet-50 / DeepLab-v3;

@@ -6,6 +6,8 @@
 //   moco-v2             {epoch, arch, state_dict: {module.encoder_q.…, module.encoder_k.…, module.queue…}, optimizer}
 //   model / state_dict  {model: {...}} or {state_dict: {...}} (generic training-script wrappers)
 //   torchvision-resnet  flat {conv1.weight, bn1.…, layer1.0.conv1.weight, …, fc.weight}
+//   torchvision-detection  a torchvision-layout Mask/Faster R-CNN {backbone.body.…, backbone.fpn.…, rpn.…,
+//                       roi_heads.…}: when a ResNet is asked for, its body (train-maskrcnn writes this layout)
 // Heads are dropped (`head.` for ViTs, `fc.` for ResNets), as are BatchNorm's num_batches_tracked
 // counters, so what remains is exactly the backbone.
 import { MaskdistillError, inputError } from "../../errors.js";
@@ -58,6 +60,11 @@ export async function readStateDict(file: string, kind?: BackboneKind): Promise<
     // DINO wraps the ViT as MultiCropWrapper(backbone, head): the DINO head is not part of the backbone.
     sd = dropPrefix(sd, "head.");
     sd = stripCommonPrefix(sd, "backbone.");
+  }
+  if (kind === "resnet" && sd.has("backbone.body.conv1.weight")) {
+    // a detector's ResNet body (the FPN and heads are not part of the backbone)
+    sd = selectPrefix(sd, "backbone.body.");
+    layout = "torchvision-detection";
   }
 
   const detected = detectKind(sd);
