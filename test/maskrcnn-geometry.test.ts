@@ -161,6 +161,46 @@ test("nms = torchvision.ops.nms (exact indices, equal scores and duplicate boxes
   for (const c of fx.nms) assert.deepEqual(Array.from(nms(c.boxes, c.scores, c.threshold)), c.keep, c.name);
 });
 
+test("nms on many boxes (the grid path from 64 boxes) keeps exactly what the all-pairs greedy loop keeps", () => {
+  // the all-pairs loop of torchvision's CPU kernel, written out plainly: visiting order = stable descending score
+  const greedy = (b: Float32Array, s: Float32Array, thr: number): number[] => {
+    const f = Math.fround, n = s.length;
+    const order = Array.from({ length: n }, (_, i) => i).sort((p, q) => (s[q] - s[p]) || (p - q));
+    const area = (i: number) => f(f(b[4 * i + 2] - b[4 * i]) * f(b[4 * i + 3] - b[4 * i + 1]));
+    const gone = new Uint8Array(n), keep: number[] = [];
+    for (let a = 0; a < n; a++) {
+      const i = order[a];
+      if (gone[i]) continue;
+      keep.push(i);
+      for (let c = a + 1; c < n; c++) {
+        const j = order[c];
+        const w = f(Math.min(b[4 * i + 2], b[4 * j + 2]) - Math.max(b[4 * i], b[4 * j]));
+        const h = f(Math.min(b[4 * i + 3], b[4 * j + 3]) - Math.max(b[4 * i + 1], b[4 * j + 1]));
+        const inter = f((w > 0 ? w : 0) * (h > 0 ? h : 0));
+        if (f(inter / f(f(area(i) + area(j)) - inter)) > thr) gone[j] = 1;
+      }
+    }
+    return keep;
+  };
+  let seed = 3;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let t = 0; t < 40; t++) {
+    const n = [64, 65, 300, 1200][t % 4], clustered = t % 3 === 0, big = t % 5 === 0;
+    const b = new Float32Array(4 * n), s = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const cx = clustered ? 80 + rnd() * 20 : rnd() * 176, cy = clustered ? 70 + rnd() * 20 : rnd() * 176;
+      const w = (big ? 400 : 64) * rnd(), h = (big ? 400 : 64) * rnd();
+      b.set([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 4 * i);
+      if (t % 4 === 1 && i % 9 === 0) b[4 * i + 2] = b[4 * i];             // zero width: never overlaps
+      if (t % 4 === 2 && i % 13 === 0) b[4 * i + 3] = b[4 * i + 1] - 5;    // negative height
+      if (t % 8 === 3 && i % 31 === 0) b[4 * i] = NaN;
+      if (t % 2 === 0) { b[4 * i] = Math.round(b[4 * i]); b[4 * i + 2] = Math.round(b[4 * i + 2]); }   // shared edges
+      s[i] = t % 4 === 0 ? Math.round(rnd() * 5) : rnd();                  // ties
+    }
+    for (const thr of [0, 0.3, 0.5, 0.7, 1]) assert.deepEqual(Array.from(nms(b, s, thr)), greedy(b, s, thr), `case ${t}, ${n} boxes, threshold ${thr}`);
+  }
+});
+
 test("batched_nms = torchvision (coordinate trick ≤ 4000 coordinates, per-class loop above)", () => {
   for (const c of fx.batched_nms) {
     assert.deepEqual(Array.from(batchedNms(c.boxes, c.scores, c.groups, c.threshold)), c.keep, c.name);

@@ -3,7 +3,7 @@
 // a COCO-format training set, and prints the kernels by total time plus forward/backward/update split.
 // CPU_PROFILE=FILE also writes a V8 CPU profile of the timed iterations (the main thread: JS kernels, NMS,
 // RoIAlign, im2col; open it in Chrome's DevTools or sum it by function).
-//   node --import tsx tools/maskrcnn-profile.ts --annotations A.json --images DIR [--recipe shapes] [--steps 6] [--threads 2]
+//   node --import tsx tools/maskrcnn-profile.ts --annotations A.json --images DIR [--recipe shapes] [--steps 6] [--threads 2] [--roi-batch N] [--checkpoint CKPT]
 // e.g. on a shapes run's stage-ii pseudo-masks: --annotations results/shapes/stage3/clusters_train.matched.json --images .cache/shapes
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
@@ -12,12 +12,15 @@ import * as inspector from "node:inspector/promises";
 import * as fs from "node:fs";
 
 const { values: a } = parseArgs({ options: { annotations: { type: "string" }, images: { type: "string" }, recipe: { type: "string", default: "shapes" },
-  steps: { type: "string", default: "6" }, threads: { type: "string", default: "2" }, agnostic: { type: "boolean", default: false } } });
+  steps: { type: "string", default: "6" }, "roi-batch": { type: "string" }, checkpoint: { type: "string" }, threads: { type: "string", default: "2" }, agnostic: { type: "boolean", default: false } } });
 await initEngine({ backend: "wasm", threads: Number(a.threads) });
 const train = await import("../src/instance/train.js");
 const set = train.loadTrainSet(a.annotations!, a.images!, { agnostic: a.agnostic! });
-const config = train.maskRcnnRecipe(a.recipe!);
-const state = train.newTrainState(config, await train.buildTrainNet(config, set.numClasses), set, set.samples.map((s) => s.imageId));
+const config = { ...train.maskRcnnRecipe(a.recipe!), ...(a["roi-batch"] ? { roiBatchPerImage: Number(a["roi-batch"]) } : {}) };
+// --checkpoint: a trained network (a train-maskrcnn checkpoint.safetensors), whose proposals find the objects —
+// the cost of the ROI heads grows with the foreground samples, which a network at its initialisation has few of
+const state = a.checkpoint ? await train.loadCheckpoint(a.checkpoint) : train.newTrainState(config, await train.buildTrainNet(config, set.numClasses), set, set.samples.map((s) => s.imageId));
+if (a.checkpoint) state.config = config;
 
 const total = new Map<string, { ms: number; calls: number }>();
 let on = false;

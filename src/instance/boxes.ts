@@ -472,7 +472,12 @@ export function nms(boxes: ArrayLike<number>, scores: ArrayLike<number>, iouThre
     y2[a] = boxes[4 * i + 3];
     area[a] = f(x2[a] - x1[a]) * f(y2[a] - y1[a]);
   }
-  // a pair that does not overlap has IoU 0 (or NaN), which is never > a threshold ≥ 0: skip the division
+  // a pair that does not overlap has IoU 0 (or NaN), which is never > a threshold ≥ 0: such pairs need no test,
+  // and from a few dozen boxes on a grid finds the kept boxes a box can overlap (the RPN's 2,000 a level)
+  if (iouThreshold >= 0 && n >= 64) {
+    const grid = nmsOnGrid(x1, y1, x2, y2, area, order, iouThreshold);
+    if (grid) return grid;
+  }
   const skipDisjoint = iouThreshold >= 0;
   const alive = new Int32Array(n);
   for (let a = 0; a < n; a++) alive[a] = a;
@@ -486,16 +491,77 @@ export function nms(boxes: ArrayLike<number>, scores: ArrayLike<number>, iouThre
     let m = 0;
     for (let q = 1; q < nAlive; q++) {
       const b = alive[q];
-      // std::max(a, b) returns a unless a < b: the same value for non-NaN floats
-      const w = f(Math.min(ix2, x2[b]) - Math.max(ix1, x1[b]));
-      if (skipDisjoint && !(w > 0)) { alive[m++] = b; continue; }
-      const h = f(Math.min(iy2, y2[b]) - Math.max(iy1, y1[b]));
-      if (skipDisjoint && !(h > 0)) { alive[m++] = b; continue; }
-      const inter = f((w > 0 ? w : 0) * (h > 0 ? h : 0));
-      const ovr = f(inter / f(f(iarea + area[b]) - inter));
-      if (!(ovr > iouThreshold)) alive[m++] = b;
+      if (!(iouAbove(ix1, iy1, ix2, iy2, iarea, x1[b], y1[b], x2[b], y2[b], area[b], iouThreshold, skipDisjoint))) alive[m++] = b;
     }
     nAlive = m;
+  }
+  return keep.slice(0, kept);
+}
+
+/**
+ * torchvision's test: IoU of kept box i with box j (float32: inter / (area_i + area_j − inter)) > threshold.
+ * With `skipDisjoint` (threshold ≥ 0) a pair that does not overlap returns false before the division.
+ */
+function iouAbove(ix1: number, iy1: number, ix2: number, iy2: number, iarea: number,
+    jx1: number, jy1: number, jx2: number, jy2: number, jarea: number, iouThreshold: number, skipDisjoint: boolean): boolean {
+  // std::max(a, b) returns a unless a < b: the same value for non-NaN floats
+  const w = f(Math.min(ix2, jx2) - Math.max(ix1, jx1));
+  if (skipDisjoint && !(w > 0)) return false;
+  const h = f(Math.min(iy2, jy2) - Math.max(iy1, jy1));
+  if (skipDisjoint && !(h > 0)) return false;
+  const inter = f((w > 0 ? w : 0) * (h > 0 ? h : 0));
+  return f(inter / f(f(iarea + jarea) - inter)) > iouThreshold;
+}
+
+/**
+ * Greedy NMS for a threshold ≥ 0 with the kept boxes binned on a grid: box b (visiting order) is tested only
+ * against kept boxes sharing a cell with it. Two boxes whose overlap has positive width and height share the
+ * cell of a point inside it (cells are a monotone function of the coordinate), and every other pair has
+ * IoU 0, so the kept set is the one the all-pairs loop finds. A box of zero or negative extent (or NaN) never
+ * overlaps anything: it is kept, and binned nowhere. Returns undefined (use the plain loop) when a coordinate
+ * is not finite. Coordinates are in visiting order; `order` maps them back to input indices.
+ */
+function nmsOnGrid(x1: Float32Array, y1: Float32Array, x2: Float32Array, y2: Float32Array, area: Float32Array,
+    order: ArrayLike<number>, iouThreshold: number): Int32Array | undefined {
+  const n = x1.length;
+  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+  const sides: number[] = [];
+  for (let a = 0; a < n; a++) {
+    if (!(x2[a] - x1[a] > 0 && y2[a] - y1[a] > 0)) continue;
+    if (!(Number.isFinite(x1[a]) && Number.isFinite(y1[a]) && Number.isFinite(x2[a]) && Number.isFinite(y2[a]))) return undefined;
+    minX = Math.min(minX, x1[a]); minY = Math.min(minY, y1[a]); maxX = Math.max(maxX, x2[a]); maxY = Math.max(maxY, y2[a]);
+    if (sides.length < 256) sides.push(x2[a] - x1[a], y2[a] - y1[a]);
+  }
+  const keep = new Int32Array(n);
+  let kept = 0;
+  if (sides.length === 0) {
+    for (let a = 0; a < n; a++) keep[a] = order[a];
+    return keep;
+  }
+  // cells about the size of a typical box, at most 64 a side
+  sides.sort((p, q) => p - q);
+  const cell = Math.max(sides[sides.length >> 1], (maxX - minX) / 64, (maxY - minY) / 64, 1e-6);
+  const gx = Math.min(64, Math.floor((maxX - minX) / cell) + 1), gy = Math.min(64, Math.floor((maxY - minY) / cell) + 1);
+  const cx = (v: number) => Math.min(gx - 1, Math.floor((v - minX) / cell)), cy = (v: number) => Math.min(gy - 1, Math.floor((v - minY) / cell));
+  const cells: number[][] = Array.from({ length: gx * gy }, () => []);
+  const seen = new Int32Array(n).fill(-1);
+  for (let b = 0; b < n; b++) {
+    const bx1 = x1[b], by1 = y1[b], bx2 = x2[b], by2 = y2[b];
+    if (!(bx2 - bx1 > 0 && by2 - by1 > 0)) { keep[kept++] = order[b]; continue; }
+    const c0 = cx(bx1), c1 = cx(bx2), r0 = cy(by1), r1 = cy(by2);
+    let suppressed = false;
+    for (let r = r0; r <= r1 && !suppressed; r++) {
+      for (let c = c0; c <= c1 && !suppressed; c++) {
+        for (const i of cells[r * gx + c]) {
+          if (seen[i] === b) continue;
+          seen[i] = b;
+          if (iouAbove(x1[i], y1[i], x2[i], y2[i], area[i], bx1, by1, bx2, by2, area[b], iouThreshold, true)) { suppressed = true; break; }
+        }
+      }
+    }
+    if (suppressed) continue;
+    keep[kept++] = order[b];
+    for (let r = r0; r <= r1; r++) for (let c = c0; c <= c1; c++) cells[r * gx + c].push(b);
   }
   return keep.slice(0, kept);
 }
