@@ -69,9 +69,10 @@ test("demo --world shapes: bad stage-v flags are refused before any work, and sh
   process.env.MASKDISTILL_QUIET = "1";
   const worldDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "md-shapes-flags-")), "world");
   for (const [flag, value, message] of [["--train-images", "-1", /--train-images expects a whole number ≥ 0, got '-1'/], ["--train-images", "2.5", /--train-images expects a whole number/],
-    ["--rounds", "x", /--rounds expects a number, got 'x'/]] as const) {
+    ["--rounds", "x", /--rounds expects a number, got 'x'/], ["--deeplab-init", "moco", /--deeplab-init expects maskrcnn or none, got 'moco'/]] as const) {
     await assert.rejects(runCommand(demo, ["--world", "shapes", "--world-dir", worldDir, `${flag}=${value}`]), message);
     assert.ok(!fs.existsSync(worldDir), "no world is made for a bad flag");
   }
   await assert.rejects(runCommand(demo, ["--rounds", "1"]), /--rounds applies to --world shapes only/);
+  await assert.rejects(runCommand(demo, ["--deeplab-init", "none"]), /--deeplab-init applies to --world shapes only/);
 });

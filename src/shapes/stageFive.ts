@@ -159,7 +159,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   let untrained: SemsegRow;
   try {
     const dir = path.join(opts.out, "untrained_val");
-    await segmentFolder({ model: untrainedState.model, items: val, outDir: dir, size: config.inputSize, resume: true, quiet: true, weightsId: "untrained (seed " + config.seed + ")" });
+    await segmentFolder({ model: untrainedState.model, items: val, outDir: dir, size: config.inputSize, resume: true, quiet: true, weightsId: `untrained (seed ${config.seed}, backbone init ${init})` });
     const s = scoreFolder(dir, val, k);
     untrained = { method: "the same DeepLab, untrained", miou: round1(s.miou), miouCrf: null };
   } finally {
