@@ -1,6 +1,7 @@
 // Where a Mask R-CNN training iteration goes: wraps every kernel of the active tfjs backend with a timer
 // (wasm kernels run synchronously, so wall time per call is the kernel's), runs N iterations of a recipe on
-// a COCO-format training set, and prints the kernels by total time plus forward/backward/update split.
+// a COCO-format training set, and prints the wall time per iteration, the share spent in kernels, and the
+// kernels by total time (the rest is JS outside kernels: NMS, RoIAlign's gradient, sampling, batching).
 // CPU_PROFILE=FILE also writes a V8 CPU profile of the timed iterations (the main thread: JS kernels, NMS,
 // RoIAlign, im2col; open it in Chrome's DevTools or sum it by function).
 //   node --import tsx tools/maskrcnn-profile.ts --annotations A.json --images DIR [--recipe shapes] [--steps 6] [--threads 2] [--roi-batch N] [--checkpoint CKPT]
@@ -41,14 +42,14 @@ const cache = new Map();
 const steps = Number(a.steps);
 const batchOf = (i: number) => Array.from({ length: config.batchSize }, (_, k) => set.samples[(i * config.batchSize + k) % set.samples.length]);
 await train.trainStep(state, batchOf(0), cache);   // warm-up (compiles, caches images)
-const session = new inspector.Session(); session.connect();
-if (process.env.CPU_PROFILE) { await session.post("Profiler.enable"); await session.post("Profiler.start"); }
+const session = process.env.CPU_PROFILE ? new inspector.Session() : undefined;
+if (session) { session.connect(); await session.post("Profiler.enable"); await session.post("Profiler.start"); }
 on = true;
 const t0 = performance.now();
 for (let i = 1; i <= steps; i++) await train.trainStep(state, batchOf(i), cache);
 const wall = (performance.now() - t0) / steps;
 on = false;
-if (process.env.CPU_PROFILE) { const { profile } = await session.post("Profiler.stop"); fs.writeFileSync(process.env.CPU_PROFILE, JSON.stringify(profile)); }
+if (session) { const { profile } = await session.post("Profiler.stop"); fs.writeFileSync(process.env.CPU_PROFILE!, JSON.stringify(profile)); }
 const rows = [...total.entries()].sort((x, y) => y[1].ms - x[1].ms);
 const inKernels = rows.reduce((s, [, v]) => s + v.ms, 0) / steps;
 console.log(`per iteration: wall ${wall.toFixed(0)} ms, in kernels ${inKernels.toFixed(0)} ms (${(100 * inKernels / wall).toFixed(0)} %)`);
