@@ -178,7 +178,7 @@ test("detectWithShapesModel: the shapes recipe's test settings; a model file's l
   const { initEngine } = await import("../src/engine/index.js");
   await initEngine({ backend: "wasm", threads: 1 });
   const inf = await shapesInference(10);
-  assert.deepEqual([inf.preset, inf.detectron2!.shortEdge, inf.detectron2!.maxSize, inf.box.detectionsPerImage], ["detectron2", 192, 320, 10]);
+  assert.deepEqual([inf.preset, inf.detectron2!.shortEdge, inf.detectron2!.maxSize, inf.box.detectionsPerImage, inf.rpn.postNmsTopN], ["detectron2", 160, 267, 10, 300]);
   const images = [{ id: 7, file: path.join(imageDir, "000000000009.jpg"), fileName: "000000000009.jpg" }];
   await assert.rejects(detectWithShapesModel(images, { modelFile: WEIGHTS }), /no category_ids metadata/);
   const named = path.join(tmp, "shapes-named.safetensors");
@@ -188,6 +188,17 @@ test("detectWithShapesModel: the shapes recipe's test settings; a model file's l
   const det = await detectWithShapesModel(images, { modelFile: named, detectionsPerImage: 10 });
   assert.equal(det.images, 1);
   assert.ok(det.results.length <= 10 && det.results.every((r) => r.image_id === 7 && ids.includes(r.category_id)), JSON.stringify(det.results.map((r) => r.category_id)));
+});
+
+test("detect --proposals N: the box head scores N RPN proposals per image (each gives at most one detection per class)", () => {
+  const out = path.join(tmp, "p1.json");
+  const flags = ["--min-size", "320", "--max-size", "512", "--score-thresh", "0", "--max-dets", "100"];
+  const r = cli("detect", "--weights", D2_WEIGHTS, "--images", imageDir, "--out", out, ...flags, "--proposals", "1", "--json");
+  assert.equal(r.status, 0, r.stderr);
+  const perImage = new Map<number, number>();
+  for (const a of JSON.parse(read(out)).annotations) perImage.set(a.image_id, (perImage.get(a.image_id) ?? 0) + 1);
+  assert.ok(perImage.size > 0 && [...perImage.values()].every((n) => n <= 20), JSON.stringify([...perImage]));
+  assert.match(cli("detect", "--weights", D2_WEIGHTS, "--images", imageDir, "--out", out, "--proposals", "0").stderr, /--proposals expects a positive integer, got '0'/);
 });
 
 test("bad input: a checkpoint of another architecture, an empty folder, missing flags — each a clear message, no stack trace", () => {

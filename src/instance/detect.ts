@@ -128,7 +128,7 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
   const out = shardOutputPath(opts.out, opts.shard);
   const config = {
     preset: inf.preset, minSize: inf.transform.minSize, maxSize: inf.transform.maxSize, scoreThresh: inf.box.scoreThresh,
-    detectionsPerImage: inf.box.detectionsPerImage, numClasses: opts.net.numClasses, shard: opts.shard ?? { index: 0, count: 1 },
+    detectionsPerImage: inf.box.detectionsPerImage, proposals: inf.rpn.postNmsTopN, numClasses: opts.net.numClasses, shard: opts.shard ?? { index: 0, count: 1 },
     images: opts.images.map((i) => i.id), ...opts.configTag,
   };
   const run = await runPerImage<ImageItem, PredEntry, { hasImage: boolean; detections: number }>({
@@ -137,7 +137,7 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     shard: opts.shard,
     out,
     config,
-    settingsHint: "images, weights, sizes, score threshold, max detections or shard",
+    settingsHint: "images, weights, sizes, score threshold, max detections, proposals or shard",
     resume: opts.resume,
     quiet: opts.quiet,
     signal: opts.signal,

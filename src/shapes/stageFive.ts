@@ -28,6 +28,15 @@ import { detectShapes, lossAtEnds } from "./stageThree.js";
  */
 export const SHAPES_STAGE_V_TRAIN_IMAGES = 1000;
 
+/**
+ * CRF rounds after round 0 that `demo --world shapes` runs by default: none. On this world a round retrains a
+ * fresh DeepLab on round 0's CRF-refined train predictions, which are worse labels than the stage-iv
+ * pseudo-labels it started from, and val mIoU fell in every run measured (session 12: 16.7 → 15.4 at 1,440
+ * Mask R-CNN iterations, 10.6 → 9.9 at 720), for 5.6 of the run's minutes. The CRF itself is still applied to
+ * every round's val predictions; `--rounds 1` shows a round (the committed run does).
+ */
+export const SHAPES_DEFAULT_ROUNDS = 0;
+
 export interface ShapesStageVOptions {
   world: string;
   /** Stage iii's trained Mask R-CNN and the world category id of each of its classes (ShapesStageIII). */
@@ -36,7 +45,7 @@ export interface ShapesStageVOptions {
   /** Train images labelled and trained on (default all); val images scored (default all). */
   trainLimit?: number;
   valLimit?: number;
-  /** DeepLab epochs per round (default the shapes recipe's); CRF rounds after round 0 (default 1). */
+  /** DeepLab epochs per round (default the shapes recipe's); CRF rounds after round 0 (default SHAPES_DEFAULT_ROUNDS). */
   epochs?: number;
   rounds?: number;
   /** Linear-probe epochs (default the shapes probe recipe's). */
@@ -143,7 +152,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   const roundsDir = path.join(opts.out, "deeplab");
   let roundNow = 0;
   const rounds = await trainWithCrfRounds({
-    outDir: roundsDir, train, val, config, rounds: opts.rounds ?? 1, resume: true, quiet: true,
+    outDir: roundsDir, train, val, config, rounds: opts.rounds ?? SHAPES_DEFAULT_ROUNDS, resume: true, quiet: true,
     hooks: {
       onPhase: (r, what) => { roundNow = r; progress(`stage v, round ${r}: ${what}`); },
       onStep: (log: StepLog) => opts.onStep?.(`train-deeplab round ${roundNow}`, log.step, stepsPerEpoch(config, train.length) * config.epochs, log.loss),

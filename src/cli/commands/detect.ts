@@ -6,7 +6,7 @@ import { MaskdistillError } from "../../errors.js";
 import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imageSource.js";
 
 const usage = `usage: maskdistill detect --weights FILE --out OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
-                        [--preset detectron2|torchvision] [--score-thresh 0.05] [--max-dets 100] [--min-size 800]
+                        [--preset detectron2|torchvision] [--score-thresh 0.05] [--max-dets 100] [--proposals 1000] [--min-size 800]
                         [--max-size 1333] [--label-ids shift|keep] [--shard i/n|auto] [--resume] [--threads N] [--json]
 
 Mask R-CNN R50-FPN on every image (MaskDistill stage iii). Output: {images, annotations (RLE masks, boxes
@@ -30,6 +30,8 @@ ${IMAGE_SOURCE_USAGE}
                            it is a train-maskrcnn file, which names the preset it was trained with
   --score-thresh 0.05      keep detections scoring above this
   --max-dets 100           detections per image
+  --proposals 1000         RPN proposals kept per image after NMS, which the box head scores (both presets:
+                           1000; the shapes world runs 300, Faster R-CNN's test setting: one object per scene)
   --min-size 800           short side after resizing   --max-size 1333   long side limit (both presets)
   --label-ids shift|keep   category_id = label − 1 (shift: pseudo-classes 0…K−1 as stage ii writes, the
                            default) or = label (keep: e.g. torchvision's COCO weights, COCO ids 1…90;
@@ -53,6 +55,7 @@ const command: Command = {
       preset: { type: "string" },
       "score-thresh": { type: "string" },
       "max-dets": { type: "string" },
+      proposals: { type: "string" },
       "min-size": { type: "string" },
       "max-size": { type: "string" },
       "label-ids": { type: "string" },
@@ -75,6 +78,8 @@ const command: Command = {
     if (labelIds !== "shift" && labelIds !== "keep") throw new MaskdistillError(`--label-ids expects shift or keep, got '${labelIds}'`);
     const scoreThresh = numberFlag("score-thresh", values["score-thresh"], 0.05);
     const maxDets = numberFlag("max-dets", values["max-dets"], 100);
+    const proposals = numberFlag("proposals", values.proposals, 1000);
+    if (!(Number.isInteger(proposals) && proposals >= 1)) throw new MaskdistillError(`--proposals expects a positive integer, got '${values.proposals}'`);
     const minSize = numberFlag("min-size", values["min-size"], 800);
     const maxSize = numberFlag("max-size", values["max-size"], 1333);
     if (!(scoreThresh >= 0 && scoreThresh < 1)) throw new MaskdistillError(`--score-thresh expects a value in [0, 1), got '${values["score-thresh"]}'`);
@@ -99,7 +104,8 @@ const command: Command = {
     const over = { minSize, maxSize, scoreThresh, detectionsPerImage: maxDets };
     // detectron2 .pth files (and train-maskrcnn's) carry the model's PIXEL_MEAN / PIXEL_STD as buffers: use them when present
     const pixel = model.pixel ?? {};
-    const inference = preset === "detectron2" ? detectron2Inference({ ...over, transform: pixel }) : torchvisionInference(over);
+    const presetSettings = preset === "detectron2" ? detectron2Inference({ ...over, transform: pixel }) : torchvisionInference(over);
+    const inference = { ...presetSettings, rpn: { ...presetSettings.rpn, postNmsTopN: proposals } };
     const categories = labelIds === "keep"
       ? Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i + 1, name: `class ${i + 1}` }))
       : pseudoClassCategories(net);

@@ -25,8 +25,8 @@ instances, boxes under 1 px and empty masks are skipped and counted.
                            70, gradient clipping 1.0
   --recipe shapes          the shapes world (96×96 images, one object; make-shapes): random init, ResNet-50
                            shape at 1/4 width (stem 16, FPN 64, heads 256/64), nothing frozen, short side
-                           160–192 (max 320), batch 4, 128 ROI samples, lr 0.04, warm-up 50, ×0.1 at 600,
-                           720 iterations, clipping 5; detect with --min-size 192 --max-size 320
+                           128–160 (max 267), batch 4, 128 ROI samples, lr 0.04, warm-up 50, ×0.1 at 600,
+                           720 iterations, clipping 5; detect with --min-size 160 --max-size 267 --proposals 300
   --preset P               detectron2 (default: L1 box losses, binarised mask targets, aligned RoIAlign) or
                            torchvision (smooth-L1 1/9, soft mask targets)
   --init W                 dino_resnet50 | moco_v2 | a torchvision ResNet-50 file | none (random)
@@ -34,7 +34,8 @@ instances, boxes under 1 px and empty masks are skipped and counted.
   --freeze-at N            0 nothing frozen, 1 the stem, 2 stem + layer1 (default), …, 5 the whole body
   --norm N                 the body's normalisation (detectron2 RESNETS.NORM): FrozenBN (default: a pretrained
                            body's statistics, fixed) or BN (batch statistics while training, running ones in
-                           detect; for a body trained from scratch — the shapes recipe's)
+                           detect; meant for a body trained from scratch — the shapes recipe keeps FrozenBN,
+                           BN did no better there)
   --clip-grad X            clip the global gradient norm to X (CutLER: 1.0); --droploss X: CutLER's DropLoss
                            (background proposals with IoU < X to every instance do not count; CutLER 0.01)
   --roi-batch N            proposals sampled per image for the ROI heads, 25 % foreground (default 512; cpu 128)
