@@ -47,7 +47,7 @@ masks with DINO ViT-S/16 and embeds with ViT-S/8; --cluster-weights to change it
 pairing with the train ground truth), a Mask R-CNN trained from scratch on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
 the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
---train-images train images (default 1,000 of 3,500: ~17 instead of ~35 minutes; 0 = all), its detections
+--train-images train images (default 500 of 3,500, to fit 15 minutes; the committed run uses 1000; 0 = all), its detections
 painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained on them (train-deeplab
 --recipe shapes; --epochs per round; its ResNet starts from the stage-iii Mask R-CNN's body, the world's
 stand-in for the paper's MoCo v2 init — --deeplab-init none: from random weights) and --rounds CRF rounds (default 0:
