@@ -87,8 +87,8 @@ test("shapes world, stage ii: the stage-i masks cluster into the 8 shapes far ab
 
 test("shapes world, stage iii: Mask R-CNN from scratch on the stage-i masks learns (loss falls, held-out mask AP50 far above untrained)", async () => {
   assert.ok(stageIMasks && worldDir, "needs the stage-i test's masks");
-  const { shapesRecipe, loadTrainSet, trainMaskRcnn, disposeTrainState, buildTrainNet, evaluateOnSamples, BGR_PIXEL_MEAN, BGR_PIXEL_STD } = await import("../src/instance/train.js");
-  const { detectron2Inference } = await import("../src/instance/maskrcnn.js");
+  const { shapesRecipe, loadTrainSet, trainMaskRcnn, disposeTrainState, buildTrainNet, evaluateOnSamples } = await import("../src/instance/train.js");
+  const { shapesInference } = await import("../src/shapes/maskRcnn.js");
   const { maskRcnnVariables } = await import("../src/engine/models/maskrcnn.js");
   const tf = await import("@tensorflow/tfjs");
   await initEngine({ backend: "wasm", threads: 2 });
@@ -102,10 +102,15 @@ test("shapes world, stage iii: Mask R-CNN from scratch on the stage-i masks lear
   const gt = loadTrainSet(path.join(worldDir, "instances.json"), worldDir, { agnostic: true });
   const heldOut = gt.samples.filter((s) => held.has(s.imageId));
   assert.equal(heldOut.length, 20);
-  const config = { ...shapesRecipe(), iterations: 60, warmupIters: 10, steps: [50], seed: 1 };
+  // short side 160–192 (the recipe's before session 13): in 60 iterations the recipe's 128–160 learns less
+  // (held-out AP50 2.5 vs 0.0 untrained on these 20 scenes, the same with 1,000 proposals), though at 720 both
+  // score the same on the 500 val images (instance/train.ts shapesRecipe)
+  const config = { ...shapesRecipe(), minSizes: [160, 176, 192], maxSize: 320, iterations: 60, warmupIters: 10, steps: [50], seed: 1 };
   const losses: number[] = [];
   const state = await trainMaskRcnn({ outDir: path.join(path.dirname(stageIMasks), "maskrcnn"), set, config, resume: false, onStep: (l) => losses.push(l.loss) });
-  const inference = detectron2Inference({ minSize: 192, maxSize: 320, detectionsPerImage: 20, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD } });
+  // the recipe's test settings (300 proposals), at the short side it trained at
+  const base = await shapesInference(20);
+  const inference = { ...base, detectron2: { ...base.detectron2!, shortEdge: 192, maxSize: 320 }, transform: { ...base.transform, minSize: 192, maxSize: 320 } };
   const ap = await evaluateOnSamples(state.net, gt, heldOut, inference);
   disposeTrainState(state);
   const untrained = await buildTrainNet(config, set.numClasses);
@@ -115,7 +120,7 @@ test("shapes world, stage iii: Mask R-CNN from scratch on the stage-i masks lear
   const report = `loss ${mean(losses.slice(0, 10)).toFixed(3)} → ${mean(losses.slice(-10)).toFixed(3)}; held-out mask AP50 trained ${(100 * ap.ap50).toFixed(1)} vs untrained ${(100 * Math.max(0, ap0.ap50)).toFixed(1)}`;
   console.log(report);
   assert.equal(losses.length, 60);
-  // measured: loss 2.258 → 1.602 (the residual branches start at zero, so the first loss is ~ln 2 + ln 2 + …,
+  // measured: loss 2.262 → 1.624, held-out AP50 15.1 vs 0.0 (session 13's stage-i masks, 300 test proposals); before: 2.258 → 1.602 (the residual branches start at zero, so the first loss is ~ln 2 + ln 2 + …,
   // not the ~8 of He-initialised branches), held-out AP50 12.8 vs 0.1 on session 11's stage-i masks (session 10's
   // backbone: 2.245 → 1.499, 12.0 vs 0.1; session 9, He init: 10.2 vs 0.3)
   assert.ok(mean(losses.slice(-10)) < 0.75 * mean(losses.slice(0, 10)), report);
