@@ -2,8 +2,9 @@
 // (wasm kernels run synchronously, so wall time per call is the kernel's), runs N iterations of a recipe on
 // a COCO-format training set, and prints the wall time per iteration, the share spent in kernels, and the
 // kernels by total time (the rest is JS outside kernels: NMS, RoIAlign's gradient, sampling, batching).
-// BY_SHAPE=1 splits each kernel's row by input shapes. CPU_PROFILE=FILE also writes a V8 CPU profile of the timed iterations (the main thread: JS kernels, NMS,
-// RoIAlign, im2col; open it in Chrome's DevTools or sum it by function).
+// BY_SHAPE=1 splits each kernel's row by input shapes (TOP=N rows). CPU_PROFILE=FILE also writes a V8 CPU profile of
+// the timed iterations (the main thread: JS kernels, NMS, RoIAlign, im2col; open it in Chrome's DevTools or sum it
+// by function).
 //   node --import tsx tools/maskrcnn-profile.ts --annotations A.json --images DIR [--recipe shapes] [--steps 6] [--threads 2] [--roi-batch N] [--min-sizes 160,176,192] [--checkpoint CKPT]
 // e.g. on a shapes run's stage-ii pseudo-masks: --annotations results/shapes/stage3/clusters_train.matched.json --images .cache/shapes
 import { parseArgs } from "node:util";

@@ -16,9 +16,10 @@ export function shapesMaskRcnnFile(): string {
 
 /**
  * RPN proposals kept per image at test time in this world: Faster R-CNN's test setting (Ren et al. 2015: 300),
- * not detectron2's 1,000. A scene holds one object; on 200 val images the committed run's model scored mask
+ * not detectron2's 1,000. A scene holds one object; on 200 val images session 12's committed model scored mask
  * AP50 34.5 / 61.8 (class-aware / agnostic) with 300 against 33.6 / 61.4 with 1,000, in 58 % of the time
- * (the box head runs on every proposal). Measured with `node --import tsx tools/shapes-detect-settings.ts`.
+ * (the box head runs on every proposal). Measured with `node --import tsx tools/shapes-detect-settings.ts --model M
+ * 1000,100 300,100`.
  */
 export const SHAPES_TEST_PROPOSALS = 300;
 
