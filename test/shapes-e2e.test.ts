@@ -109,8 +109,7 @@ test("shapes world, stage iii: Mask R-CNN from scratch on the stage-i masks lear
   const losses: number[] = [];
   const state = await trainMaskRcnn({ outDir: path.join(path.dirname(stageIMasks), "maskrcnn"), set, config, resume: false, onStep: (l) => losses.push(l.loss) });
   // the recipe's test settings (300 proposals), at the short side it trained at
-  const base = await shapesInference(20);
-  const inference = { ...base, detectron2: { ...base.detectron2!, shortEdge: 192, maxSize: 320 }, transform: { ...base.transform, minSize: 192, maxSize: 320 } };
+  const inference = await shapesInference(20, { minSize: 192, maxSize: 320 });
   const ap = await evaluateOnSamples(state.net, gt, heldOut, inference);
   disposeTrainState(state);
   const untrained = await buildTrainNet(config, set.numClasses);
@@ -120,7 +119,8 @@ test("shapes world, stage iii: Mask R-CNN from scratch on the stage-i masks lear
   const report = `loss ${mean(losses.slice(0, 10)).toFixed(3)} → ${mean(losses.slice(-10)).toFixed(3)}; held-out mask AP50 trained ${(100 * ap.ap50).toFixed(1)} vs untrained ${(100 * Math.max(0, ap0.ap50)).toFixed(1)}`;
   console.log(report);
   assert.equal(losses.length, 60);
-  // measured: loss 2.262 → 1.624, held-out AP50 15.1 vs 0.0 (session 13's stage-i masks, 300 test proposals); before: 2.258 → 1.602 (the residual branches start at zero, so the first loss is ~ln 2 + ln 2 + …,
+  // measured: loss 2.262 → 1.624, held-out AP50 15.1 vs 0.0 (session 13's stage-i masks, 300 test proposals);
+  // before: 2.258 → 1.602 (the residual branches start at zero, so the first loss is ~ln 2 + ln 2 + …,
   // not the ~8 of He-initialised branches), held-out AP50 12.8 vs 0.1 on session 11's stage-i masks (session 10's
   // backbone: 2.245 → 1.499, 12.0 vs 0.1; session 9, He init: 10.2 vs 0.3)
   assert.ok(mean(losses.slice(-10)) < 0.75 * mean(losses.slice(0, 10)), report);

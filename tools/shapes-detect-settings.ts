@@ -22,9 +22,8 @@ const model = await loadMaskRcnnModel(a.model ?? shapesMaskRcnnFile());
 await detectImages({ net: model.net, images: images.slice(0, 3), inference: await shapesInference() });   // warm-up
 for (const spec of positionals.length ? positionals : ["1000,100", "300,100"]) {
   const [post, dets] = spec.split(",").map(Number);
-  const base = await shapesInference(dets);
   // --test-size S: another short side (a model trained at other sizes than the recipe's)
-  const inference = { ...base, rpn: { ...base.rpn, postNmsTopN: post }, ...(a["test-size"] ? { detectron2: { ...base.detectron2!, shortEdge: Number(a["test-size"]) }, transform: { ...base.transform, minSize: Number(a["test-size"]) } } : {}) };
+  const inference = await shapesInference(dets, { proposals: post, ...(a["test-size"] ? { minSize: Number(a["test-size"]) } : {}) });
   const t0 = performance.now();
   const results = await detectImages({ net: model.net, images, inference, categoryOf: (l) => model.categoryIds![l - 1] });
   const perImage = (performance.now() - t0) / 1000 / images.length;

@@ -35,12 +35,15 @@ export interface MaskRcnnInference {
   mask: { poolSize: number; threshold: number };
 }
 
+/** What a caller may change in a preset's test settings; `proposals`: RPN proposals kept per image after NMS (both presets: 1000). */
+export interface InferenceOverrides { minSize?: number; maxSize?: number; scoreThresh?: number; detectionsPerImage?: number; proposals?: number }
+
 /** torchvision 0.14 maskrcnn_resnet50_fpn in eval mode (box_score_thresh 0.05 unless overridden). */
-export function torchvisionInference(over: { minSize?: number; maxSize?: number; scoreThresh?: number; detectionsPerImage?: number } = {}): MaskRcnnInference {
+export function torchvisionInference(over: InferenceOverrides = {}): MaskRcnnInference {
   return {
     preset: "torchvision",
     transform: { ...TORCHVISION_TRANSFORM, minSize: over.minSize ?? 800, maxSize: over.maxSize ?? 1333 },
-    rpn: { preNmsTopN: 1000, postNmsTopN: 1000, nmsThresh: 0.7, scoreThresh: 0, minSize: 1e-3 },
+    rpn: { preNmsTopN: 1000, postNmsTopN: over.proposals ?? 1000, nmsThresh: 0.7, scoreThresh: 0, minSize: 1e-3 },
     box: { poolSize: 7, samplingRatio: 2, aligned: false, scoreThresh: over.scoreThresh ?? 0.05, nmsThresh: 0.5, detectionsPerImage: over.detectionsPerImage ?? 100, minSize: 1e-2 },
     mask: { poolSize: 14, threshold: 0.5 },
   };
@@ -53,20 +56,20 @@ export function torchvisionInference(over: { minSize?: number; maxSize?: number;
  * ROIAlignV2 (aligned, sampling 0) 7×7 / 14×14; SCORE_THRESH_TEST 0.05, NMS_THRESH_TEST 0.5,
  * DETECTIONS_PER_IMAGE 100; mask threshold 0.5 (≥). detectron2 filters no small boxes in the box head.
  */
-export function detectron2Inference(over: { minSize?: number; maxSize?: number; scoreThresh?: number; detectionsPerImage?: number; transform?: Partial<Detectron2TransformOptions> } = {}): MaskRcnnInference {
+export function detectron2Inference(over: InferenceOverrides & { transform?: Partial<Detectron2TransformOptions> } = {}): MaskRcnnInference {
   const d2: Detectron2TransformOptions = { ...DETECTRON2_TRANSFORM, ...over.transform, shortEdge: over.minSize ?? 800, maxSize: over.maxSize ?? 1333 };
   return {
     preset: "detectron2",
     transform: { ...TORCHVISION_TRANSFORM, minSize: d2.shortEdge, maxSize: d2.maxSize },
     detectron2: d2,
-    rpn: { preNmsTopN: 1000, postNmsTopN: 1000, nmsThresh: 0.7, scoreThresh: -Infinity, minSize: 0 },
+    rpn: { preNmsTopN: 1000, postNmsTopN: over.proposals ?? 1000, nmsThresh: 0.7, scoreThresh: -Infinity, minSize: 0 },
     box: { poolSize: 7, samplingRatio: 0, aligned: true, scoreThresh: over.scoreThresh ?? 0.05, nmsThresh: 0.5, detectionsPerImage: over.detectionsPerImage ?? 100, minSize: 0 },
     mask: { poolSize: 14, threshold: 0.5 },
   };
 }
 
 /** The inference settings of a preset. */
-export function presetInference(preset: MaskRcnnPreset, over: { minSize?: number; maxSize?: number; scoreThresh?: number; detectionsPerImage?: number } = {}): MaskRcnnInference {
+export function presetInference(preset: MaskRcnnPreset, over: InferenceOverrides = {}): MaskRcnnInference {
   return preset === "detectron2" ? detectron2Inference(over) : torchvisionInference(over);
 }
 

@@ -23,13 +23,18 @@ export function shapesMaskRcnnFile(): string {
  */
 export const SHAPES_TEST_PROPOSALS = 300;
 
-/** The shapes recipe at test time: detectron2 preset at the recipe's largest training short side and its max size, 300 proposals. */
-export async function shapesInference(detectionsPerImage?: number): Promise<MaskRcnnInference> {
+/**
+ * The shapes recipe at test time: detectron2 preset at the recipe's largest training short side and its max size,
+ * 300 proposals. `over` changes those (e.g. a network trained at other sizes, or a sweep of proposal counts).
+ */
+export async function shapesInference(detectionsPerImage?: number, over: { minSize?: number; maxSize?: number; proposals?: number } = {}): Promise<MaskRcnnInference> {
   const { shapesRecipe, BGR_PIXEL_MEAN, BGR_PIXEL_STD } = await import("../instance/train.js");
   const { detectron2Inference } = await import("../instance/maskrcnn.js");
   const recipe = shapesRecipe();
-  const inference = detectron2Inference({ minSize: Math.max(...recipe.minSizes), maxSize: recipe.maxSize, detectionsPerImage, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD } });
-  return { ...inference, rpn: { ...inference.rpn, postNmsTopN: SHAPES_TEST_PROPOSALS } };
+  return detectron2Inference({
+    minSize: over.minSize ?? Math.max(...recipe.minSizes), maxSize: over.maxSize ?? recipe.maxSize, detectionsPerImage,
+    proposals: over.proposals ?? SHAPES_TEST_PROPOSALS, transform: { pixelMean: BGR_PIXEL_MEAN, pixelStd: BGR_PIXEL_STD },
+  });
 }
 
 export interface ShapesDetections {

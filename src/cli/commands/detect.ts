@@ -101,11 +101,10 @@ const command: Command = {
     // a train-maskrcnn file says which preset it was trained with (its weights are in torchvision's layout either way)
     const preset = (values.preset ?? model.preset ?? (layout === "torchvision" ? "torchvision" : "detectron2")) as "detectron2" | "torchvision";
     if (preset !== layout && preset !== model.preset) console.error(`detect: note: ${values.weights} has ${layout}'s layout but runs with the ${preset} preset (its preprocessing may not be what the weights expect)`);
-    const over = { minSize, maxSize, scoreThresh, detectionsPerImage: maxDets };
+    const over = { minSize, maxSize, scoreThresh, detectionsPerImage: maxDets, proposals };
     // detectron2 .pth files (and train-maskrcnn's) carry the model's PIXEL_MEAN / PIXEL_STD as buffers: use them when present
     const pixel = model.pixel ?? {};
-    const presetSettings = preset === "detectron2" ? detectron2Inference({ ...over, transform: pixel }) : torchvisionInference(over);
-    const inference = { ...presetSettings, rpn: { ...presetSettings.rpn, postNmsTopN: proposals } };
+    const inference = preset === "detectron2" ? detectron2Inference({ ...over, transform: pixel }) : torchvisionInference(over);
     const categories = labelIds === "keep"
       ? Array.from({ length: net.numClasses - 1 }, (_, i) => ({ id: i + 1, name: `class ${i + 1}` }))
       : pseudoClassCategories(net);
