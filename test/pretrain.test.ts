@@ -17,7 +17,7 @@ import { dinoHead, headEmbedding } from "../src/pretrain/head.js";
 import { lastSelfAttention, patchify, posInterpolationMatrix, vitCls, vitParams, toTorchLayout, type PretrainVit } from "../src/pretrain/vit.js";
 import {
   contrastiveLoss, dinoLoss, disposeState, epochOrder, exportTeacher, initState, loadCheckpoint, loadTrainImages, networkParams,
-  loadPretrainVit, readBackboneSidecar, train, trainStep, viewsOf, CHECKPOINT_FILE, TEACHER_FILE, type TrainImage,
+  loadPretrainVit, readBackboneSidecar, train, trainStep, viewsOf, vitOf, CHECKPOINT_FILE, TEACHER_FILE, type TrainImage, type BackboneSidecar,
 } from "../src/pretrain/trainer.js";
 import { interpolatePosEmbed } from "../src/modeling/vit.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
@@ -128,7 +128,7 @@ test("paired views: the second global view and every other local view are cut fr
 
 test("patch embedding as matmul equals the stride-p convolution with PyTorch's [D, 3, p, p] weight", async () => {
   const state = initState(TINY, ["x"]);
-  const vit = state.student.backbone;
+  const vit = vitOf(state.student);
   const p = 8, d = 24, w = 24, h = 16;
   const rng = mulberry32(11);
   const img = Float32Array.from({ length: 3 * w * h }, () => rng() * 2 - 1);
@@ -374,7 +374,7 @@ async function assertLoadedMatchesTfjs(vit: Awaited<ReturnType<typeof loadBackbo
 test("exported teacher through loadBackbone: CLS token and last-layer q, k match the tfjs forward (≤ 1e-4)", async () => {
   const state = await loadCheckpoint(path.join(tmp, "a", CHECKPOINT_FILE));
   const file = path.join(tmp, "export", "tiny_vit.safetensors");
-  const sidecar = await exportTeacher(state, file);
+  const sidecar = await exportTeacher(state, file) as BackboneSidecar;
   assert.equal(sidecar.heads, 6);
   assert.equal(sidecar.pos_grid, 4);
   assert.equal(sidecar.training?.method, "DINO (maskdistill pretrain)");
@@ -388,7 +388,7 @@ test("exported teacher through loadBackbone: CLS token and last-layer q, k match
   assert.equal(vit.depth, 2);
   assert.equal(vit.dim, 24);
   const rng = mulberry32(4);
-  await assertLoadedMatchesTfjs(vit, state.teacher.backbone, rng);
+  await assertLoadedMatchesTfjs(vit, vitOf(state.teacher), rng);
   await vit.dispose();
   disposeState(state);
 });
@@ -397,7 +397,7 @@ test("conv-stem ViT (pretrain --conv-stem): exported as patch_embed.stem.<i> + a
   const config: PretrainConfig = { ...TINY, arch: { ...TINY.arch, convStem: [4, 6, 8] } };
   const state = initState(config, ["a", "b"]);
   const file = path.join(tmp, "export", "stem_vit.safetensors");
-  const sidecar = await exportTeacher(state, file);
+  const sidecar = await exportTeacher(state, file) as BackboneSidecar;
   assert.deepEqual(sidecar.conv_stem, [4, 6, 8]);
   const { readStateDict } = await import("../src/modeling/checkpoint/index.js");
   const { stateDict } = await readStateDict(file, "vit");
@@ -407,7 +407,7 @@ test("conv-stem ViT (pretrain --conv-stem): exported as patch_embed.stem.<i> + a
   const vit = await loadBackbone(file, { heads: 6 });
   assert.equal(vit.patch, 8);
   const back = await loadPretrainVit(file);
-  await assertLoadedMatchesTfjs(vit, state.teacher.backbone, mulberry32(5), back);
+  await assertLoadedMatchesTfjs(vit, vitOf(state.teacher), mulberry32(5), back);
   await vit.dispose();
   disposeState(state);
 });
@@ -430,7 +430,7 @@ test("float16 export: loadPretrainVit and loadBackbone read the same weights (CL
   assert.ok(maxRelErr(att.q, await mine.q.data()) <= 1e-4);
   assert.ok(maxRelErr(att.k, await mine.k.data()) <= 1e-4);
   // float16 rounding moves the CLS token only a little from the float32 teacher
-  const full = await vitCls(state.teacher.backbone, ours).data();
+  const full = await vitCls(vitOf(state.teacher), ours).data();
   assert.ok(maxRelErr(cls, full) < 2e-2, `fp16 vs fp32 ${maxRelErr(cls, full)}`);
   await vit.dispose();
   tf.dispose([mine.q, mine.k, mine.clsAttention]);

@@ -16,7 +16,14 @@ export interface PretrainArch {
 
 export interface PretrainConfig {
   seed: number;
+  /** The ViT's architecture (unused when `resnet` is set). */
   arch: PretrainArch;
+  /**
+   * Train a ResNet-50 (torchvision's, this stem width; 64 = the real one) instead of the ViT
+   * (`pretrain --arch resnet50 --width W`): the backbone of stage iii's Mask R-CNN and stage v's DeepLab, as
+   * the paper's DINO and MoCo v2 ResNet-50s. Its layer4 output is average-pooled into the head.
+   */
+  resnet?: { width: number };
   head: DinoHeadConfig;
   crops: MultiCropConfig;
   /**
@@ -126,10 +133,15 @@ export const DEMO_RECIPE: PretrainConfig = {
 export function checkConfig(c: PretrainConfig): void {
   const bad = (what: string) => { throw new MaskdistillError(`pretrain config: ${what}`); };
   const { arch, crops } = c;
-  if (!(arch.dim > 0 && arch.depth > 0 && arch.heads > 0 && arch.patch > 0)) bad("arch dim, depth, heads and patch must be positive");
-  if (arch.dim % arch.heads !== 0) bad(`dim ${arch.dim} is not divisible by heads ${arch.heads}`);
-  if (crops.globalSize % arch.patch !== 0 || crops.localSize % arch.patch !== 0) {
-    bad(`crop sizes (${crops.globalSize}, ${crops.localSize}) must be multiples of the patch ${arch.patch}`);
+  if (c.resnet) {
+    if (!(Number.isInteger(c.resnet.width) && c.resnet.width >= 1)) bad(`ResNet width must be a positive integer, got ${c.resnet.width}`);
+    if (!(crops.globalSize >= 32 && (crops.localCrops === 0 || crops.localSize >= 32))) bad(`a ResNet-50 (stride 32) needs crops of 32 px or more, got ${crops.globalSize} and ${crops.localSize}`);
+  } else {
+    if (!(arch.dim > 0 && arch.depth > 0 && arch.heads > 0 && arch.patch > 0)) bad("arch dim, depth, heads and patch must be positive");
+    if (arch.dim % arch.heads !== 0) bad(`dim ${arch.dim} is not divisible by heads ${arch.heads}`);
+    if (crops.globalSize % arch.patch !== 0 || crops.localSize % arch.patch !== 0) {
+      bad(`crop sizes (${crops.globalSize}, ${crops.localSize}) must be multiples of the patch ${arch.patch}`);
+    }
   }
   if (!(c.batchSize >= 1 && Number.isInteger(c.batchSize))) bad(`batch size must be a positive integer, got ${c.batchSize}`);
   if (!(c.epochs >= 1 && Number.isInteger(c.epochs))) bad(`epochs must be a positive integer, got ${c.epochs}`);

@@ -35,9 +35,33 @@ import {
   type NamedParam, type PretrainVit,
 } from "./vit.js";
 import { readStateDict, type StateDict } from "../modeling/checkpoint/index.js";
+import {
+  assignResNetFile, chwToNhwc, makePretrainResNet, resnetBuffers, resnetEmbedDim, resnetParams, resnetPooled, resnetStateDict,
+  type PretrainResNet,
+} from "./resnet.js";
 export { CHECKPOINT_FILE, LOG_FILE };
 
-export interface Network { backbone: PretrainVit; head: DinoHead }
+/** The network pretraining trains: a ViT (DINO's) or a ResNet-50 (`config.resnet`; MoCo v2's). */
+export type PretrainBackbone = PretrainVit | PretrainResNet;
+
+export interface Network { backbone: PretrainBackbone; head: DinoHead }
+
+const isResNet = (b: PretrainBackbone): b is PretrainResNet => (b as PretrainResNet).kind === "resnet50";
+
+/** The ViT of a network (an error for a ResNet run: the caller needs a ViT). */
+export function vitOf(net: Network): PretrainVit {
+  if (isResNet(net.backbone)) throw new MaskdistillError("pretrain: this run trains a ResNet-50, not a ViT");
+  return net.backbone;
+}
+
+/** Width of the backbone's output: the ViT's CLS token or the ResNet's pooled layer4. */
+export function embedDim(config: PretrainConfig): number {
+  return config.resnet ? resnetEmbedDim(config.resnet.width) : config.arch.dim;
+}
+
+function backboneParams(b: PretrainBackbone): NamedParam[] {
+  return isResNet(b) ? resnetParams(b) : vitParams(b);
+}
 
 /**
  * One training image, decoded and resized once. Images beyond the resident budget keep only their file and
@@ -91,14 +115,24 @@ export interface StepLog {
 
 export const TEACHER_FILE = "teacher_vit.safetensors";
 export const TEACHER_CONFIG = "teacher_vit.json";
+/** The exported teacher of a ResNet run (torchvision layout, with a sidecar of the same stem). */
+export const TEACHER_RESNET_FILE = "teacher_resnet50.safetensors";
+
+/** The file `train` keeps the teacher exported to, in `outDir`. */
+export const teacherFileOf = (config: PretrainConfig): string => config.resnet ? TEACHER_RESNET_FILE : TEACHER_FILE;
 const META_KEY = "maskdistill_pretrain";
 
 /** Student parameters under DINO checkpoint keys (student.backbone.*, student.head.*). */
 export function networkParams(net: Network, prefix: string): NamedParam[] {
   return [
-    ...vitParams(net.backbone).map((p) => ({ ...p, key: `${prefix}.backbone.${p.key}` })),
+    ...backboneParams(net.backbone).map((p) => ({ ...p, key: `${prefix}.backbone.${p.key}` })),
     ...headParams(net.head).map((p) => ({ ...p, key: `${prefix}.head.${p.key}` })),
   ];
+}
+
+/** A ResNet's BN running statistics under `<prefix>.backbone.*` (none for a ViT): checkpointed, not trained. */
+export function networkBuffers(net: Network, prefix: string): NamedParam[] {
+  return isResNet(net.backbone) ? resnetBuffers(net.backbone).map((p) => ({ ...p, key: `${prefix}.backbone.${p.key}` })) : [];
 }
 
 /** DINO's parameter groups: no weight decay on biases and 1-D tensors (norms). */
@@ -117,11 +151,14 @@ export function initState(config: PretrainConfig, imageNames: string[], imageDir
   checkConfig(config);
   const rng = seededRng(config.seed);
   const vitCfg = { ...config.arch, posGrid: config.crops.globalSize / config.arch.patch };
-  const student: Network = { backbone: makePretrainVit(rng, vitCfg), head: makeDinoHead(rng, config.arch.dim, config.head) };
-  const teacher: Network = { backbone: makePretrainVit(rng, vitCfg), head: makeDinoHead(rng, config.arch.dim, config.head) };
+  const makeBackbone = (): PretrainBackbone => config.resnet ? makePretrainResNet(rng, config.resnet.width) : makePretrainVit(rng, vitCfg);
+  const student: Network = { backbone: makeBackbone(), head: makeDinoHead(rng, embedDim(config), config.head) };
+  const teacher: Network = { backbone: makeBackbone(), head: makeDinoHead(rng, embedDim(config), config.head) };
   const sp = networkParams(student, "student"), tp = networkParams(teacher, "teacher");
   sp.forEach((p, i) => tp[i].variable.assign(p.variable));
   for (const p of tp) (p.variable as { trainable: boolean }).trainable = false;
+  const sb = networkBuffers(student, "student"), tb = networkBuffers(teacher, "teacher");
+  sb.forEach((p, i) => tb[i].variable.assign(p.variable));
   const expAvg = new Map<string, tf.Variable>(), expAvgSq = new Map<string, tf.Variable>(), adamSteps = new Map<string, number>();
   for (const p of sp) {
     expAvg.set(p.key, tf.variable(tf.zerosLike(p.variable), false));
@@ -135,15 +172,24 @@ export function initState(config: PretrainConfig, imageNames: string[], imageDir
   };
 }
 
-/** Sets the student's and the teacher's backbones to a DINO-layout ViT checkpoint of the same architecture. */
+/**
+ * Sets the student's and the teacher's backbones to a checkpoint of the same architecture: a DINO-layout ViT,
+ * or a torchvision-layout ResNet-50 (its running statistics too) for a ResNet run.
+ */
 export async function initBackbonesFrom(state: TrainState, file: string): Promise<void> {
+  const s = state.student.backbone, t = state.teacher.backbone;
+  if (isResNet(s) && isResNet(t)) {
+    await assignResNetFile(s, file);
+    await assignResNetFile(t, file);
+    return;
+  }
   const { stateDict } = await readStateDict(file, "vit");
-  assignVitStateDict(state.student.backbone, stateDict, file);
-  assignVitStateDict(state.teacher.backbone, stateDict, file);
+  assignVitStateDict(vitOf(state.student), stateDict, file);
+  assignVitStateDict(vitOf(state.teacher), stateDict, file);
 }
 
 export function disposeState(s: TrainState): void {
-  const vars = [...networkParams(s.student, "s"), ...networkParams(s.teacher, "t")].map((p) => p.variable);
+  const vars = [...networkParams(s.student, "s"), ...networkParams(s.teacher, "t"), ...networkBuffers(s.student, "s"), ...networkBuffers(s.teacher, "t")].map((p) => p.variable);
   tf.dispose([...vars, ...s.expAvg.values(), ...s.expAvgSq.values(), s.center]);
 }
 
@@ -242,18 +288,22 @@ export async function withBatchImages<T>(images: TrainImage[], indices: readonly
 // ---------------------------------------------------------------------------------------------
 // one iteration
 
+/** The backbone's output [N, embedDim] on N normalised CHW crops of one size (a ResNet normalises with the batch's statistics). */
+function backboneOutput(b: PretrainBackbone, images: Float32Array[], size: number, patch: number): tf.Tensor2D {
+  return isResNet(b) ? resnetPooled(b, chwToNhwc(images, size), true) : vitCls(b, patchify(images, size, size, patch));
+}
+
 function forward(net: Network, crops: MultiCrop[], which: "globals" | "all", patch: number, output: "logits" | "embedding" = "logits", centre = false): tf.Tensor2D {
   const g = crops[0].globals[0].size;
   // DINO's MultiCropWrapper: crops of one resolution run as one batch, view-major (view 0 of every
   // image, then view 1, …), so the logits chunk into views.
-  const globals = patchify([...crops.map((c) => c.globals[0].data), ...crops.map((c) => c.globals[1].data)], g, g, patch);
-  const out = [vitCls(net.backbone, globals)];
+  const out = [backboneOutput(net.backbone, [...crops.map((c) => c.globals[0].data), ...crops.map((c) => c.globals[1].data)], g, patch)];
   const nLocal = crops[0].locals.length;
   if (which === "all" && nLocal > 0) {
     const l = crops[0].locals[0].size;
     const locals: Float32Array[] = [];
     for (let v = 0; v < nLocal; v++) for (const c of crops) locals.push(c.locals[v].data);
-    out.push(vitCls(net.backbone, patchify(locals, l, l, patch)));
+    out.push(backboneOutput(net.backbone, locals, l, patch));
   }
   const cls = out.length === 1 ? out[0] : tf.concat(out, 0) as tf.Tensor2D;
   return output === "logits" ? dinoHead(net.head, cls) : headEmbedding(net.head, cls, centre);
@@ -403,6 +453,7 @@ export async function saveCheckpoint(state: TrainState, file: string): Promise<v
   for (const p of networkParams(state.teacher, "teacher")) await put(p.key, p, p.variable);
   for (const p of sp) await put(`optimizer.exp_avg.${p.key}`, p, state.expAvg.get(p.key)!);
   for (const p of sp) await put(`optimizer.exp_avg_sq.${p.key}`, p, state.expAvgSq.get(p.key)!);
+  for (const p of [...networkBuffers(state.student, "student"), ...networkBuffers(state.teacher, "teacher")]) await put(p.key, p, p.variable);
   sd.set("dino_loss.center", { dtype: "float32", shape: [1, state.config.head.outDim], data: Float32Array.from((await state.center.data()) as Float32Array) });
   const meta: CheckpointMeta = {
     format: 1, config: state.config, step: state.step, trainSeconds: state.trainSeconds,
@@ -437,6 +488,7 @@ export async function loadCheckpoint(file: string): Promise<TrainState> {
   for (const p of networkParams(state.teacher, "teacher")) fill(p.key, p, p.variable);
   for (const p of sp) fill(`optimizer.exp_avg.${p.key}`, p, state.expAvg.get(p.key)!);
   for (const p of sp) fill(`optimizer.exp_avg_sq.${p.key}`, p, state.expAvgSq.get(p.key)!);
+  for (const p of [...networkBuffers(state.student, "student"), ...networkBuffers(state.teacher, "teacher")]) fill(p.key, p, p.variable);
   const center = tensors.get("dino_loss.center");
   if (!center || center.data.length !== meta.config.head.outDim) throw inputError(file, "missing or mis-shaped dino_loss.center");
   state.center.assign(tf.tensor(center.data, [1, meta.config.head.outDim]));
@@ -468,12 +520,24 @@ export interface BackboneSidecar {
   };
 }
 
+/** The sidecar of a ResNet run's exported teacher: what trained it (the width is read from the weights). */
+export interface ResNetSidecar {
+  arch: string;
+  family: "resnet";
+  weights: string;
+  /** Stem channels (64 = ResNet-50); the stages scale with it. */
+  width: number;
+  label: string;
+  training: BackboneSidecar["training"];
+}
+
 /**
- * Exports the teacher backbone (DINO evaluates the teacher) in the official DINO layout as
- * safetensors, with its config sidecar `<stem>.json` next to it.
+ * Exports the teacher backbone (DINO and MoCo evaluate the teacher) as safetensors — a ViT in the official
+ * DINO layout, a ResNet-50 in torchvision's — with its config sidecar `<stem>.json` next to it.
  */
-export async function exportTeacher(state: TrainState, file: string, opts: { dtype?: "float32" | "float16"; label?: string } = {}): Promise<BackboneSidecar> {
-  const sd = await vitStateDict(state.teacher.backbone, opts.dtype ?? "float32");
+export async function exportTeacher(state: TrainState, file: string, opts: { dtype?: "float32" | "float16"; label?: string } = {}): Promise<BackboneSidecar | ResNetSidecar> {
+  const b = state.teacher.backbone;
+  const sd = isResNet(b) ? await resnetStateDict(b, opts.dtype ?? "float32") : await vitStateDict(b, opts.dtype ?? "float32");
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const method = state.config.objective === "contrastive"
     ? `contrastive (InfoNCE against the momentum teacher${state.config.pairedViews ? ", paired views" : ""}; maskdistill pretrain)`
@@ -482,15 +546,19 @@ export async function exportTeacher(state: TrainState, file: string, opts: { dty
   const { arch, crops, epochs, seed } = state.config;
   const ipe = Math.max(1, Math.floor(state.imageNames.length / state.config.batchSize));
   const epochsDone = Math.floor(state.step / ipe);
-  const sidecar: BackboneSidecar = {
-    arch: `vit_d${arch.dim}_l${arch.depth}_p${arch.patch}`,
-    weights: path.basename(file),
-    patch: arch.patch, dim: arch.dim, depth: arch.depth, heads: arch.heads, mlp_ratio: arch.mlpRatio,
-    ln_eps: LN_EPS, pos_grid: crops.globalSize / arch.patch, ...(arch.convStem ? { conv_stem: arch.convStem } : {}),
-    label: opts.label ?? `demo ViT (dim ${arch.dim}, depth ${arch.depth}, ${arch.heads} heads, patch ${arch.patch}), ` +
-      `${state.config.objective === "contrastive" ? "contrastive-" : "DINO-"}pretrained ${epochsDone} epochs on ${state.imageNames.length} unlabelled images`,
-    training: { method, epochs_done: epochsDone, epochs_planned: epochs, iterations: state.step, images: state.imageNames.length, train_seconds: Math.round(state.trainSeconds), seed, config: state.config },
-  };
+  const training = { method, epochs_done: epochsDone, epochs_planned: epochs, iterations: state.step, images: state.imageNames.length, train_seconds: Math.round(state.trainSeconds), seed, config: state.config };
+  const trainedOn = `${state.config.objective === "contrastive" ? "contrastive-" : "DINO-"}pretrained ${epochsDone} epochs on ${state.imageNames.length} unlabelled images`;
+  const sidecar: BackboneSidecar | ResNetSidecar = isResNet(b)
+    ? { arch: `resnet50_w${b.width}`, family: "resnet", weights: path.basename(file), width: b.width,
+      label: opts.label ?? `demo ResNet-50 (stem width ${b.width}), ${trainedOn}`, training }
+    : {
+      arch: `vit_d${arch.dim}_l${arch.depth}_p${arch.patch}`,
+      weights: path.basename(file),
+      patch: arch.patch, dim: arch.dim, depth: arch.depth, heads: arch.heads, mlp_ratio: arch.mlpRatio,
+      ln_eps: LN_EPS, pos_grid: crops.globalSize / arch.patch, ...(arch.convStem ? { conv_stem: arch.convStem } : {}),
+      label: opts.label ?? `demo ViT (dim ${arch.dim}, depth ${arch.depth}, ${arch.heads} heads, patch ${arch.patch}), ${trainedOn}`,
+      training,
+    };
   const sidecarFile = file.replace(/\.safetensors$/, "") + ".json";
   fs.writeFileSync(sidecarFile, JSON.stringify(sidecar, null, 2) + "\n");
   return sidecar;
@@ -546,7 +614,7 @@ export async function train(opts: TrainOptions): Promise<TrainState> {
   let lastSave = Date.now(), sitting = 0;
   const save = async () => {
     await saveCheckpoint(state, ckpt);
-    await exportTeacher(state, path.join(opts.outDir, TEACHER_FILE));
+    await exportTeacher(state, path.join(opts.outDir, teacherFileOf(state.config)));
     lastSave = Date.now();
   };
   while (state.step < total && !(opts.maxSteps !== undefined && sitting >= opts.maxSteps) && !opts.signal?.aborted) {
@@ -602,7 +670,7 @@ export function readBackboneSidecar(weightsFile: string): BackboneSidecar {
 }
 
 /** Writes the teacher at initialisation (= the student's seeded init) for `config`: the untrained baseline. */
-export async function exportInitialisation(config: PretrainConfig, file: string): Promise<BackboneSidecar> {
+export async function exportInitialisation(config: PretrainConfig, file: string): Promise<BackboneSidecar | ResNetSidecar> {
   const state = initState(config, ["(none)"]);
   try {
     return await exportTeacher(state, file, { label: `random initialisation (seed ${config.seed})` });

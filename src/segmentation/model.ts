@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError } from "../errors.js";
 import { readStateDict, toFloat32, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
-import type { ConvBn, Bottleneck } from "../engine/models/resnet.js";
+import type { ConvBn, Bottleneck, ResNet50 } from "../engine/models/resnet.js";
 import type { DeepLabV3, DeepLabWidths } from "../engine/models/deeplab.js";
 import { hwioToOihw, oihwToHwio } from "../engine/models/params.js";
 
@@ -38,8 +38,11 @@ function stageTensors(blocks: Bottleneck[], prefix: string): DeepLabTensor[] {
   return out;
 }
 
-/** The ResNet-50 backbone's tensors under torchvision's names, with `prefix` ("" or "backbone."). */
-export function backboneTensors(m: DeepLabV3, prefix = "backbone."): DeepLabTensor[] {
+/**
+ * The ResNet-50 backbone's tensors under torchvision's names, with `prefix` ("" or "backbone."): of a DeepLab,
+ * or of any model holding one (the pretraining ResNet exports and loads with these names too).
+ */
+export function backboneTensors(m: { backbone: ResNet50 }, prefix = "backbone."): DeepLabTensor[] {
   const b = m.backbone;
   return [
     ...convBnTensors(b.stem, `${prefix}conv1`, `${prefix}bn1`),
@@ -173,7 +176,7 @@ export async function readDeepLabStateDict(file: string): Promise<{ stateDict: S
  * Loads a ResNet-50 backbone (torchvision names; MoCo v2's module.encoder_q.* and the fc head are
  * handled by readStateDict) into the model's backbone. The head keeps its initialisation.
  */
-export function loadResNet50Backbone(m: DeepLabV3, sd: StateDict, file: string): void {
+export function loadResNet50Backbone(m: { backbone: ResNet50 }, sd: StateDict, file: string): void {
   const kept: StateDict = new Map([...sd].filter(([k]) => !k.endsWith(".num_batches_tracked") && !k.startsWith("fc.")));
   assignStrict(backboneTensors(m, ""), kept, file, "torchvision ResNet-50");
 }

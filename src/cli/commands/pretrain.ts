@@ -9,7 +9,7 @@ import { MaskdistillError } from "../../errors.js";
 const usage = `usage: maskdistill pretrain --images DIR[,DIR…] --out DIR [--epochs 30] [--resume] [flags]
        maskdistill pretrain --resume --out DIR
 
-DINO (Caron et al. 2021) on unlabelled images: a student and an EMA teacher ViT with the DINO head,
+DINO (Caron et al. 2021) on unlabelled images: a student and an EMA teacher ViT (or ResNet-50) with the DINO head,
 multi-crop (2 global + local crops), centred and sharpened teacher targets, AdamW with warm-up and
 cosine schedules. Writes DIR/checkpoint.safetensors (full state, every few minutes and at every epoch
 end), DIR/train_log.jsonl (one line per iteration) and DIR/teacher_vit.safetensors + .json (the
@@ -38,12 +38,19 @@ Ctrl-C / SIGTERM stop after the current iteration and save; --resume continues w
   --centre-embeddings    --objective contrastive: subtract the batch mean from the embeddings before normalising
                          them (MoCo v3's projector ends in a batch norm); keeps views that share little (e.g.
                          make-shapes --recolour-views) from collapsing to one embedding, where the loss sits at chance
-  --init FILE            start both backbones from this ViT checkpoint (DINO layout, same --dim/--depth/--heads/
-                         --patch/--global-size; e.g. a finished run's teacher_vit.safetensors, to go on with a new
-                         schedule); the heads start fresh. Recorded in the checkpoint (path and SHA-256)
+  --init FILE            start both backbones from this checkpoint of the same architecture (a ViT in DINO layout,
+                         same --dim/--depth/--heads/--patch/--global-size, or a torchvision ResNet-50 of the same
+                         --width; e.g. a finished run's teacher_*.safetensors, to go on with a new schedule); the
+                         heads start fresh. Recorded in the checkpoint (path and SHA-256)
   --symmetric-globals    blur both global views with p 0.5 and never solarise (SimCLR) instead of DINO's
                          asymmetric pair (blur 1.0 / 0.1, solarisation 0 / 0.2)
-  --patch 16 --dim 192 --depth 6 --heads 6     architecture
+  --arch vit|resnet50     the network: vit (default; --patch/--dim/--depth/--heads below) or a ResNet-50 in
+                         torchvision's layout, its layer4 average-pooled into the head (the body of MoCo v2 and
+                         DINO's ResNet runs; the file train-maskrcnn --init and train-deeplab --init read).
+                         Exported as teacher_resnet50.safetensors. Its batch norm uses each batch's statistics in
+                         the student and in the teacher (every image of the batch in one batch: no BN leak)
+  --width W              --arch resnet50: stem channels (default 64, ResNet-50's; 16 = the shapes recipes' width)
+  --patch 16 --dim 192 --depth 6 --heads 6     ViT architecture
   --conv-stem C1,…,Cn    a convolutional stem instead of the patch embedding: n = log2(patch) 3×3 stride-2
                          convs (padding 1, ReLU) with these channels, then a 1×1 projection (e.g. 24,48,96,192
                          at patch 16); exported as patch_embed.stem.<i> + a 1×1 patch_embed.proj, which gen-masks,
@@ -99,14 +106,14 @@ function colorJitterFlag(v: string | undefined): { colorJitter?: import("../../p
 
 const command: Command = {
   name: "pretrain",
-  summary: "DINO self-supervised pretraining of a small ViT on unlabelled images (resumable)",
+  summary: "self-supervised pretraining (DINO or contrastive) of a small ViT or ResNet-50 on unlabelled images (resumable)",
   usage,
   async run(argv: string[]): Promise<number> {
     const { values } = parseFlags("pretrain", argv, {
       images: { type: "string" }, "paired-views": { type: "string" }, init: { type: "string" }, objective: { type: "string" }, "contrast-temp": { type: "string" }, "symmetric-globals": { type: "boolean" }, "centre-embeddings": { type: "boolean" }, out: { type: "string" }, resume: { type: "boolean" },
       epochs: { type: "string" }, batch: { type: "string" }, seed: { type: "string" }, lr: { type: "string" },
       "warmup-epochs": { type: "string" }, "momentum-teacher": { type: "string" }, "weight-decay": { type: "string" }, "teacher-temp": { type: "string" },
-      patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" }, "conv-stem": { type: "string" },
+      arch: { type: "string" }, width: { type: "string" }, patch: { type: "string" }, dim: { type: "string" }, depth: { type: "string" }, heads: { type: "string" }, "conv-stem": { type: "string" },
       "global-size": { type: "string" }, "local-size": { type: "string" }, "global-scale": { type: "string" }, "local-scale": { type: "string" }, "local-crops": { type: "string" },
       "out-dim": { type: "string" }, "max-steps": { type: "string" }, "color-jitter": { type: "string" }, "checkpoint-minutes": { type: "string" },
       export: { type: "string" }, fp16: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
@@ -138,6 +145,9 @@ const command: Command = {
       if (!Number.isInteger(n) || n < 0) throw new MaskdistillError(`--${name} expects a non-negative integer, got '${v}'`);
       return n;
     };
+    const archName = values.arch ?? "vit";
+    if (archName !== "vit" && archName !== "resnet50") throw new MaskdistillError(`--arch expects vit or resnet50, got '${values.arch}'`);
+    if (values.width !== undefined && archName !== "resnet50") throw new MaskdistillError("--width applies to --arch resnet50");
     const config = existing?.config ?? {
       ...d,
       seed: int("seed", values.seed, 0),
@@ -158,6 +168,7 @@ const command: Command = {
       ...(values["centre-embeddings"] ? { centreEmbeddings: true } : {}),
       ...(values["contrast-temp"] ? { contrastTemp: numberFlag("contrast-temp", values["contrast-temp"], 0.2) } : {}),
       ...(values.init ? { initFrom: await initFromFlag(values.init) } : {}),
+      ...(archName === "resnet50" ? { resnet: { width: int("width", values.width, 64) } } : {}),
     };
     if (existing && values.epochs !== undefined && Number(values.epochs) !== existing.config.epochs) {
       throw new MaskdistillError(`pretrain --resume: the checkpoint plans ${existing.config.epochs} epochs (its schedules span them); ` +

@@ -1,0 +1,91 @@
+// The ResNet-50 that `pretrain --arch resnet50` trains: torchvision's network (engine/models/resnet.ts) at a
+// chosen stem width, globally average-pooled into the projection head, as MoCo v2 and DINO's ResNet-50
+// runs pretrain theirs. It exports and loads under torchvision's names (conv1, bn1, layer1.0.conv1, …), the
+// layout `train-maskrcnn --init` and `train-deeplab --init` read.
+//
+// Batch norm: the student and the teacher both normalise with the statistics of the batch they see (the
+// teacher's running statistics come from its own batches; the EMA moves parameters only, as MoCo's
+// momentum update). Each network sees every image of the batch at once — SimCLR's global BN — so no
+// per-device subset lets a view find its pair through the batch statistics, the leak MoCo's shuffle-BN
+// guards against.
+import * as tf from "@tensorflow/tfjs";
+import { makeResNet50, stage, stem, type ResNet50 } from "../engine/models/resnet.js";
+import { seededRng, type Rng } from "../engine/models/params.js";
+import { backboneTensors, loadResNet50Backbone, torchShape, torchValues } from "../segmentation/model.js";
+import { MaskdistillError } from "../errors.js";
+import { readStateDict, type StateDict } from "../modeling/checkpoint/index.js";
+import { toFloat16Bits, type NamedParam } from "./vit.js";
+
+export interface PretrainResNet {
+  kind: "resnet50";
+  /** Stem channels: 64 is ResNet-50; the pooled embedding has 32·width channels. */
+  width: number;
+  backbone: ResNet50;
+}
+
+export function makePretrainResNet(rng: Rng, width: number): PretrainResNet {
+  if (!(Number.isInteger(width) && width >= 1)) throw new MaskdistillError(`ResNet-50 width must be a positive integer, got ${width}`);
+  return { kind: "resnet50", width, backbone: makeResNet50(rng, { width }) };
+}
+
+/** Channels of the pooled embedding (layer4's output). */
+export const resnetEmbedDim = (width: number): number => 32 * width;
+
+/** Normalised CHW crops (all `size`×`size`) → one NHWC batch. */
+export function chwToNhwc(images: Float32Array[], size: number): tf.Tensor4D {
+  const plane = size * size, out = new Float32Array(images.length * plane * 3);
+  images.forEach((img, b) => {
+    if (img.length !== 3 * plane) throw new MaskdistillError(`chwToNhwc: expected 3×${size}×${size} values, got ${img.length}`);
+    const o = b * plane * 3;
+    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[o + i * 3 + c] = img[c * plane + i];
+  });
+  return tf.tensor4d(out, [images.length, size, size, 3]);
+}
+
+/** The globally average-pooled layer4 features [N, 32·width] of an NHWC batch; BN on batch statistics when `train`. */
+export function resnetPooled(m: PretrainResNet, x: tf.Tensor4D, train: boolean): tf.Tensor2D {
+  const b = m.backbone;
+  let y = stem(b.stem, x, train);
+  for (const layer of [b.layer1, b.layer2, b.layer3, b.layer4]) y = stage(layer, y, train);
+  return tf.mean(y, [1, 2]) as tf.Tensor2D;
+}
+
+function namedParam(t: ReturnType<typeof backboneTensors>[number]): NamedParam {
+  return { key: t.key, variable: t.variable, torchShape: torchShape(t), transposed: false, ...(t.conv ? { hwio: true } : {}) };
+}
+
+/** The trained tensors (kernels, BN weights and biases) under torchvision's keys. */
+export function resnetParams(m: PretrainResNet): NamedParam[] {
+  return backboneTensors(m, "").filter((t) => !t.buffer).map(namedParam);
+}
+
+/** The BN running statistics (buffers: saved and exported, never trained nor averaged). */
+export function resnetBuffers(m: PretrainResNet): NamedParam[] {
+  return backboneTensors(m, "").filter((t) => t.buffer).map(namedParam);
+}
+
+/** The backbone's torchvision state dict (parameters and running statistics). */
+export async function resnetStateDict(m: PretrainResNet, dtype: "float32" | "float16" = "float32"): Promise<StateDict> {
+  const sd: StateDict = new Map();
+  for (const t of backboneTensors(m, "")) {
+    const values = await torchValues(t);
+    sd.set(t.key, dtype === "float16" ? { dtype: "float16", shape: torchShape(t), data: toFloat16Bits(values) } : { dtype: "float32", shape: torchShape(t), data: values });
+  }
+  return sd;
+}
+
+/** Loads a torchvision-layout ResNet-50 file of the same width (strict: every tensor, every shape). */
+export async function assignResNetFile(m: PretrainResNet, file: string): Promise<void> {
+  const { stateDict } = await readStateDict(file, "resnet");
+  loadResNet50Backbone(m, stateDict, file);
+}
+
+/** A pretrained ResNet-50 file as a tfjs model (e.g. to embed crops), width read from its stem. */
+export async function loadPretrainResNet(file: string): Promise<PretrainResNet> {
+  const { stateDict } = await readStateDict(file, "resnet");
+  const stemKernel = stateDict.get("conv1.weight");
+  if (!stemKernel) throw new MaskdistillError("not a torchvision ResNet-50 (no conv1.weight)", file);
+  const m = makePretrainResNet(seededRng(0), stemKernel.shape[0]);
+  loadResNet50Backbone(m, stateDict, file);
+  return m;
+}
