@@ -3,7 +3,7 @@
 // runs pretrain theirs. It exports and loads under torchvision's names (conv1, bn1, layer1.0.conv1, …), the
 // layout `train-maskrcnn --init` and `train-deeplab --init` read.
 //
-// Batch norm: the student and the teacher both normalise with the statistics of the batch they see (the
+// Initialisation: torchvision's, with zero_init_residual (below). Batch norm: the student and the teacher both normalise with the statistics of the batch they see (the
 // teacher's running statistics come from its own batches; the EMA moves parameters only, as MoCo's
 // momentum update). Each network sees every image of the batch at once — SimCLR's global BN — so no
 // per-device subset lets a view find its pair through the batch statistics, the leak MoCo's shuffle-BN
@@ -25,7 +25,12 @@ export interface PretrainResNet {
 
 export function makePretrainResNet(rng: Rng, width: number): PretrainResNet {
   if (!(Number.isInteger(width) && width >= 1)) throw new MaskdistillError(`ResNet-50 width must be a positive integer, got ${width}`);
-  return { kind: "resnet50", width, backbone: makeResNet50(rng, { width }) };
+  const backbone = makeResNet50(rng, { width });
+  // zero_init_residual (Goyal et al. 2017; torchvision's option): each bottleneck's last BN starts at γ = 0,
+  // so every block starts as the identity. Without it the contrastive loss of a width-16 ResNet-50 stayed at
+  // chance on the shapes world (1.66 after 360 iterations); with it, 1.43 after 60.
+  for (const layer of [backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4]) for (const b of layer) b.conv3.gamma.assign(tf.zerosLike(b.conv3.gamma));
+  return { kind: "resnet50", width, backbone };
 }
 
 /** Channels of the pooled embedding (layer4's output). */
