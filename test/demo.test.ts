@@ -69,10 +69,12 @@ test("demo --world shapes: bad stage-v flags are refused before any work, and sh
   process.env.MASKDISTILL_QUIET = "1";
   const worldDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "md-shapes-flags-")), "world");
   for (const [flag, value, message] of [["--train-images", "-1", /--train-images expects a whole number ≥ 0, got '-1'/], ["--train-images", "2.5", /--train-images expects a whole number/],
-    ["--rounds", "x", /--rounds expects a number, got 'x'/], ["--deeplab-init", "moco", /--deeplab-init expects maskrcnn or none, got 'moco'/]] as const) {
+    ["--rounds", "x", /--rounds expects a number, got 'x'/], ["--deeplab-init", "moco", /--deeplab-init expects maskrcnn, none or a ResNet-50 file; no such file/],
+    ["--maskrcnn-init", "no-such.safetensors", /--maskrcnn-init expects none or a ResNet-50 file; no such file/]] as const) {
     await assert.rejects(runCommand(demo, ["--world", "shapes", "--world-dir", worldDir, `${flag}=${value}`]), message);
     assert.ok(!fs.existsSync(worldDir), "no world is made for a bad flag");
   }
   await assert.rejects(runCommand(demo, ["--rounds", "1"]), /--rounds applies to --world shapes only/);
   await assert.rejects(runCommand(demo, ["--deeplab-init", "none"]), /--deeplab-init applies to --world shapes only/);
+  await assert.rejects(runCommand(demo, ["--maskrcnn-init", "none"]), /--maskrcnn-init applies to --world shapes only/);
 });

@@ -23,6 +23,7 @@ export interface ShapesDemoFlags {
   "train-images"?: string;
   rounds?: string;
   "deeplab-init"?: string;
+  "maskrcnn-init"?: string;
   threads?: string;
   json?: boolean;
 }
@@ -39,8 +40,14 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
   const { SHAPES_STAGE_V_TRAIN_IMAGES } = await import("../shapes/stageFive.js");
   const stageVTrainImages = countFlag("train-images", values["train-images"], SHAPES_STAGE_V_TRAIN_IMAGES);
   const rounds = values.rounds === undefined ? undefined : countFlag("rounds", values.rounds, 0);
-  const deeplabInit = values["deeplab-init"] ?? "maskrcnn";
-  if (deeplabInit !== "maskrcnn" && deeplabInit !== "none") throw new MaskdistillError(`--deeplab-init expects maskrcnn or none, got '${deeplabInit}'`);
+  // an init is a keyword or a ResNet-50 file (the trainers read and check it; a missing one is named here, before any work)
+  const initFlag = (name: string, v: string, keywords: string[]): string => {
+    if (keywords.includes(v)) return v;
+    if (!fs.existsSync(v)) throw new MaskdistillError(`--${name} expects ${keywords.join(", ")} or a ResNet-50 file; no such file`, path.resolve(v));
+    return path.resolve(v);
+  };
+  const deeplabInit = initFlag("deeplab-init", values["deeplab-init"] ?? "maskrcnn", ["maskrcnn", "none"]);
+  const maskRcnnInit = initFlag("maskrcnn-init", values["maskrcnn-init"] ?? "none", ["none"]);
   const { ensureShapesWorld, SHAPES_DEFAULT_WORLD, shapesDefaultDir } = await import("../shapes/world.js");
   const worldDir = path.resolve(values["world-dir"] ?? shapesDefaultDir());
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
@@ -109,6 +116,7 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
         trainLimit: limit ? 7 * limit : undefined,
         valLimit: limit,
         iterations: values.iterations ? numberFlag("iterations", values.iterations, 0) : undefined,
+        init: maskRcnnInit,
         threads,
         onProgress: bars.message,
         onStep: (step, total, loss) => bars.step("train-maskrcnn", step, total, loss),

@@ -525,6 +525,15 @@ export async function saveCheckpoint(state: TrainState, outDir: string): Promise
   writeSafetensors(path.join(outDir, CHECKPOINT_FILE), full, info);
 }
 
+/** The config a checkpoint was started with (its header only), or undefined when there is none. */
+export async function checkpointConfig(file: string): Promise<MaskRcnnTrainConfig | undefined> {
+  if (!fs.existsSync(file)) return undefined;
+  const { metadata } = await readSafetensorsFile(file, { headerOnly: true });
+  const raw = metadata[META_KEY];
+  if (!raw) throw inputError(file, `not a train-maskrcnn checkpoint (no "${META_KEY}" metadata)`);
+  return (JSON.parse(raw) as CheckpointMeta).config;
+}
+
 /** Reads a state written by saveCheckpoint. */
 export async function loadCheckpoint(file: string): Promise<TrainState> {
   const { tensors, metadata } = await readSafetensorsFile(file);

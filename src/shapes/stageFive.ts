@@ -52,8 +52,11 @@ export interface ShapesStageVOptions {
   rounds?: number;
   /** Linear-probe epochs (default the shapes probe recipe's). */
   probeEpochs?: number;
-  /** The DeepLab backbone's initialisation: "maskrcnn" (default: stage iii's Mask R-CNN body) or "none" (random). */
-  deeplabInit?: "maskrcnn" | "none";
+  /**
+   * The DeepLab backbone's initialisation: "maskrcnn" (default: stage iii's Mask R-CNN body), "none" (random) or
+   * a torchvision ResNet-50 file of the recipe's width (e.g. a self-supervised one, as the paper's MoCo v2).
+   */
+  deeplabInit?: string;
   threads?: number;
   onProgress?: (what: string) => void;
   onStep?: (what: string, step: number, total: number, loss: number) => void;
@@ -144,7 +147,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   const val = segmentationItems({ images: imagesDir, labels: gtDir, list: valList }, "val set");
   const { scoreFolder, trainWithCrfRounds } = await import("../segmentation/rounds.js");
   const { shapesRecipe, initTrainState, disposeTrainState, stepsPerEpoch } = await import("../segmentation/train.js");
-  const init = (opts.deeplabInit ?? "maskrcnn") === "maskrcnn" ? opts.maskRcnn.modelFile : "none";
+  const init = (opts.deeplabInit ?? "maskrcnn") === "maskrcnn" ? opts.maskRcnn.modelFile : opts.deeplabInit!;
   const config: DeepLabTrainConfig = { ...shapesRecipe(), init, ...(opts.epochs ? { epochs: opts.epochs, decayEpochs: lastEpochDecay(opts.epochs) } : {}) };
   const k = config.numClasses;
   // the pseudo-labels against the train GT (labels are already class ids)

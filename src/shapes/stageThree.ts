@@ -33,6 +33,12 @@ export interface ShapesStageIIIOptions {
   trainLimit?: number;
   valLimit?: number;
   iterations?: number;
+  /**
+   * The Mask R-CNN body's initialisation: "none" (default, the shapes recipe: random, each bottleneck's last conv
+   * at zero) or a torchvision ResNet-50 file of the recipe's width (e.g. `pretrain --arch resnet50 --width 16`'s
+   * teacher: the paper starts from a self-supervised ResNet-50).
+   */
+  init?: string;
   threads?: number;
   onProgress?: (what: string) => void;
   onStep?: (step: number, total: number, loss: number) => void;
@@ -53,6 +59,8 @@ export interface ShapesStageIII {
   /** Stage ii on the train masks: ACC of the clusters the Mask R-CNN learns from. */
   trainClusterAcc: number;
   iterations: number;
+  /** What initialised the body ("none" or the ResNet file). */
+  init: string;
   /** Mean loss over the first and the last 20 iterations (a quarter of the run when shorter). */
   lossStart: number;
   lossEnd: number;
@@ -147,10 +155,15 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   // stage iii: Mask R-CNN on the pseudo-masks
   const { initEngine } = await import("../engine/index.js");
   await initEngine({ backend: "wasm", threads: opts.threads ?? 1 });
-  const { shapesRecipe, loadTrainSet, trainMaskRcnn, disposeTrainState, buildTrainNet, MODEL_FILE, LOG_FILE } = await import("../instance/train.js");
+  const { shapesRecipe, loadTrainSet, trainMaskRcnn, disposeTrainState, buildTrainNet, checkpointConfig, MODEL_FILE, LOG_FILE, CHECKPOINT_FILE } = await import("../instance/train.js");
   const set = loadTrainSet(matched, opts.world, { agnostic: false });
-  const config = { ...shapesRecipe(), ...(opts.iterations ? { iterations: opts.iterations, steps: [Math.round((5 * opts.iterations) / 6)] } : {}) };
+  const config = { ...shapesRecipe(), init: opts.init ?? "none", ...(opts.iterations ? { iterations: opts.iterations, steps: [Math.round((5 * opts.iterations) / 6)] } : {}) };
   const rcnnDir = path.join(opts.out, "maskrcnn");
+  // a rerun resumes what the folder holds: a run started from another body would silently go on
+  const started = await checkpointConfig(path.join(rcnnDir, CHECKPOINT_FILE));
+  if (started && started.init !== config.init) {
+    throw new MaskdistillError(`holds a Mask R-CNN started from ${started.init}, not ${config.init}: use another --out`, path.join(rcnnDir, CHECKPOINT_FILE));
+  }
   opts.onProgress?.(`stage iii: training Mask R-CNN on ${set.samples.length} pseudo-masks, ${config.iterations} iterations (resumable)`);
   disposeTrainState(await trainMaskRcnn({
     outDir: rcnnDir, set, config, resume: true,
@@ -189,7 +202,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
 
   return {
     modelFile: path.join(rcnnDir, MODEL_FILE), categoryIds: set.categoryIds,
-    trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length,
+    trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length, init: config.init,
     lossStart: loss.start, lossEnd: loss.end, trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
     rows: [trainedRow, stageIRow, untrainedRow],
   };

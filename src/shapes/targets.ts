@@ -183,7 +183,7 @@ export function targetsMarkdown(t: ShapesTargets): string {
   const s = t.stageIII;
   if (s) {
     lines.push("",
-      `| stage iii, ${t.split} (mask AP50 %, COCOeval multi protocol); Mask R-CNN trained ${s.iterations} iterations on ${s.pseudoMasks} train pseudo-masks (stage-ii ACC ${s.trainClusterAcc.toFixed(1)} %), loss ${s.lossStart} → ${s.lossEnd} | class-aware | class-agnostic |`,
+      `| stage iii, ${t.split} (mask AP50 %, COCOeval multi protocol); Mask R-CNN ${s.init && s.init !== "none" ? `(body from ${path.basename(s.init)}) ` : ""}trained ${s.iterations} iterations on ${s.pseudoMasks} train pseudo-masks (stage-ii ACC ${s.trainClusterAcc.toFixed(1)} %), loss ${s.lossStart} → ${s.lossEnd} | class-aware | class-agnostic |`,
       "|---|---|---|",
       ...s.rows.map((r, i) => `| ${r.method} | ${r.ap50.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.maskAp50} and above the stage-i masks ${mark(Boolean(t.met.maskAp50))})` : ""} | ${r.ap50Agnostic.toFixed(1)} |`));
   }

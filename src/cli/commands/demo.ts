@@ -15,7 +15,7 @@ const usage = `usage: maskdistill demo [--split all|train|val] [--resize 640] [-
                         [--out DIR] [--limit N] [--json]
        maskdistill demo --world shapes [--world-dir .cache/shapes] [--out results/shapes] [--weights FILE]
                         [--cluster-weights FILE] [--stages i-ii|i-iii|i-v] [--iterations N] [--epochs N] [--train-images N]
-                        [--rounds N] [--deeplab-init maskrcnn|none] [--threads 2] [--limit N]
+                        [--rounds N] [--maskrcnn-init none|FILE] [--deeplab-init maskrcnn|none|FILE] [--threads 2] [--limit N]
 
 Runs the method on the bundled demo data (data/demo: 313 real COCO images at 500 px, labels used only
 for scoring):
@@ -44,13 +44,14 @@ same ViT at random initialisation and the centred box, then stage ii (K = 8 clus
 classes) with the world's stage-ii backbone (data/backbones/shapes_vit_cluster; as the reference, which
 masks with DINO ViT-S/16 and embeds with ViT-S/8; --cluster-weights to change it); then stage iii
 (--stages i-iii or i-v): stage-i masks of the train split, clustered (stage ii, named by the Hungarian
-pairing with the train ground truth), a Mask R-CNN trained from scratch on them (train-maskrcnn --recipe shapes; --iterations to change its length) and run on val, scored with
+pairing with the train ground truth), a Mask R-CNN trained from scratch on them (train-maskrcnn --recipe shapes; --iterations to change its length;
+--maskrcnn-init FILE starts its body from a ResNet-50 file, e.g. pretrain --arch resnet50 --width 16's) and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
 the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
 --train-images train images (default 500 of 3,500, to fit 15 minutes; the committed run uses 1000; 0 = all), its detections
 painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained on them (train-deeplab
 --recipe shapes; --epochs per round; its ResNet starts from the stage-iii Mask R-CNN's body, the world's
-stand-in for the paper's MoCo v2 init — --deeplab-init none: from random weights) and --rounds CRF rounds (default 0,
+stand-in for the paper's MoCo v2 init — --deeplab-init none: from random weights; FILE: a ResNet-50 file) and --rounds CRF rounds (default 0,
 to fit 15 minutes: a round takes ~6 and moved val mIoU by −1.3 to +0.7 here; --rounds 1 shows one), each
 scored on val (mIoU over the K + 1 classes, with and without the CRF) next to the DeepLab untrained, and
 the linear probe (a 1×1 classifier on the frozen DeepLab, trained on the train labels: LC mIoU). Writes
@@ -77,9 +78,10 @@ const command: Command = {
       "train-images": { type: "string" },
       rounds: { type: "string" },
       "deeplab-init": { type: "string" },
+      "maskrcnn-init": { type: "string" },
       threads: { type: "string" },
     });
-    for (const f of ["stages", "iterations", "epochs", "train-images", "rounds", "deeplab-init", "threads", "world-dir"] as const) {
+    for (const f of ["stages", "iterations", "epochs", "train-images", "rounds", "deeplab-init", "maskrcnn-init", "threads", "world-dir"] as const) {
       if (values[f] !== undefined && values.world === undefined) throw new MaskdistillError(`--${f} applies to --world shapes only`);
     }
     if (values.world !== undefined) {
