@@ -5,6 +5,8 @@
 //
 //   node --import tsx tools/shapes-cluster-probe.ts --weights FILE [--world .cache/shapes] [--split val]
 //        [--limit 400] [--variants crop,crop@2.33,image] [--out FILE.jsonl] [--tag TEXT]
+// A ResNet-50 file (`pretrain --arch resnet50`'s teacher, torchvision layout) is embedded by its average-pooled
+// layer4 (running BN statistics), the vector its pretraining trained; a ViT by its CLS token.
 // Variants: `crop` — stage ii as the reference runs it (the box at the image's resolution, zero-padded to
 // the patch); `crop@S` — the box crop resized by S (bicubic) first, e.g. S = 224 / 96, the scale the
 // backbone ran at in stage i and in pretraining; `image@R` — the whole image resized to R (no crop).
@@ -18,6 +20,26 @@ import { resizeImage } from "../src/data/resize.js";
 import { miniBatchKMeans, whitenAndNormalize } from "../src/cluster/kmeans.js";
 import { scoreClustering } from "../src/cluster/naming.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
+import { readStateDict } from "../src/modeling/checkpoint/index.js";
+import { initEngine } from "../src/engine/index.js";
+import { chwToNhwc, loadPretrainResNet, resnetEmbedDim, resnetPooled } from "../src/pretrain/resnet.js";
+import * as tf from "@tensorflow/tfjs";
+
+/** The embedder of a weights file: { dim, patch (input multiple), embed(CHW input) → vector }. */
+async function embedderOf(file: string): Promise<{ dim: number; patch: number; embed: (x: { data: Float32Array; width: number; height: number }) => Promise<Float32Array>; dispose: () => Promise<void> }> {
+  const { stateDict } = await readStateDict(file);
+  if (stateDict.has("conv1.weight") && stateDict.has("layer1.0.conv1.weight")) {   // torchvision ResNet keys
+    await initEngine({ backend: "wasm", threads: 2 });
+    const m = await loadPretrainResNet(file);
+    return {
+      dim: resnetEmbedDim(m.width), patch: 1,
+      embed: async (x) => Float32Array.from(await tf.tidy(() => resnetPooled(m, chwToNhwc([x.data], x.width, x.height), false)).data()),
+      dispose: async () => {},
+    };
+  }
+  const vit = await loadBackbone(file);
+  return { dim: vit.dim, patch: vit.patch, embed: (x) => vit.cls(x), dispose: () => vit.dispose() };
+}
 import { projectPath } from "../src/paths.js";
 
 function cropU8(img: RgbImage, x0: number, y0: number, w: number, h: number): RgbImage {
@@ -62,7 +84,7 @@ async function main() {
   const byImage = new Map(gt.images.map((im) => [im.id, im]));
   const anns = gt.annotations.slice(0, Number(values.limit));
   const labels = Int32Array.from(anns, (a) => categories.indexOf(a.category_id));
-  const backbone = await loadBackbone(values.weights);
+  const backbone = await embedderOf(values.weights);
   const images = new Map<number, RgbImage>();
   for (const a of anns) if (!images.has(a.image_id)) images.set(a.image_id, await loadRgb(path.join(values.world!, byImage.get(a.image_id)!.file_name)));
   for (const variant of values.variants!.split(",")) {
@@ -83,7 +105,7 @@ async function main() {
         const r = scale === 1 ? c : resizeImage(c, Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale)), "bicubic");
         input = cropNormalized(r, [0, 0, r.width, r.height], backbone.patch);
       } else throw new Error(`unknown variant ${variant}`);
-      feats.set(await backbone.cls(input), i * backbone.dim);
+      feats.set(await backbone.embed(input), i * backbone.dim);
     }
     const n = anns.length, d = backbone.dim;
     const z = whitenAndNormalize(feats, n, d);

@@ -36,15 +36,15 @@ export function makePretrainResNet(rng: Rng, width: number): PretrainResNet {
 /** Channels of the pooled embedding (layer4's output). */
 export const resnetEmbedDim = (width: number): number => 32 * width;
 
-/** Normalised CHW crops (all `size`×`size`) → one NHWC batch. */
-export function chwToNhwc(images: Float32Array[], size: number): tf.Tensor4D {
-  const plane = size * size, out = new Float32Array(images.length * plane * 3);
+/** Normalised CHW images (all `width`×`height`, default square) → one NHWC batch. */
+export function chwToNhwc(images: Float32Array[], width: number, height = width): tf.Tensor4D {
+  const plane = width * height, out = new Float32Array(images.length * plane * 3);
   images.forEach((img, b) => {
-    if (img.length !== 3 * plane) throw new MaskdistillError(`chwToNhwc: expected 3×${size}×${size} values, got ${img.length}`);
+    if (img.length !== 3 * plane) throw new MaskdistillError(`chwToNhwc: expected 3×${height}×${width} values, got ${img.length}`);
     const o = b * plane * 3;
     for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[o + i * 3 + c] = img[c * plane + i];
   });
-  return tf.tensor4d(out, [images.length, size, size, 3]);
+  return tf.tensor4d(out, [images.length, height, width, 3]);
 }
 
 /** The globally average-pooled layer4 features [N, 32·width] of an NHWC batch; BN on batch statistics when `train`. */
