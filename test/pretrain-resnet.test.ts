@@ -19,6 +19,7 @@ import { collectVariables } from "../src/engine/models/params.js";
 import { mulberry32 } from "../src/random.js";
 import { projectPath } from "../src/paths.js";
 import { MaskdistillError } from "../src/errors.js";
+import { runCommand, lastJson } from "./helpers.js";
 
 /** A ResNet-50 of stem width 4 (embedding 128), contrastive, 32 px globals and one 32 px local crop. */
 const TINY_RESNET: PretrainConfig = {
@@ -143,19 +144,11 @@ test("CLI: pretrain --arch resnet50 --width W trains and exports teacher_resnet5
   fs.mkdirSync(imgDir, { recursive: true });
   for (const f of fs.readdirSync(projectPath("data", "demo", "images")).sort().slice(0, 4)) fs.copyFileSync(projectPath("data", "demo", "images", f), path.join(imgDir, f));
   const out = path.join(tmp, "cli");
-  const quiet = process.env.MASKDISTILL_QUIET;
   process.env.MASKDISTILL_QUIET = "1";
-  const log = console.log;
-  const printed: string[] = [];
-  console.log = (s: string) => printed.push(String(s));
-  try {
-    assert.equal(await cmd.run(["--images", imgDir, "--out", out, "--arch", "resnet50", "--width", "2", "--objective", "contrastive", "--epochs", "1", "--batch", "2",
-      "--global-size", "32", "--local-crops", "0", "--out-dim", "32", "--max-steps", "1", "--json"]), 0);
-    assert.equal(JSON.parse(printed[printed.length - 1]).step, 1);
-  } finally {
-    console.log = log;
-    if (quiet === undefined) delete process.env.MASKDISTILL_QUIET; else process.env.MASKDISTILL_QUIET = quiet;
-  }
+  const run = await runCommand(cmd, ["--images", imgDir, "--out", out, "--arch", "resnet50", "--width", "2", "--objective", "contrastive", "--epochs", "1", "--batch", "2",
+    "--global-size", "32", "--local-crops", "0", "--out-dim", "32", "--max-steps", "1", "--json"]);
+  assert.equal(run.code, 0);
+  assert.equal(lastJson(run.stdout).step, 1);
   const back = await loadPretrainResNet(path.join(out, TEACHER_RESNET_FILE));
   assert.equal(back.width, 2);
   await assert.rejects(cmd.run(["--images", imgDir, "--out", path.join(tmp, "cli2"), "--arch", "resnet18"]), /--arch expects vit or resnet50/);
