@@ -86,6 +86,7 @@ test("bundled sidecars: the reference patch size is preferred, unfinished ones a
   fs.copyFileSync(FIX8, path.join(backbones, "weights", "a.safetensors"));
   sidecar(backbones, "b_vit16", { patchSize: 16 }, "b_vit16.pth");
   sidecar(backbones, "c_training", { patch: 16 }); // no checkpoint yet
+  sidecar(backbones, "d_resnet", { family: "resnet", width: 16, weights: "d_resnet.safetensors" }, "d_resnet.safetensors");   // pretrain --arch resnet50: not for stages i–ii
   const list = bundledBackbones(backbones);
   assert.deepEqual(list.map((b) => [b.name, b.patch, b.exists]), [["a_vit8", 8, true], ["b_vit16", 16, true], ["c_training", 16, false]]);
   assert.equal(list[0].weights, path.join(backbones, "weights", "a.safetensors"));

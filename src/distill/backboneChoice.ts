@@ -88,7 +88,10 @@ function isFixture(file: string): boolean {
   return path.dirname(path.resolve(file)) === dir && /_seed\d+\.pth$/.test(file);
 }
 
-/** The sidecars in `dir` (sorted by name) with their checkpoint; an unreadable sidecar is an error naming it. */
+/**
+ * The ViT sidecars in `dir` (sorted by name) with their checkpoint; an unreadable sidecar is an error naming it.
+ * ResNet sidecars (`"family": "resnet"`) are left out.
+ */
 export function bundledBackbones(dir: string = projectPath("data", "backbones")): BundledBackbone[] {
   if (!fs.existsSync(dir)) return [];
   const out: BundledBackbone[] = [];
@@ -103,6 +106,8 @@ export function bundledBackbones(dir: string = projectPath("data", "backbones"))
     }
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new MaskdistillError("backbone sidecar must be a JSON object", sidecar);
     const cfg = raw as Record<string, unknown>;
+    // a CNN exported by `pretrain --arch resnet50` (stage iii's / stage v's body) is no backbone for stages i–ii
+    if (cfg.family === "resnet") continue;
     let weights: string;
     if (cfg.weights !== undefined) {
       if (typeof cfg.weights !== "string" || !cfg.weights) throw new MaskdistillError(`backbone sidecar: "weights" must be a file name, got ${JSON.stringify(cfg.weights)}`, sidecar);
