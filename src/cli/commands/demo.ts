@@ -45,7 +45,8 @@ classes) with the world's stage-ii backbone (data/backbones/shapes_vit_cluster; 
 masks with DINO ViT-S/16 and embeds with ViT-S/8; --cluster-weights to change it); then stage iii
 (--stages i-iii or i-v): stage-i masks of the train split, clustered (stage ii, named by the Hungarian
 pairing with the train ground truth), a Mask R-CNN trained from scratch on them (train-maskrcnn --recipe shapes; --iterations to change its length;
---maskrcnn-init FILE starts its body from a ResNet-50 file, e.g. pretrain --arch resnet50 --width 16's) and run on val, scored with
+--maskrcnn-init FILE starts its body from a ResNet-50 file, e.g. pretrain --arch resnet50 --width 16's, and then
+trains at lr 0.01 with the stem frozen) and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
 the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
 --train-images train images (default 500 of 3,500, to fit 15 minutes; the committed run uses 1000; 0 = all), its detections
