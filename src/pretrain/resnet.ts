@@ -79,12 +79,6 @@ export async function resnetStateDict(m: PretrainResNet, dtype: "float32" | "flo
   return sd;
 }
 
-/** Loads a torchvision-layout ResNet-50 file of the same width (strict: every tensor, every shape). */
-export async function assignResNetFile(m: PretrainResNet, file: string): Promise<void> {
-  const { stateDict } = await readStateDict(file, "resnet");
-  loadResNet50Backbone(m, stateDict, file);
-}
-
 /** A pretrained ResNet-50 file as a tfjs model (e.g. to embed crops), width read from its stem. */
 export async function loadPretrainResNet(file: string): Promise<PretrainResNet> {
   const { stateDict } = await readStateDict(file, "resnet");

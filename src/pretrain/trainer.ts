@@ -35,8 +35,9 @@ import {
   type NamedParam, type PretrainVit,
 } from "./vit.js";
 import { readStateDict, type StateDict } from "../modeling/checkpoint/index.js";
+import { loadResNet50Backbone } from "../segmentation/model.js";
 import {
-  assignResNetFile, chwToNhwc, makePretrainResNet, resnetBuffers, resnetEmbedDim, resnetParams, resnetPooled, resnetStateDict,
+  chwToNhwc, makePretrainResNet, resnetBuffers, resnetEmbedDim, resnetParams, resnetPooled, resnetStateDict,
   type PretrainResNet,
 } from "./resnet.js";
 export { CHECKPOINT_FILE, LOG_FILE };
@@ -179,8 +180,9 @@ export function initState(config: PretrainConfig, imageNames: string[], imageDir
 export async function initBackbonesFrom(state: TrainState, file: string): Promise<void> {
   const s = state.student.backbone, t = state.teacher.backbone;
   if (isResNet(s) && isResNet(t)) {
-    await assignResNetFile(s, file);
-    await assignResNetFile(t, file);
+    const { stateDict } = await readStateDict(file, "resnet");
+    loadResNet50Backbone(s, stateDict, file);
+    loadResNet50Backbone(t, stateDict, file);
     return;
   }
   const { stateDict } = await readStateDict(file, "vit");
