@@ -124,8 +124,23 @@ test("exported ResNet teacher: loadPretrainResNet gives the teacher's features; 
   const { buildTrainNet, shapesRecipe } = await import("../src/instance/train.js");
   const recipe = shapesRecipe();
   const net = await buildTrainNet({ ...recipe, init: file, widths: { ...recipe.widths, stem: 4 } }, 9);
-  const { maskRcnnVariables } = await import("../src/engine/models/maskrcnn.js");
-  tf.dispose(maskRcnnVariables(net));
+  const { maskRcnnVariables, maskRcnnParams } = await import("../src/engine/models/maskrcnn.js");
+  // … and its float16 copy (how the project commits it: tools/half-model.ts) gives the same network up to
+  // float16 rounding — the stem too, whose input channels the detectron2 preset reverses (session 15: that flip
+  // read the raw 16-bit patterns as numbers, and training from the committed file diverged)
+  const { readSafetensorsFile, writeSafetensors } = await import("../src/pretrain/safetensorsIo.js");
+  const { toFloat16Bits } = await import("../src/pretrain/vit.js");
+  const halfFile = path.join(tmp, "ra", "half.safetensors");
+  const full = await readSafetensorsFile(file);
+  writeSafetensors(halfFile, new Map([...full.tensors].map(([k, t]) => [k, { dtype: "float16" as const, shape: t.shape, data: toFloat16Bits(t.data) }])), full.metadata);
+  const halfNet = await buildTrainNet({ ...recipe, init: halfFile, widths: { ...recipe.widths, stem: 4 } }, 9);
+  const pf = maskRcnnParams(net), ph = maskRcnnParams(halfNet);
+  assert.equal(pf.length, ph.length);
+  for (let i = 0; i < pf.length; i++) {
+    const a = await pf[i].variable.data(), b = await ph[i].variable.data();
+    for (let j = 0; j < a.length; j++) assert.ok(Math.abs(a[j] - b[j]) <= 1e-3 * Math.abs(a[j]) + 1e-6, `${pf[i].key}[${j}]: ${a[j]} vs ${b[j]}`);
+  }
+  tf.dispose([...maskRcnnVariables(net), ...maskRcnnVariables(halfNet)]);
   // --init FILE starts both backbones of a new run from it (running statistics too)
   await initBackbonesFrom(state, file);
   const sp = [...networkParams(state.student, "s"), ...networkBuffers(state.student, "s")].filter((p) => p.key.includes("backbone"));

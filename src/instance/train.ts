@@ -22,7 +22,7 @@ import { walkConvBn, walkStage, type Walk } from "../engine/models/resnet.js";
 import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { seededRng, normalArray, type Rng } from "../engine/models/params.js";
 import { inputError, MaskdistillError } from "../errors.js";
-import { readStateDict, writeSafetensors, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
+import { readStateDict, toFloat32, writeSafetensors, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
 import { requireWeights } from "../modeling/weights.js";
 import { maskFromRle, rleArea, rleFromCoco, rleToBbox, rleToCoco } from "../mask/rle.js";
 import { mulberry32 } from "../random.js";
@@ -249,7 +249,7 @@ export async function buildTrainNet(config: MaskRcnnTrainConfig, numClasses: num
     backbone = (await readStateDict(file, "resnet")).stateDict;
     if (config.preset === "detectron2") {
       const c1 = backbone.get("conv1.weight")!;
-      const src = Float32Array.from(c1.data as ArrayLike<number>), [o, i, kh, kw] = c1.shape, dst = new Float32Array(src.length);
+      const src = toFloat32(c1), [o, i, kh, kw] = c1.shape, dst = new Float32Array(src.length);
       for (let a = 0; a < o; a++) for (let c = 0; c < i; c++) dst.set(src.subarray(((a * i + c) * kh) * kw, ((a * i + c + 1) * kh) * kw), ((a * i + (i - 1 - c)) * kh) * kw);
       backbone = new Map(backbone);
       backbone.set("conv1.weight", tensorOf(c1.shape, dst));
