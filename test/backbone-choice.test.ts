@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { projectPath } from "../src/paths.js";
 import { MaskdistillError } from "../src/errors.js";
-import { bundledBackbones, defaultBackbone, fixtureBackbonePath } from "../src/distill/backboneChoice.js";
+import { bundledBackbones, defaultBackbone, fixtureBackbonePath, worldResNet } from "../src/distill/backboneChoice.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "maskdistill-backbone-choice-"));
@@ -98,6 +98,19 @@ test("bundled sidecars: the reference patch size is preferred, unfinished ones a
   const cluster = defaultBackbone("cluster", { backbonesDir: backbones, env: {} });
   assert.deepEqual([cluster.source, cluster.path, cluster.label], ["bundled", path.join(backbones, "weights", "a.safetensors"), "demo ViT-S/8"]);
   assert.doesNotMatch(cluster.note, /patch size is/);
+});
+
+test("a world's ResNet-50 (stage iii's body) is found by its world; others, ViTs and missing checkpoints are not", () => {
+  const { backbones } = setup();
+  sidecar(backbones, "a_vit", { world: "shapes", patch: 16 }, "a_vit.safetensors");
+  sidecar(backbones, "b_resnet_other", { family: "resnet", world: "other", weights: "b.safetensors" }, "b.safetensors");
+  sidecar(backbones, "c_resnet_training", { family: "resnet", world: "shapes" });   // no checkpoint yet
+  assert.equal(worldResNet("shapes", backbones), undefined);
+  sidecar(backbones, "d_resnet", { family: "resnet", world: "shapes", label: "shapes R50" }, "d_resnet.safetensors");
+  assert.deepEqual(worldResNet("shapes", backbones), { path: path.join(backbones, "d_resnet.safetensors"), name: "d_resnet", label: "shapes R50" });
+  assert.equal(worldResNet("coco", backbones), undefined);
+  // the project's own: the shapes world's is bundled
+  assert.equal(worldResNet("shapes")?.path, projectPath("data", "backbones", "shapes_resnet50.safetensors"));
 });
 
 test("a single bundled backbone of the other patch size is used, with a note", () => {

@@ -46,8 +46,13 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
     if (!fs.existsSync(v)) throw new MaskdistillError(`--${name} expects ${keywords.join(", ")} or a ResNet-50 file; no such file`, path.resolve(v));
     return path.resolve(v);
   };
-  const deeplabInit = initFlag("deeplab-init", values["deeplab-init"] ?? "maskrcnn", ["maskrcnn", "none"]);
-  const maskRcnnInit = initFlag("maskrcnn-init", values["maskrcnn-init"] ?? "none", ["none"]);
+  // stage iii's body and stage v's init: the world's own self-supervised ResNet-50 when bundled
+  // (data/backbones/shapes_resnet50), as the paper starts both from a self-supervised CNN (DINO / MoCo v2 ResNet-50);
+  // without it, stage iii from random weights and stage v from stage iii's body
+  const { worldResNet } = await import("../distill/backboneChoice.js");
+  const ownResNet = worldResNet("shapes")?.path;
+  const maskRcnnInit = initFlag("maskrcnn-init", values["maskrcnn-init"] ?? ownResNet ?? "none", ["none"]);
+  const deeplabInit = initFlag("deeplab-init", values["deeplab-init"] ?? ownResNet ?? "maskrcnn", ["maskrcnn", "none"]);
   const { ensureShapesWorld, SHAPES_DEFAULT_WORLD, shapesDefaultDir } = await import("../shapes/world.js");
   const worldDir = path.resolve(values["world-dir"] ?? shapesDefaultDir());
   const out = path.resolve(values.out ?? projectPath("results", "shapes"));
@@ -77,7 +82,8 @@ export async function runShapesDemo(values: ShapesDemoFlags): Promise<number> {
     : values.weights ? choice : defaultBackbone("cluster", { world: "shapes" });
   say(`shapes world ${worldDir} (${world.images} images of ${world.size} px, seed ${world.seed}; val ${world.val}); backbone ${choice.label}` +
     (choice.random ? ` — RANDOM WEIGHTS: ${choice.note}` : "") +
-    (clusterChoice.path !== choice.path ? `; stage ii: ${clusterChoice.label}` : ""));
+    (clusterChoice.path !== choice.path ? `; stage ii: ${clusterChoice.label}` : "") +
+    (stages === "i-ii" ? "" : `; stage iii's body: ${maskRcnnInit === "none" ? "random weights (--maskrcnn-init none)" : path.relative(process.cwd(), maskRcnnInit) || maskRcnnInit}`));
   const clusterWeights = clusterChoice.path !== choice.path ? clusterChoice.path : undefined;
   const resize = numberFlag("resize", values.resize, choice.resize ?? world.size);
   const limit = values.limit ? numberFlag("limit", values.limit, 0) : undefined;

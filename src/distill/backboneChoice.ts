@@ -93,19 +93,8 @@ function isFixture(file: string): boolean {
  * ResNet sidecars (`"family": "resnet"`) are left out.
  */
 export function bundledBackbones(dir: string = projectPath("data", "backbones")): BundledBackbone[] {
-  if (!fs.existsSync(dir)) return [];
   const out: BundledBackbone[] = [];
-  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort()) {
-    const sidecar = path.join(dir, f);
-    const name = f.slice(0, -".json".length);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(sidecar, "utf8"));
-    } catch (e) {
-      throw inputError(sidecar, "backbone sidecar is not valid JSON", e);
-    }
-    if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new MaskdistillError("backbone sidecar must be a JSON object", sidecar);
-    const cfg = raw as Record<string, unknown>;
+  for (const { name, sidecar, cfg } of readSidecars(dir)) {
     // a CNN exported by `pretrain --arch resnet50` (stage iii's / stage v's body) is no backbone for stages i–ii
     if (cfg.family === "resnet") continue;
     let weights: string;
@@ -139,6 +128,37 @@ export function bundledBackbones(dir: string = projectPath("data", "backbones"))
     });
   }
   return out;
+}
+
+/** Every `*.json` in `dir` (sorted by name) as a JSON object; an unreadable one is an error naming it. Data files beside them (`*_trials.jsonl` …) are not .json. */
+function readSidecars(dir: string): { name: string; sidecar: string; cfg: Record<string, unknown> }[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) => {
+    const sidecar = path.join(dir, f);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(sidecar, "utf8"));
+    } catch (e) {
+      throw inputError(sidecar, "backbone sidecar is not valid JSON", e);
+    }
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new MaskdistillError("backbone sidecar must be a JSON object", sidecar);
+    return { name: f.slice(0, -".json".length), sidecar, cfg: raw as Record<string, unknown> };
+  });
+}
+
+/**
+ * A data world's own self-supervised ResNet-50 (a sidecar with `"family": "resnet"` and `"world": W` whose
+ * checkpoint exists): the body its stage iii starts from and its stage v's init, as the paper's self-supervised
+ * CNN (DINO / MoCo v2 ResNet-50). Undefined when the world has none.
+ */
+export function worldResNet(world: string, dir: string = projectPath("data", "backbones")): { path: string; label: string; name: string } | undefined {
+  for (const { name, sidecar, cfg } of readSidecars(dir)) {
+    if (cfg.family !== "resnet" || cfg.world !== world) continue;
+    const weights = path.resolve(dir, typeof cfg.weights === "string" && cfg.weights ? cfg.weights : `${name}.safetensors`);
+    if (!fs.existsSync(weights)) continue;
+    return { path: weights, name, label: typeof cfg.label === "string" && cfg.label ? cfg.label : `bundled ResNet-50 ${name}` };
+  }
+  return undefined;
 }
 
 /** The backbone to use for `use` when none is named (see the top of this file for the order). */

@@ -3,8 +3,8 @@
 //        pseudo-label PNG per image (gen-segmentation: 0 background, 1..K the stage-ii class named by the
 //        train Hungarian pairing, i.e. the world's SegmentationClass ids), scored against the train labels;
 //   v  — DeepLab-v3 trained on those pseudo-labels (train-deeplab --recipe shapes), its ResNet initialised from
-//        stage iii's Mask R-CNN body (the paper initialises from MoCo v2, a CNN trained without labels; this
-//        world has none, and the Mask R-CNN body is a CNN trained without human labels on it), then CRF
+//        a self-supervised ResNet-50 (the demo passes the world's own, data/backbones/shapes_resnet50, as the
+//        paper's MoCo v2) or from stage iii's Mask R-CNN body (also a CNN trained without human labels), then CRF
 //        rounds (the model's CRF-refined predictions of the train images become the next round's labels),
 //        every round scored on val with and without the CRF; next to the same DeepLab untrained. Because
 //        the classes were named on the train split, val mIoU is scored directly (ids = classes): the
@@ -75,6 +75,8 @@ export interface ShapesStageV {
   valImages: number;
   /** Stage iv: pseudo-labels of the train images against their GT labels (direct mIoU %). */
   pseudoLabels: { miou: number; pixelAcc: number; imagesWithDetections: number; backgroundOnly: number };
+  /** What DeepLab's backbone started from: "maskrcnn" (stage iii's body), "none" or the ResNet-50 file. */
+  init: string;
   /** DeepLab: loss over the first and last 20 steps of round 0, steps per round; wall seconds of stages iv–v. */
   lossStart: number;
   lossEnd: number;
@@ -218,7 +220,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
     .filter((l): l is { loss: number } => typeof l.loss === "number");
   const loss0 = lossAtEnds(log0);
   return {
-    trainImages: train.length, valImages: val.length,
+    trainImages: train.length, valImages: val.length, init: opts.deeplabInit ?? "maskrcnn",
     pseudoLabels: { miou: round1(pseudoScore.miou), pixelAcc: round1(pseudoScore.pixelAcc), imagesWithDetections: gen.imagesWithDetections, backgroundOnly: gen.backgroundOnly },
     lossStart: loss0.start, lossEnd: loss0.end,
     stepsPerRound: stepsPerEpoch(config, train.length) * config.epochs,

@@ -191,7 +191,7 @@ export function targetsMarkdown(t: ShapesTargets): string {
   if (v) {
     const crf = (x: number | null) => (x === null ? "—" : x.toFixed(1));
     lines.push("",
-      `| stages iv–v, ${t.split} (${v.valImages} images; mIoU % over the ${(t.stageII[0]?.clusters ?? 0) + 1} classes incl. background); stage iv pseudo-labels of ${v.trainImages} train images: mIoU ${v.pseudoLabels.miou.toFixed(1)} vs their labels; DeepLab ${v.stepsPerRound} steps a round, loss ${v.lossStart} → ${v.lossEnd} | mIoU | mIoU + CRF |`,
+      `| stages iv–v, ${t.split} (${v.valImages} images; mIoU % over the ${(t.stageII[0]?.clusters ?? 0) + 1} classes incl. background); stage iv pseudo-labels of ${v.trainImages} train images: mIoU ${v.pseudoLabels.miou.toFixed(1)} vs their labels; DeepLab ${v.init === "maskrcnn" ? "(backbone from the stage-iii Mask R-CNN) " : v.init && v.init !== "none" ? `(backbone from ${path.basename(v.init)}) ` : ""}${v.stepsPerRound} steps a round, loss ${v.lossStart} → ${v.lossEnd} | mIoU | mIoU + CRF |`,
       "|---|---|---|",
       ...v.rounds.map((r, i) => `| ${r.method} | ${r.miou.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.clusteringMiou} ${mark(Boolean(t.met.clusteringMiou))})` : ""} | ${crf(r.miouCrf)} |`),
       `| ${v.untrained.method} | ${v.untrained.miou.toFixed(1)} | ${crf(v.untrained.miouCrf)} |`,
