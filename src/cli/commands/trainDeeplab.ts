@@ -33,7 +33,7 @@ eval mode (its running statistics; every other BN uses the batch). From batch 2 
                                demo data on 2 cores (see the README's stage-v section)
                                shapes: the shapes world (make-shapes; 96² images, 9 classes): the network at
                                1/4 width (stem 16, ASPP 64), random init, every layer trained, batch 8 at 96²,
-                               4 epochs at lr 0.02 (×0.1 in the last), plain cross-entropy (OHEM from scratch
+                               6 epochs at lr 0.02 (×0.1 in the last), plain cross-entropy (OHEM from scratch
                                never learns the background first)
   --init NAME|FILE|none        backbone init: moco_v2 (default; 'maskdistill weights get moco_v2_r50'),
                                a torchvision/MoCo ResNet-50 checkpoint, or none (random)
