@@ -152,7 +152,7 @@ function readSidecars(dir: string): { name: string; sidecar: string; cfg: Record
  * CNN (DINO / MoCo v2 ResNet-50). Undefined when the world has none.
  */
 export function worldResNet(world: string, dir: string = projectPath("data", "backbones")): { path: string; label: string; name: string } | undefined {
-  for (const { name, sidecar, cfg } of readSidecars(dir)) {
+  for (const { name, cfg } of readSidecars(dir)) {
     if (cfg.family !== "resnet" || cfg.world !== world) continue;
     const weights = path.resolve(dir, typeof cfg.weights === "string" && cfg.weights ? cfg.weights : `${name}.safetensors`);
     if (!fs.existsSync(weights)) continue;

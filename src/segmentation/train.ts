@@ -80,8 +80,8 @@ export function cpuRecipe(): DeepLabTrainConfig {
  * The shapes world's recipe (issue 19: 96×96 images, K = 8 shapes + background): the DeepLab-v3 R50 OS8
  * shape at 1/4 width (stem 16, ASPP 64), every layer trained, input 96 (the images' own size), batch 8, lr 0.02,
  * ×0.1 for the last of 6 epochs (session 15, from the world's self-supervised ResNet-50 on 500 images' stage-iv
- * pseudo-labels: val mIoU 18.0 after 4 epochs, 21.9 after 6 and 30.0 after 12 — steps are what it lacks; lr 0.05
- * was no faster, OHEM 0.2 stayed at 2 %), the reference's augmentation, and plain cross-entropy (`ohemThreshold` 1) — from scratch the
+ * pseudo-labels: val mIoU 17.7 after 4 epochs, 22.0 after 6 in the default demo run; 30.0 after 12 on session 14's
+ * labels — steps are what it lacks; lr 0.05 was no faster, OHEM 0.2 stayed at 2 %), the reference's augmentation, and plain cross-entropy (`ohemThreshold` 1) — from scratch the
  * reference's OHEM (hardest 20 %) never lets the network learn the background first: on the materials
  * world's GT labels one epoch with OHEM left the loss at ln 9 and val mIoU at 0.6 %, while plain
  * cross-entropy gave 8.8 % after one epoch and 18.9 % after two (background IoU 80 %, three classes at
