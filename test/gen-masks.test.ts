@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { genMasks, mergePreds, journalPath, errorsPath, type QkBackbone, type GenMasksOptions } from "../src/distill/genMasks.js";
+import { entriesPath } from "../src/runner/perImage.js";
 import { folderImages, vocImages, cocoImages } from "../src/distill/imageList.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 import { maskFromRle, rleFromString } from "../src/mask/rle.js";
@@ -100,6 +101,22 @@ test("resume refuses a journal written with other settings", async () => {
   const controller = new AbortController();
   await assert.rejects(genMasks({ ...base(out), signal: controller.signal, onImage: () => controller.abort() }), /interrupted/);
   await assert.rejects(genMasks({ ...base(out), topk: 0.3, resume: true }), /other settings/);
+});
+
+test("keepEntries: a finished run rerun with resume recomputes nothing and writes the same bytes; other settings are refused", async () => {
+  const out = path.join(tmp, "kept.json");
+  const first = await genMasks({ ...base(out), keepEntries: true });
+  assert.equal(first.resumed, 0);
+  assert.ok(fs.existsSync(entriesPath(out)) && !fs.existsSync(journalPath(out)));
+  const bytes = read(out);
+  const again = await genMasks({ ...base(out), keepEntries: true, resume: true });
+  assert.deepEqual([again.resumed, again.images], [5, 5]);
+  assert.equal(read(out), bytes);
+  assert.equal(read(out), read(path.join(tmp, "full.json")));
+  await assert.rejects(genMasks({ ...base(out), topk: 0.3, resume: true }), /other settings/);
+  // without keepEntries the journal goes, as before
+  await genMasks({ ...base(path.join(tmp, "plain.json")) });
+  assert.ok(!fs.existsSync(entriesPath(path.join(tmp, "plain.json"))));
 });
 
 test("two shards merged equal one run", async () => {

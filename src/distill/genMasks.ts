@@ -53,6 +53,8 @@ export interface GenMasksOptions {
   resume?: boolean;
   /** Anything else that makes outputs differ (weights, arch): stored in the journal header and checked on resume. */
   configTag?: Record<string, unknown>;
+  /** Keep the finished journal (OUT.entries.jsonl): a rerun with `resume` then recomputes nothing — a pipeline's step. */
+  keepEntries?: boolean;
   quiet?: boolean;
   /** Stops between images (e.g. on Ctrl-C); the journal keeps what is done, `resume` continues. */
   signal?: AbortSignal;
@@ -132,7 +134,7 @@ export async function genMasks(opts: GenMasksOptions): Promise<GenMasksSummary> 
     onItem: (index, item, e) => opts.onImage?.(index, item, !!e.annotations?.length),
   });
   writePredictionsFromJournal(predJson, run, PRED_CATEGORIES, (info) => info.hasImage);
-  finishRun(predJson, run);
+  finishRun(predJson, run, { keepEntries: opts.keepEntries });
 
   const records = run.records;
   return {

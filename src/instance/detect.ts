@@ -28,6 +28,8 @@ export interface DetectOptions {
   signal?: AbortSignal;
   /** Extra settings for the journal header (e.g. the weights file). */
   configTag?: Record<string, unknown>;
+  /** Keep the finished journal (OUT.entries.jsonl): a rerun with `resume` then recomputes nothing — a pipeline's step. */
+  keepEntries?: boolean;
 }
 
 export interface DetectSummary {
@@ -148,7 +150,7 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     summarize: (e) => ({ hasImage: !!e.image, detections: e.annotations?.length ?? 0 }),
   });
   writePredictionsFromJournal(out, run, categories, (info) => info.hasImage);
-  finishRun(out, run);
+  finishRun(out, run, { keepEntries: opts.keepEntries });
   const records = run.records;
   return {
     out,

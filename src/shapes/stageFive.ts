@@ -20,6 +20,7 @@ import { MaskdistillError } from "../errors.js";
 import { writeFileAtomic } from "../runner/perImage.js";
 import type { SegmentationItem } from "../segmentation/data.js";
 import type { DeepLabTrainConfig, StepLog } from "../segmentation/train.js";
+import { fileSha256 } from "../modeling/session.js";
 import { detectShapes, lossAtEnds } from "./stageThree.js";
 
 /**
@@ -116,7 +117,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
     progress(`stage iv: detecting on ${trainImages.length} train images with the stage-iii Mask R-CNN`);
     const net = (await loadMaskRcnnModel(opts.maskRcnn.modelFile)).net;
     try {
-      await detectShapes({ net, images: trainImages, out: detFile, categories: trainGt.categories.map((c) => ({ id: c.id, name: c.name })), categoryIds: opts.maskRcnn.categoryIds, name: "train",
+      await detectShapes({ net, images: trainImages, out: detFile, categories: trainGt.categories.map((c) => ({ id: c.id, name: c.name })), categoryIds: opts.maskRcnn.categoryIds, name: "train", weightsId: await fileSha256(opts.maskRcnn.modelFile),
         // one object per scene: stage iv keeps the top detection (or those ≥ 0.9), so 10 per image is plenty and
         // the mask head and RLE encoding run on a tenth of detectron2's 100
         detectionsPerImage: 10 });

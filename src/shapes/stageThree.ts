@@ -106,7 +106,7 @@ export async function shapesPseudoMasks(opts: { world: string; weights: string; 
   const masksTrain = path.join(opts.out, "masks_train.json");
   const backbone = await loadBackbone(opts.weights);
   try {
-    await genMasks({ images: trainImages, predJson: masksTrain, backbone, resize: opts.resize, heads: 5, resume: true, quiet: true,
+    await genMasks({ images: trainImages, predJson: masksTrain, backbone, resize: opts.resize, heads: 5, resume: true, quiet: true, keepEntries: true,
       configTag: { weightsSha256: await fileSha256(opts.weights), resize: opts.resize, heads: 5 } });
   } finally {
     await backbone.dispose();
@@ -140,13 +140,17 @@ export function lossAtEnds(log: { loss: number }[]): { start: number; end: numbe
 export async function detectShapes(o: {
   net: import("../engine/models/maskrcnn.js").MaskRcnnNet; images: ReturnType<typeof cocoImages>; out: string;
   categories: { id: number; name: string }[]; categoryIds: number[]; name: string;
+  /** What the network's weights are (e.g. the model file's SHA-256): a rerun reuses the detections only of the same weights. */
+  weightsId: string;
   /** Detections kept per image (default 100, detectron2's). */
   detectionsPerImage?: number;
 }): Promise<void> {
   const { shapesInference } = await import("./maskRcnn.js");
   const { detectDataset } = await import("../instance/detect.js");
   const inference = await shapesInference(o.detectionsPerImage);
-  await detectDataset({ images: o.images, out: o.out, net: o.net, inference, categories: o.categories, categoryOf: (l) => o.categoryIds[l - 1], resume: true, quiet: true, configTag: { name: o.name } });
+  await detectDataset({ images: o.images, out: o.out, net: o.net, inference, categories: o.categories, categoryOf: (l) => o.categoryIds[l - 1], resume: true, quiet: true, configTag: { name: o.name, weights: o.weightsId },
+    // a rerun of the demo (or one after a kill in a later stage) reuses finished detections
+    keepEntries: true });
 }
 
 export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<ShapesStageIII> {
@@ -188,19 +192,20 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const { maskRcnnVariables } = await import("../engine/models/maskrcnn.js");
   const tf = await import("@tensorflow/tfjs");
   const categories = valGt.categories.map((c) => ({ id: c.id, name: c.name }));
-  const detect = async (net: import("../engine/models/maskrcnn.js").MaskRcnnNet, name: string, detectionsPerImage?: number) => {
+  const detect = async (net: import("../engine/models/maskrcnn.js").MaskRcnnNet, name: string, weightsId: string, detectionsPerImage?: number) => {
     opts.onProgress?.(`stage iii: detecting on ${valImages.length} val images (${name})`);
     const out = path.join(opts.out, `detections_val_${name}.json`);
-    await detectShapes({ net, images: valImages, out, categories, categoryIds: set.categoryIds, name, detectionsPerImage });
+    await detectShapes({ net, images: valImages, out, categories, categoryIds: set.categoryIds, name, weightsId, detectionsPerImage });
     return readCocoResults(out, valSub);
   };
   const trained = (await loadMaskRcnnModel(path.join(rcnnDir, MODEL_FILE))).net;
-  const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...maskAp50s(valSub, await detect(trained, "trained")) };
+  const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...maskAp50s(valSub, await detect(trained, "trained", await fileSha256(path.join(rcnnDir, MODEL_FILE)))) };
   tf.dispose(maskRcnnVariables(trained));
   const untrained = await buildTrainNet(config, set.numClasses);
   // the untrained network's boxes are noise that all pass the 0.05 score threshold: 100 masks pasted per image
   // cost 3 minutes for an AP of 0.0; its 10 best give the same row in a fifth of the time
-  const untrainedRow = { method: "the same Mask R-CNN, untrained (10 detections per image)", ...maskAp50s(valSub, await detect(untrained, "untrained", 10)) };
+  const untrainedRow = { method: "the same Mask R-CNN, untrained (10 detections per image)", ...maskAp50s(valSub, await detect(untrained, "untrained",
+    `seed ${config.seed}, ${set.numClasses} classes, body ${config.init === "none" ? "random" : await fileSha256(config.init)}`, 10)) };
   tf.dispose(maskRcnnVariables(untrained));
   // unmatched clusters (category −1) have no class to score
   const stageI = readCocoResults(opts.valPseudoLabels, undefined, { anyCategory: true }).filter((r) => valIds.has(r.image_id) && r.category_id >= 0);

@@ -95,7 +95,7 @@ export async function runShapesTargets(opts: ShapesTargetsOptions): Promise<Shap
     const backbone = await loadBackbone(weights);
     const predJson = path.join(opts.out, `masks_${name}.json`);
     try {
-      await genMasks({ images, predJson, backbone, resize, heads, resume: true, quiet: true, configTag: { weightsSha256: await fileSha256(weights), resize, heads } });
+      await genMasks({ images, predJson, backbone, resize, heads, resume: true, quiet: true, keepEntries: true, configTag: { weightsSha256: await fileSha256(weights), resize, heads } });
     } finally {
       await backbone.dispose();
     }
