@@ -195,8 +195,12 @@ async function runLocked<I extends RunItem, E extends EntryBase, S>(opts: PerIma
   });
   let journalBytes: number;
   const entries = entriesPath(opts.out);
-  // a finished shard rerun with resume: its kept journal becomes the journal again
-  if (opts.resume && !fs.existsSync(journal) && fs.existsSync(entries)) fs.renameSync(entries, journal);
+  // a finished run (or shard) rerun with resume: its kept journal becomes the journal again — when it was written
+  // with these settings; a kept journal of other settings is a stale cache, not an interrupted run: start over
+  if (opts.resume && !fs.existsSync(journal) && fs.existsSync(entries)) {
+    const header = journalHeader(entries);
+    if (header?.kind === kind && JSON.stringify(header.config) === JSON.stringify(opts.config)) fs.renameSync(entries, journal);
+  }
   if (opts.resume && fs.existsSync(journal)) {
     const { entries, bytes } = readJournal<E>(journal, kind, opts.label, opts.config, opts.settingsHint);
     for (const { entry, offset, bytes: n } of entries) if (!done.has(entry.index)) done.set(entry.index, recordOf(entry, offset, n));
@@ -519,6 +523,28 @@ export function writeLinesAtomic(file: string, lines: string[]): void {
  * Reads a journal and checks its header. Bytes after the last newline are a line torn by a kill during
  * the write: they are cut off the file so that appending continues on a clean line.
  */
+/** A journal's header line ({kind, config}), read up to its first newline; undefined when it has none or is not JSON. */
+function journalHeader(file: string): { kind?: unknown; config?: unknown } | undefined {
+  const fd = fs.openSync(file, "r");
+  try {
+    const chunks: Buffer[] = [];
+    const buf = Buffer.alloc(1 << 16);
+    for (let pos = 0; ; ) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) return undefined;
+      const nl = buf.subarray(0, n).indexOf(0x0a);
+      chunks.push(Buffer.from(buf.subarray(0, nl < 0 ? n : nl)));
+      if (nl >= 0) break;
+      pos += n;
+    }
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function readJournal<E>(file: string, kind: string, label: string, config: Record<string, unknown>, hint?: string,
     otherSettings = `journal was written with other settings${hint ? ` (${hint})` : ""}; rerun without --resume to start over`): { entries: { entry: E; offset: number; bytes: number }[]; bytes: number } {
   const buf = fs.readFileSync(file);
