@@ -14,7 +14,9 @@
 // and lock). Stages whose output is a folder of per-image files plus a summary keep a finished shard's
 // journal as OUT'.entries.jsonl (`finishRun(..., {keepEntries})`); `mergeShardRuns` reads those back as
 // one run over all items, from which the caller writes OUT exactly as a single run does. A finished
-// shard rerun with `resume` takes its entries file back as its journal (nothing is recomputed).
+// shard — or a single run that kept its entries, as a pipeline's steps do — rerun with `resume` takes its
+// entries file back as its journal (nothing is recomputed); kept entries of other settings are a stale
+// cache and the run starts over.
 // The output location is checked before any work (`checkOutputLocation`), and no `*.tmp` file is left
 // behind by a failed write.
 // The caller writes OUT from the journal (`readEntry`) after `runPerImage` returns, so a resumed run, an
@@ -519,10 +521,6 @@ export function writeLinesAtomic(file: string, lines: string[]): void {
   writeFileAtomic(file, lines.map((l) => l + "\n").join(""));
 }
 
-/**
- * Reads a journal and checks its header. Bytes after the last newline are a line torn by a kill during
- * the write: they are cut off the file so that appending continues on a clean line.
- */
 /** A journal's header line ({kind, config}), read up to its first newline; undefined when it has none or is not JSON. */
 function journalHeader(file: string): { kind?: unknown; config?: unknown } | undefined {
   const fd = fs.openSync(file, "r");
@@ -545,6 +543,10 @@ function journalHeader(file: string): { kind?: unknown; config?: unknown } | und
   }
 }
 
+/**
+ * Reads a journal and checks its header. Bytes after the last newline are a line torn by a kill during
+ * the write: they are cut off the file so that appending continues on a clean line.
+ */
 function readJournal<E>(file: string, kind: string, label: string, config: Record<string, unknown>, hint?: string,
     otherSettings = `journal was written with other settings${hint ? ` (${hint})` : ""}; rerun without --resume to start over`): { entries: { entry: E; offset: number; bytes: number }[]; bytes: number } {
   const buf = fs.readFileSync(file);
