@@ -94,16 +94,9 @@ function isFixture(file: string): boolean {
  */
 export function bundledBackbones(dir: string = projectPath("data", "backbones")): BundledBackbone[] {
   const out: BundledBackbone[] = [];
-  for (const { name, sidecar, cfg } of readSidecars(dir)) {
+  for (const { name, sidecar, cfg, weights } of readSidecars(dir)) {
     // a CNN exported by `pretrain --arch resnet50` (stage iii's / stage v's body) is no backbone for stages i–ii
     if (cfg.family === "resnet") continue;
-    let weights: string;
-    if (cfg.weights !== undefined) {
-      if (typeof cfg.weights !== "string" || !cfg.weights) throw new MaskdistillError(`backbone sidecar: "weights" must be a file name, got ${JSON.stringify(cfg.weights)}`, sidecar);
-      weights = path.resolve(dir, cfg.weights);
-    } else {
-      weights = CHECKPOINT_EXTS.map((ext) => path.join(dir, name + ext)).find((p) => fs.existsSync(p)) ?? path.join(dir, name + ".pth");
-    }
     const patchValue = cfg.patch ?? cfg.patch_size ?? cfg.patchSize;
     if (patchValue !== undefined && !(Number.isInteger(patchValue) && (patchValue as number) > 0)) {
       throw new MaskdistillError(`backbone sidecar: patch size must be a positive integer, got ${JSON.stringify(patchValue)}`, sidecar);
@@ -130,8 +123,12 @@ export function bundledBackbones(dir: string = projectPath("data", "backbones"))
   return out;
 }
 
-/** Every `*.json` in `dir` (sorted by name) as a JSON object; an unreadable one is an error naming it. Data files beside them (`*_trials.jsonl` …) are not .json. */
-function readSidecars(dir: string): { name: string; sidecar: string; cfg: Record<string, unknown> }[] {
+/**
+ * Every `*.json` in `dir` (sorted by name) as a JSON object, with its checkpoint path ("weights", relative to the
+ * sidecar, else the first existing <name>.pth / .safetensors / .pt, else <name>.pth); an unreadable one is an error
+ * naming it. Data files beside them (`*_trials.jsonl` …) are not .json.
+ */
+function readSidecars(dir: string): { name: string; sidecar: string; cfg: Record<string, unknown>; weights: string }[] {
   if (!fs.existsSync(dir)) return [];
   return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) => {
     const sidecar = path.join(dir, f);
@@ -142,7 +139,13 @@ function readSidecars(dir: string): { name: string; sidecar: string; cfg: Record
       throw inputError(sidecar, "backbone sidecar is not valid JSON", e);
     }
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new MaskdistillError("backbone sidecar must be a JSON object", sidecar);
-    return { name: f.slice(0, -".json".length), sidecar, cfg: raw as Record<string, unknown> };
+    const cfg = raw as Record<string, unknown>, name = f.slice(0, -".json".length);
+    if (cfg.weights !== undefined && (typeof cfg.weights !== "string" || !cfg.weights)) {
+      throw new MaskdistillError(`backbone sidecar: "weights" must be a file name, got ${JSON.stringify(cfg.weights)}`, sidecar);
+    }
+    const weights = typeof cfg.weights === "string" ? path.resolve(dir, cfg.weights)
+      : CHECKPOINT_EXTS.map((ext) => path.join(dir, name + ext)).find((p) => fs.existsSync(p)) ?? path.join(dir, name + ".pth");
+    return { name, sidecar, cfg, weights };
   });
 }
 
@@ -152,9 +155,8 @@ function readSidecars(dir: string): { name: string; sidecar: string; cfg: Record
  * CNN (DINO / MoCo v2 ResNet-50). Undefined when the world has none.
  */
 export function worldResNet(world: string, dir: string = projectPath("data", "backbones")): { path: string; label: string; name: string } | undefined {
-  for (const { name, cfg } of readSidecars(dir)) {
+  for (const { name, cfg, weights } of readSidecars(dir)) {
     if (cfg.family !== "resnet" || cfg.world !== world) continue;
-    const weights = path.resolve(dir, typeof cfg.weights === "string" && cfg.weights ? cfg.weights : `${name}.safetensors`);
     if (!fs.existsSync(weights)) continue;
     return { path: weights, name, label: typeof cfg.label === "string" && cfg.label ? cfg.label : `bundled ResNet-50 ${name}` };
   }

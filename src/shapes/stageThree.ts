@@ -44,7 +44,7 @@ export interface ShapesStageIIIOptions {
   onStep?: (step: number, total: number, loss: number) => void;
 }
 
-/** What the shapes recipe changes for a pretrained body (`demo --world shapes --maskrcnn-init FILE`). */
+/** What the shapes recipe changes for a pretrained body (the world's ResNet-50 by default in `demo --world shapes`, or `--maskrcnn-init FILE`). */
 export const SHAPES_PRETRAINED_BODY = { lr: 0.01, freezeAt: 1 } as const;
 
 export interface ApRow {
