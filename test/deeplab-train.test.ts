@@ -62,13 +62,13 @@ test("train-deeplab learns: two tiny images overfitted (loss falls, pixel accura
   }
 });
 
-test("train-deeplab --recipe shapes: the quarter-width network from random init, every layer trained, learns the two images; its file holds its widths", async () => {
+test("train-deeplab --recipe shapes: the quarter-width network from random init, every layer trained, learns the two images; its file holds its widths and ASPP rates", async () => {
   await initEngine({ backend: "wasm", threads: 2 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "deeplab-shapes-"));
   const logs: StepLog[] = [];
   try {
     const recipe = shapesRecipe();
-    assert.deepEqual([recipe.widths, recipe.trainableFrom, recipe.init, recipe.ohemThreshold, recipe.inputSize], [{ backbone: 16, aspp: 64 }, "stem", "none", 1, 96]);
+    assert.deepEqual([recipe.widths, recipe.trainableFrom, recipe.init, recipe.ohemThreshold, recipe.inputSize, recipe.asppRates], [{ backbone: 16, aspp: 64 }, "stem", "none", 1, 96, [2, 4, 6]]);
     const state = await trainDeepLab({
       outDir: out, pairs: PAIRS, names: ["a", "b"], config: { ...recipe, numClasses: 16, batchSize: 2, inputSize: 64, epochs: 36, decayEpochs: [] }, resume: false,
       onStep: (l) => logs.push(l),
@@ -82,7 +82,8 @@ test("train-deeplab --recipe shapes: the quarter-width network from random init,
     assert.ok(last < 0.5 * first, `loss ${first} → ${last}`);
     assert.ok(acc > 0.85, `pixel accuracy ${acc}`);
     const { readDeepLabStateDict } = await import("../src/segmentation/model.js");
-    assert.deepEqual((await readDeepLabStateDict(path.join(out, MODEL_FILE))).widths, { backbone: 16, aspp: 64 });
+    const saved = await readDeepLabStateDict(path.join(out, MODEL_FILE));
+    assert.deepEqual([saved.widths, saved.asppRates], [{ backbone: 16, aspp: 64 }, [2, 4, 6]]);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

@@ -14,7 +14,7 @@ import { collectVariables, seededRng } from "../src/engine/models/params.js";
 import { makeDeepLabV3, deepLabLogits, deepLabFrozenFeatures, deepLabTrainableForward } from "../src/engine/models/deeplab.js";
 import { readCheckpoint, writeSafetensors, toFloat32, type TensorData, type StateDict } from "../src/modeling/checkpoint/index.js";
 import {
-  deepLabTensors, deepLabStateDict, loadDeepLabStateDict, readDeepLabStateDict, backboneTensors, torchValues, loadResNet50BackboneFile, loadResNet50Backbone, hwioToOihw,
+  deepLabFileMetadata, deepLabTensors, deepLabStateDict, loadDeepLabStateDict, readDeepLabStateDict, backboneTensors, torchValues, loadResNet50BackboneFile, loadResNet50Backbone, hwioToOihw,
 } from "../src/segmentation/model.js";
 import { ohemCrossEntropy, ohemCount, topKIndices } from "../src/segmentation/loss.js";
 import { MaskdistillError } from "../src/errors.js";
@@ -260,6 +260,46 @@ test("narrow DeepLab (train-deeplab --recipe shapes widths): every width scales,
     tf.dispose(collectVariables(wide));
   } finally {
     tf.dispose(collectVariables(m));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("ASPP rates for small inputs: the file's metadata carries them, segment and the probe rebuild the same network; a file without them is the reference's", async () => {
+  await initEngine({ backend: "wasm", threads: 1 });
+  const widths = { backbone: 4, aspp: 8 };
+  const m = makeDeepLabV3(seededRng(5), { numClasses: 3, widths, asppRates: [2, 4, 6] });
+  const ref = makeDeepLabV3(seededRng(5), { numClasses: 3, widths });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "deeplab-rates-"));
+  const x = tf.randomNormal([1, 64, 64, 3], 0, 1, "float32", 6) as tf.Tensor4D;
+  try {
+    assert.deepEqual([m.asppRates, ref.asppRates], [[2, 4, 6], [12, 24, 36]]);
+    // the same weights, other rates: at 64² (8×8 maps) rates 12/24/36 see only their centre tap, 2/4/6 do not
+    const [a, r] = [deepLabLogits(m, x), deepLabLogits(ref, x)];
+    assert.ok(!identical((await a.data()) as Float32Array, (await r.data()) as Float32Array));
+    const sd = await deepLabStateDict(m);
+    const file = path.join(dir, "small.safetensors");
+    writeSafetensors(file, sd, deepLabFileMetadata(m));
+    assert.deepEqual((await readDeepLabStateDict(file)).asppRates, [2, 4, 6]);
+    const { loadDeepLab } = await import("../src/segmentation/segmentFolder.js");
+    const { loadFrozenDeepLab, frozenFingerprint } = await import("../src/segmentation/linearProbe.js");
+    const { model: back } = await loadDeepLab(file);
+    const frozen = await loadFrozenDeepLab(file);
+    const [b, f] = [deepLabLogits(back, x), deepLabLogits(frozen.model, x)];
+    assert.ok(identical((await a.data()) as Float32Array, (await b.data()) as Float32Array));
+    assert.ok(identical((await a.data()) as Float32Array, (await f.data()) as Float32Array));
+    // the probe's cache key tells the two networks apart
+    assert.notEqual(frozen.fingerprint, frozenFingerprint(sd));
+    tf.dispose([a, r, b, f, ...collectVariables(back), ...collectVariables(frozen.model)]);
+    // no metadata (a PyTorch or older file): the reference's rates
+    const plain = path.join(dir, "plain.safetensors");
+    writeSafetensors(plain, sd);
+    assert.deepEqual((await readDeepLabStateDict(plain)).asppRates, [12, 24, 36]);
+    // malformed metadata: an error naming the file
+    const bad = path.join(dir, "bad.safetensors");
+    writeSafetensors(bad, sd, { aspp_rates: "2,4" });
+    await assert.rejects(readDeepLabStateDict(bad), (e: Error) => e instanceof MaskdistillError && /bad\.safetensors/.test(e.message) && /aspp_rates "2,4"/.test(e.message));
+  } finally {
+    tf.dispose([x, ...collectVariables(m), ...collectVariables(ref)]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

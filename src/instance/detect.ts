@@ -2,11 +2,9 @@
 // --resume, --shard, errors file, progress), written as {images, annotations, categories} with each
 // image's detections in descending score order, as detectron2's COCO evaluator writes them: box
 // [x, y, w, h] from the predicted box, segmentation the pasted mask as COCO RLE, area the mask's area.
-import * as fs from "node:fs";
 import type { CocoResult } from "../data/coco.js";
 import type { ImageItem } from "../distill/genMasks.js";
 import { MaskdistillError } from "../errors.js";
-import { looksLikeSafetensors } from "../modeling/checkpoint/safetensors.js";
 import { rleArea, rleFromMask, rleToCoco } from "../mask/rle.js";
 import { finishRun, runPerImage, shardOutputPath, type Shard } from "../runner/perImage.js";
 import { writePredictionsFromJournal, type PredCategory, type PredEntry } from "../runner/predictions.js";
@@ -99,12 +97,9 @@ export async function loadMaskRcnnModel(file: string): Promise<MaskRcnnModel> {
   const pm = stateDict.get("pixel_mean"), ps = stateDict.get("pixel_std");
   const pixel = pm && ps && pm.data.length === 3 && ps.data.length === 3 ? { pixelMean: Array.from(toFloat32(pm)), pixelStd: Array.from(toFloat32(ps)) } : null;
   let categoryIds: number[] | null = null, preset: MaskRcnnModel["preset"] = null;
-  const head = Buffer.alloc(16);
-  const fd = fs.openSync(file, "r");
-  try { fs.readSync(fd, head, 0, 16, 0); } finally { fs.closeSync(fd); }
-  if (looksLikeSafetensors(head)) {
-    const { readSafetensorsFile } = await import("../pretrain/safetensorsIo.js");
-    const { metadata } = await readSafetensorsFile(file, { headerOnly: true });
+  const { safetensorsMetadataOf } = await import("../pretrain/safetensorsIo.js");
+  const metadata = await safetensorsMetadataOf(file);
+  if (metadata) {
     if (metadata.preset === "detectron2" || metadata.preset === "torchvision") preset = metadata.preset;
     const ids = metadata.category_ids;
     if (ids) {

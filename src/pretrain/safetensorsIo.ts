@@ -2,6 +2,7 @@
 // writer (src/modeling/checkpoint); reading here keeps `__metadata__`, which the state-dict reader drops.
 import * as fs from "node:fs";
 import { inputError } from "../errors.js";
+import { looksLikeSafetensors } from "../modeling/checkpoint/safetensors.js";
 export { writeSafetensors } from "../modeling/checkpoint/index.js";
 
 export interface SafetensorsContents {
@@ -46,4 +47,16 @@ export async function readSafetensorsFile(file: string, opts: { headerOnly?: boo
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The `__metadata__` of a model file when it is a safetensors file (of any dtype); undefined for a PyTorch pickle. */
+export async function safetensorsMetadataOf(file: string): Promise<Record<string, string> | undefined> {
+  const head = Buffer.alloc(16);
+  const fd = fs.openSync(file, "r");
+  try {
+    fs.readSync(fd, head, 0, 16, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return looksLikeSafetensors(head) ? (await readSafetensorsFile(file, { headerOnly: true })).metadata : undefined;
 }

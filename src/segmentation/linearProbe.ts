@@ -28,11 +28,11 @@ import { VOC_CLASSES } from "../data/voc.js";
 import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
 import { resizeBilinearHalfPixel, crossEntropyPerRow } from "../engine/ops.js";
-import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
+import { ASPP_RATES, makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
 import { collectVariables, normalArray, seededRng } from "../engine/models/params.js";
 import { writeSafetensors, type StateDict } from "../modeling/checkpoint/index.js";
 import { readSafetensorsFile } from "../pretrain/safetensorsIo.js";
-import { deepLabStateDict, deepLabTensors, loadDeepLabStateDict, readDeepLabStateDict, hwioToOihw, oihwToHwio } from "./model.js";
+import { deepLabFileMetadata, deepLabStateDict, deepLabTensors, loadDeepLabStateDict, readDeepLabStateDict, hwioToOihw, oihwToHwio } from "./model.js";
 import { IGNORE_LABEL, SEGMENTATION_INPUT_SIZE, alignLabel, trainSample, valImage } from "./transforms.js";
 import { newConfusion, accumulate, scoreConfusion, matchPredictions, type Confusion, type SemsegScore } from "../evaluation/semseg.js";
 import { loadPair, segmentationItems, type SegmentationItem } from "./data.js";
@@ -219,8 +219,11 @@ export function frozenVariables(m: DeepLabV3): tf.Variable[] {
  * FNV-1a over the bytes of every tensor but head[4] (keys sorted): identifies the frozen network a
  * checkpoint was trained on, so --resume on other weights is refused.
  */
-export function frozenFingerprint(sd: StateDict): string {
+export function frozenFingerprint(sd: StateDict, asppRates: number[] = ASPP_RATES): string {
   let h = 0x811c9dc5;
+  // the rates change the features without changing a weight (the reference's leave the hash as it was)
+  const rates = asppRates.join(",");
+  if (rates !== ASPP_RATES.join(",")) for (let i = 0; i < rates.length; i++) h = Math.imul(h ^ rates.charCodeAt(i), 0x01000193);
   for (const key of [...sd.keys()].sort()) {
     if (/^(head|classifier)\.4\./.test(key) || key.endsWith("num_batches_tracked")) continue;
     const t = sd.get(key)!;
@@ -237,11 +240,11 @@ export function frozenFingerprint(sd: StateDict): string {
  */
 export async function loadFrozenDeepLab(file: string): Promise<{ model: DeepLabV3; fingerprint: string; layout: string; sourceClasses: number }> {
   if (!fs.existsSync(file)) throw inputError(file, "no such DeepLab checkpoint");
-  const { stateDict, numClasses, widths } = await readDeepLabStateDict(file);
-  const model = makeDeepLabV3(seededRng(0), { numClasses, trainableFrom: "layer4", widths });
+  const { stateDict, numClasses, widths, asppRates } = await readDeepLabStateDict(file);
+  const model = makeDeepLabV3(seededRng(0), { numClasses, trainableFrom: "layer4", widths, asppRates });
   try {
     const layout = loadDeepLabStateDict(model, stateDict, file);
-    return { model, fingerprint: frozenFingerprint(stateDict), layout, sourceClasses: numClasses };
+    return { model, fingerprint: frozenFingerprint(stateDict, asppRates), layout, sourceClasses: numClasses };
   } catch (e) {
     tf.dispose(collectVariables(model));
     throw e;
@@ -468,7 +471,7 @@ export async function trainLinearProbe(opts: ProbeTrainOptions): Promise<ProbeSt
 /** Writes OUT/model.safetensors: the whole DeepLab with the trained head[4] (reference keys). */
 export async function saveProbeModel(state: ProbeState, outDir: string): Promise<string> {
   const file = path.join(outDir, MODEL_FILE);
-  writeSafetensors(file, await deepLabStateDict(state.model), { source: "maskdistill linear-probe", recipe: state.config.recipe.name, weights: state.config.weights });
+  writeSafetensors(file, await deepLabStateDict(state.model), { ...deepLabFileMetadata(state.model), source: "maskdistill linear-probe", recipe: state.config.recipe.name, weights: state.config.weights });
   return file;
 }
 

@@ -6,8 +6,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { MaskdistillError } from "../errors.js";
 import { readStateDict, toFloat32, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
+import { safetensorsMetadataOf } from "../pretrain/safetensorsIo.js";
 import type { ConvBn, Bottleneck, ResNet50 } from "../engine/models/resnet.js";
-import type { DeepLabV3, DeepLabWidths } from "../engine/models/deeplab.js";
+import { ASPP_RATES, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
 import { hwioToOihw, oihwToHwio } from "../engine/models/params.js";
 
 /** One tensor of the model under its PyTorch key: a conv kernel (ours HWIO, torch OIHW) or a vector. */
@@ -162,14 +163,33 @@ export function loadDeepLabStateDict(m: DeepLabV3, sd: StateDict, file: string):
   return layout;
 }
 
+/** What a DeepLab-v3 file says about the model beyond its tensors: the ASPP rates (read back by readDeepLabStateDict). */
+export function deepLabFileMetadata(m: DeepLabV3): Record<string, string> {
+  return { aspp_rates: m.asppRates.join(",") };
+}
+
+/**
+ * The ASPP rates a DeepLab-v3 file was saved with: its safetensors metadata's `aspp_rates` (deepLabFileMetadata),
+ * else the reference's (a PyTorch checkpoint, torchvision's, or a file written before the rates were recorded).
+ */
+async function asppRatesOf(file: string): Promise<number[]> {
+  const raw = (await safetensorsMetadataOf(file))?.aspp_rates;
+  if (raw === undefined) return [...ASPP_RATES];
+  const rates = raw.split(",").map(Number);
+  if (rates.length !== 3 || !rates.every((r) => Number.isInteger(r) && r >= 1)) {
+    throw new MaskdistillError(`metadata aspp_rates "${raw}" is not three positive integers; fix or drop it (the reference's are 12,24,36)`, file);
+  }
+  return rates;
+}
+
 /** Reads a DeepLab-v3 checkpoint file (any wrapper readStateDict knows: {model}, {state_dict}, DDP's module.). */
-export async function readDeepLabStateDict(file: string): Promise<{ stateDict: StateDict; layout: "reference" | "torchvision"; numClasses: number; widths: DeepLabWidths }> {
+export async function readDeepLabStateDict(file: string): Promise<{ stateDict: StateDict; layout: "reference" | "torchvision"; numClasses: number; widths: DeepLabWidths; asppRates: number[] }> {
   const { stateDict } = await readStateDict(file);
   // our training checkpoints keep the optimiser's momentum buffers next to the weights
   const sd: StateDict = new Map([...stateDict].filter(([k]) => !k.startsWith("optimizer.")));
   const layout = deepLabLayout(sd);
   if (typeof layout === "object") throw new MaskdistillError(`not a DeepLab-v3 checkpoint: ${layout.unknown}`, file);
-  return { stateDict: sd, layout, numClasses: deepLabClassCount(sd, file), widths: deepLabWidthsOf(sd, file) };
+  return { stateDict: sd, layout, numClasses: deepLabClassCount(sd, file), widths: deepLabWidthsOf(sd, file), asppRates: await asppRatesOf(file) };
 }
 
 /**

@@ -19,8 +19,8 @@ import type { SegmentationItem } from "./data.js";
 
 /** A DeepLab-v3 from a checkpoint (ours, the reference's or torchvision's); the class count from its classifier. */
 export async function loadDeepLab(file: string): Promise<{ model: DeepLabV3; layout: string }> {
-  const { stateDict, numClasses, widths } = await readDeepLabStateDict(file);
-  const model = makeDeepLabV3(seededRng(0), { numClasses, trainableFrom: "layer3", widths });
+  const { stateDict, numClasses, widths, asppRates } = await readDeepLabStateDict(file);
+  const model = makeDeepLabV3(seededRng(0), { numClasses, trainableFrom: "layer3", widths, asppRates });
   const layout = loadDeepLabStateDict(model, stateDict, file);
   return { model, layout };
 }

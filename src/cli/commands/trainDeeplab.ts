@@ -32,12 +32,18 @@ eval mode (its running statistics; every other BN uses the batch). From batch 2 
                                cpu: input 128², batch 2, 1 epoch: a smoke test of a few minutes on the
                                demo data on 2 cores (see the README's stage-v section)
                                shapes: the shapes world (make-shapes; 96² images, 9 classes): the network at
-                               1/4 width (stem 16, ASPP 64), random init, every layer trained, batch 8 at 96²,
+                               1/4 width (stem 16, ASPP 64, rates 2/4/6), random init with every layer trained (with
+                               --init FILE: conv1..layer2 frozen, as the reference), batch 8 at 96²,
                                6 epochs at lr 0.02 (×0.1 in the last), plain cross-entropy (OHEM from scratch
                                never learns the background first)
   --init NAME|FILE|none        backbone init: moco_v2 (default; 'maskdistill weights get moco_v2_r50'),
                                a torchvision/MoCo ResNet-50 checkpoint, or none (random)
   --epochs N --decay-epochs E[,E] --batch N --size S --lr X --classes N (21) --seed N (0)
+  --train-from STAGE           first trained backbone stage: stem, layer1, layer2, layer3 (the reference's: conv1..layer2
+                               frozen in eval mode) or layer4; default the recipe's (shapes: stem, every layer)
+  --aspp-rates A,B,C           dilations of the ASPP's three 3×3 branches (default the recipe's: 12,24,36 for the
+                               reference, made for 512² inputs; shapes: 2,4,6 for its 12×12 maps). Saved in the model
+                               file's metadata, so segment and linear-probe rebuild the same network
   --ohem F                     share of the hardest pixels the loss keeps (default 0.2, the reference's; 1: plain
                                cross-entropy)
   --select last|best-val       model used after training: the last epoch (default) or the epoch with the
@@ -59,7 +65,7 @@ const command: Command = {
     const { values } = parseFlags("train-deeplab", argv, {
       images: { type: "string" }, labels: { type: "string" }, list: { type: "string" }, voc: { type: "string" }, split: { type: "string" },
       "val-images": { type: "string" }, "val-labels": { type: "string" }, "val-list": { type: "string" }, "val-split": { type: "string" },
-      out: { type: "string" }, recipe: { type: "string" }, init: { type: "string" }, epochs: { type: "string" }, "decay-epochs": { type: "string" }, ohem: { type: "string" },
+      out: { type: "string" }, recipe: { type: "string" }, init: { type: "string" }, epochs: { type: "string" }, "decay-epochs": { type: "string" }, ohem: { type: "string" }, "aspp-rates": { type: "string" }, "train-from": { type: "string" },
       batch: { type: "string" }, size: { type: "string" }, lr: { type: "string" }, classes: { type: "string" }, seed: { type: "string" },
       select: { type: "string" }, "crf-rounds": { type: "string" }, resume: { type: "boolean" }, "max-steps": { type: "string" },
       "checkpoint-minutes": { type: "string" }, threads: { type: "string" }, backend: { type: "string" },
@@ -73,6 +79,17 @@ const command: Command = {
       const n = numberFlag(name, v, fallback);
       if (!Number.isInteger(n) || n < min) throw new MaskdistillError(`--${name} expects an integer ≥ ${min}, got '${v}'`);
       return n;
+    };
+    const stages = ["stem", "layer1", "layer2", "layer3", "layer4"] as const;
+    const trainFromFlag = (v: string) => {
+      const stage = stages.find((st) => st === v);
+      if (!stage) throw new MaskdistillError(`--train-from expects ${stages.join(", ")}, got '${v}'`);
+      return stage;
+    };
+    const asppRatesFlag = (v: string) => {
+      const rates = v.split(",").map((r) => int("aspp-rates", r.trim(), 0, 1));
+      if (rates.length !== 3) throw new MaskdistillError(`--aspp-rates expects three rates (A,B,C), got '${v}'`);
+      return rates;
     };
     const backend = (values.backend ?? "auto") as "auto" | "wasm" | "tensorflow";
     if (!["auto", "wasm", "tensorflow"].includes(backend)) throw new MaskdistillError(`--backend expects auto, wasm or tensorflow, got '${values.backend}'`);
@@ -93,6 +110,10 @@ const command: Command = {
       init: values.init ?? base.init,
       epochs: int("epochs", values.epochs, base.epochs, 1),
       decayEpochs: values["decay-epochs"] !== undefined ? values["decay-epochs"].split(",").filter(Boolean).map((e) => int("decay-epochs", e, 0)) : base.decayEpochs,
+      asppRates: values["aspp-rates"] !== undefined ? asppRatesFlag(values["aspp-rates"]) : base.asppRates,
+      trainableFrom: values["train-from"] !== undefined ? trainFromFlag(values["train-from"])
+        // the shapes recipe trains every layer of a random backbone, a pretrained one from layer3 (as the reference)
+        : recipe === "shapes" && (values.init ?? base.init) !== "none" ? train.SHAPES_DEEPLAB_PRETRAINED.trainableFrom : base.trainableFrom,
       batchSize: int("batch", values.batch, base.batchSize, 1),
       inputSize: int("size", values.size, base.inputSize, 32),
       lr: numberFlag("lr", values.lr, base.lr),
@@ -106,6 +127,14 @@ const command: Command = {
         if (values[flag] !== undefined && Number(values[flag]) !== existing.config[key]) {
           throw new MaskdistillError(`train-deeplab --resume: the checkpoint has ${flag} ${existing.config[key]}; --${flag} ${values[flag]} would change the run. Drop it, or start a new --out.`, ckpt);
         }
+      }
+      const from = existing.config.trainableFrom ?? "layer3";
+      if (values["train-from"] !== undefined && values["train-from"] !== from) {
+        throw new MaskdistillError(`train-deeplab --resume: the checkpoint trains from ${from}; --train-from ${values["train-from"]} would change the run. Drop it, or start a new --out.`, ckpt);
+      }
+      const had = (existing.config.asppRates ?? (await import("../../engine/models/deeplab.js")).ASPP_RATES).join(",");
+      if (values["aspp-rates"] !== undefined && asppRatesFlag(values["aspp-rates"]).join(",") !== had) {
+        throw new MaskdistillError(`train-deeplab --resume: the checkpoint has aspp-rates ${had}; --aspp-rates ${values["aspp-rates"]} would change the run. Drop it, or start a new --out.`, ckpt);
       }
     }
     train.checkConfig(config);

@@ -1,6 +1,7 @@
 // DeepLab-v3 on a ResNet-50 at output stride 8, in the layout of MaskDistill's
 // segmentation/models/deeplabv3_model.py and torchvision's deeplabv3_resnet50 (NHWC): dilated
-// layer3/layer4, ASPP with a 1×1 branch, three 3×3 branches at rates 12/24/36 and an image-pooling
+// layer3/layer4, ASPP with a 1×1 branch, three 3×3 branches at rates 12/24/36 (the reference's, for 512²
+// inputs; a model for small images takes smaller ones, see DeepLabV3.asppRates) and an image-pooling
 // branch (global average → 1×1 conv → BN → ReLU → broadcast), each conv bias-free + BN + ReLU; the
 // 1×1 projection (+ BN, ReLU, Dropout 0.5), a 3×3 conv + BN + ReLU, the 1×1 classifier with bias,
 // and bilinear upsampling (align_corners false) of the logits to the input size.
@@ -18,7 +19,7 @@ import { resizeBilinearHalfPixel } from "../ops.js";
 export interface DeepLabAspp {
   /** 1×1 branch. */
   conv1x1: ConvBn;
-  /** 3×3 branches at ASPP_RATES. */
+  /** 3×3 branches at the model's asppRates. */
   atrous: ConvBn[];
   /** Image-pooling branch: 1×1 conv + BN on the globally averaged features. */
   pool: ConvBn;
@@ -34,6 +35,13 @@ export interface DeepLabV3 {
   /** Backbone stages before this one are frozen (forward only, running BN statistics). */
   trainableFrom: "stem" | "layer1" | "layer2" | "layer3" | "layer4";
   widths: DeepLabWidths;
+  /**
+   * Dilation of the three 3×3 ASPP branches (default ASPP_RATES, the reference's for 512² inputs: 64×64 maps at
+   * output stride 8). At rate ≥ the map's side every tap but the centre falls in the zero padding and a branch is
+   * a 1×1 conv, so smaller images take proportionally smaller rates (the shapes recipe: 2/4/6 at 96², 12×12 maps).
+   * Not visible in the weights: model files carry it in their metadata (deepLabFileMetadata).
+   */
+  asppRates: number[];
 }
 
 /** Channel widths: the ResNet's stem (64 = ResNet-50; its stages scale with it) and the ASPP/head (256). */
@@ -48,15 +56,17 @@ export const DROPOUT_P = 0.5;
  * torchvision's ResNet; the classifier N(0, 1/256). (PyTorch's own head init is kaiming-uniform;
  * only the distribution differs, and training starts from a loaded backbone anyway.)
  */
-export function makeDeepLabV3(rng: Rng, opts: { numClasses: number; trainableFrom?: DeepLabV3["trainableFrom"]; widths?: DeepLabWidths }): DeepLabV3 {
+export function makeDeepLabV3(rng: Rng, opts: { numClasses: number; trainableFrom?: DeepLabV3["trainableFrom"]; widths?: DeepLabWidths; asppRates?: number[] }): DeepLabV3 {
   const trainableFrom = opts.trainableFrom ?? "layer3";
   const widths = opts.widths ?? DEEPLAB_R50_WIDTHS;
+  const asppRates = [...(opts.asppRates ?? ASPP_RATES)];
+  if (asppRates.length !== 3 || !asppRates.every((r) => Number.isInteger(r) && r >= 1)) throw new Error(`DeepLab-v3: three positive integer ASPP rates expected, got ${asppRates.join(",")}`);
   const c = widths.aspp, features = 32 * widths.backbone;   // layer4's output channels (2048 for ResNet-50)
   return {
     backbone: makeResNet50(rng, { outputStride8: true, trainableFrom, width: widths.backbone }),
     aspp: {
       conv1x1: makeConvBn(rng, 1, features, c),
-      atrous: ASPP_RATES.map((r) => makeConvBn(rng, 3, features, c, { dilation: r })),
+      atrous: asppRates.map((r) => makeConvBn(rng, 3, features, c, { dilation: r })),
       pool: makeConvBn(rng, 1, features, c),
       project: makeConvBn(rng, 1, 5 * c, c),
     },
@@ -68,6 +78,7 @@ export function makeDeepLabV3(rng: Rng, opts: { numClasses: number; trainableFro
     numClasses: opts.numClasses,
     trainableFrom,
     widths: { ...widths },
+    asppRates,
   };
 }
 
