@@ -86,3 +86,37 @@ test("train-deeplab --crf-rounds 1, segment (± CRF) and eval-semseg agree", asy
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("train-deeplab --recipe shapes: a pretrained backbone trains from layer3, --aspp-rates and --train-from are saved, kept on resume, checked", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "deeplab-cli-shapes-"));
+  try {
+    for (const sub of ["images", "labels"]) fs.mkdirSync(path.join(dir, sub));
+    for (let i = 0; i < 4; i++) writeDisc(dir, `im${i}`, 64, 64, 1 + (i % 2), i);
+    const common = ["--images", path.join(dir, "images"), "--labels", path.join(dir, "labels"), "--recipe", "shapes", "--size", "64", "--batch", "2", "--epochs", "1", "--threads", "1"];
+    const { checkpointInfo, CHECKPOINT_FILE, MODEL_FILE } = await import("../src/segmentation/train.js");
+    const { readDeepLabStateDict } = await import("../src/segmentation/model.js");
+    const { projectPath } = await import("../src/paths.js");
+    // the world's ResNet-50 as --init: conv1..layer2 frozen (SHAPES_DEEPLAB_PRETRAINED), the recipe's rates 2/4/6
+    const pre = path.join(dir, "pretrained");
+    const r = await runCommand(trainDeeplab, [...common, "--init", projectPath("data", "backbones", "shapes_resnet50.safetensors"), "--out", pre, "--max-steps", "1"]);
+    assert.equal(r.code, 0, r.stderr.join("\n"));
+    const c = (await checkpointInfo(path.join(pre, CHECKPOINT_FILE)))!.config;
+    assert.deepEqual([c.trainableFrom, c.asppRates], ["layer3", [2, 4, 6]]);
+    // other rates and front on the command line; resuming with others is refused, with the same ones it finishes
+    const own = path.join(dir, "own");
+    const flags = ["--init", "none", "--aspp-rates", "1,2,3", "--train-from", "layer2", "--out", own];
+    assert.equal((await runCommand(trainDeeplab, [...common, ...flags, "--max-steps", "1"])).code, 0);
+    await assert.rejects(runCommand(trainDeeplab, [...common, ...flags.slice(0, 2), "--aspp-rates", "2,4,6", "--out", own, "--resume"]), /aspp-rates 1,2,3/);
+    await assert.rejects(runCommand(trainDeeplab, [...common, ...flags.slice(0, 2), "--train-from", "stem", "--out", own, "--resume"]), /trains from layer2/);
+    assert.equal((await runCommand(trainDeeplab, [...common, ...flags, "--resume"])).code, 0);
+    const saved = await readDeepLabStateDict(path.join(own, MODEL_FILE));
+    assert.deepEqual(saved.asppRates, [1, 2, 3]);
+    assert.equal((await checkpointInfo(path.join(own, CHECKPOINT_FILE)))!.config.trainableFrom, "layer2");
+    // bad values name the flag
+    await assert.rejects(runCommand(trainDeeplab, [...common, "--init", "none", "--aspp-rates", "2,4", "--out", path.join(dir, "x")]), /--aspp-rates expects three rates/);
+    await assert.rejects(runCommand(trainDeeplab, [...common, "--init", "none", "--aspp-rates", "2,0,4", "--out", path.join(dir, "x")]), /--aspp-rates expects an integer ≥ 1/);
+    await assert.rejects(runCommand(trainDeeplab, [...common, "--init", "none", "--train-from", "layer9", "--out", path.join(dir, "x")]), /--train-from expects stem, layer1/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
