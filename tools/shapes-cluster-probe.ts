@@ -22,7 +22,7 @@ import { scoreClustering } from "../src/cluster/naming.js";
 import { loadBackbone } from "../src/modeling/backbone.js";
 import { readStateDict } from "../src/modeling/checkpoint/index.js";
 import { initEngine } from "../src/engine/index.js";
-import { chwToNhwc, loadPretrainResNet, resnetEmbedDim, resnetPooled } from "../src/pretrain/resnet.js";
+import { chwToNhwc, pretrainResNetFrom, resnetEmbedDim, resnetPooled } from "../src/pretrain/resnet.js";
 import * as tf from "@tensorflow/tfjs";
 
 /** The embedder of a weights file: { dim, patch (input multiple), embed(CHW input) → vector }. */
@@ -30,7 +30,7 @@ async function embedderOf(file: string): Promise<{ dim: number; patch: number; e
   const { stateDict } = await readStateDict(file);
   if (stateDict.has("conv1.weight") && stateDict.has("layer1.0.conv1.weight")) {   // torchvision ResNet keys
     await initEngine({ backend: "wasm", threads: 2 });
-    const m = await loadPretrainResNet(file);
+    const m = pretrainResNetFrom(stateDict, file);
     return {
       dim: resnetEmbedDim(m.width), patch: 1,
       embed: async (x) => Float32Array.from(await tf.tidy(() => resnetPooled(m, chwToNhwc([x.data], x.width, x.height), false)).data()),

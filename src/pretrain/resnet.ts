@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { makeResNet50, stage, stem, type ResNet50 } from "../engine/models/resnet.js";
 import { seededRng, type Rng } from "../engine/models/params.js";
-import { backboneTensors, loadResNet50Backbone, torchShape, torchValues } from "../segmentation/model.js";
+import { backboneTensors, loadResNet50Backbone, tensorsStateDict, torchShape } from "../segmentation/model.js";
 import { MaskdistillError } from "../errors.js";
 import { readStateDict, type StateDict } from "../modeling/checkpoint/index.js";
 import { toFloat16Bits, type NamedParam } from "./vit.js";
@@ -71,17 +71,18 @@ export function resnetBuffers(m: PretrainResNet): NamedParam[] {
 
 /** The backbone's torchvision state dict (parameters and running statistics). */
 export async function resnetStateDict(m: PretrainResNet, dtype: "float32" | "float16" = "float32"): Promise<StateDict> {
-  const sd: StateDict = new Map();
-  for (const t of backboneTensors(m, "")) {
-    const values = await torchValues(t);
-    sd.set(t.key, dtype === "float16" ? { dtype: "float16", shape: torchShape(t), data: toFloat16Bits(values) } : { dtype: "float32", shape: torchShape(t), data: values });
-  }
+  const sd = await tensorsStateDict(backboneTensors(m, ""));
+  if (dtype === "float16") for (const [k, t] of sd) sd.set(k, { dtype: "float16", shape: t.shape, data: toFloat16Bits(t.data as Float32Array) });
   return sd;
 }
 
 /** A pretrained ResNet-50 file as a tfjs model (e.g. to embed crops), width read from its stem. */
 export async function loadPretrainResNet(file: string): Promise<PretrainResNet> {
-  const { stateDict } = await readStateDict(file, "resnet");
+  return pretrainResNetFrom((await readStateDict(file, "resnet")).stateDict, file);
+}
+
+/** The same from a state dict already read (`file` names it in errors). */
+export function pretrainResNetFrom(stateDict: StateDict, file: string): PretrainResNet {
   const stemKernel = stateDict.get("conv1.weight");
   if (!stemKernel) throw new MaskdistillError("not a torchvision ResNet-50 (no conv1.weight)", file);
   const m = makePretrainResNet(seededRng(0), stemKernel.shape[0]);

@@ -85,8 +85,13 @@ export async function torchValues(t: DeepLabTensor): Promise<Float32Array> {
 
 /** The model's state dict (float32, PyTorch layout, reference keys by default). */
 export async function deepLabStateDict(m: DeepLabV3, head: "head" | "classifier" = "head"): Promise<StateDict> {
+  return tensorsStateDict(deepLabTensors(m, head));
+}
+
+/** Float32 state dict of model tensors in PyTorch layout (OIHW kernels) under their keys. */
+export async function tensorsStateDict(tensors: DeepLabTensor[]): Promise<StateDict> {
   const sd: StateDict = new Map();
-  for (const t of deepLabTensors(m, head)) sd.set(t.key, { dtype: "float32", shape: torchShape(t), data: await torchValues(t) });
+  for (const t of tensors) sd.set(t.key, { dtype: "float32", shape: torchShape(t), data: await torchValues(t) });
   return sd;
 }
 

@@ -168,6 +168,10 @@ export function withStageV(t: ShapesTargets, v: ShapesStageV): ShapesTargets {
 }
 
 /** The targets as a markdown table (stage i and stage ii), with the target of each figure. */
+/** "(body from R.safetensors) " for a network started from a file (or a named network); nothing for random init. */
+const initNote = (part: string, init: string | undefined) =>
+  init && init !== "none" ? `(${part} from ${path.basename(init)}) ` : "";
+
 export function targetsMarkdown(t: ShapesTargets): string {
   const mark = (ok: boolean) => (ok ? "✓" : "✗");
   const lines = [
@@ -183,7 +187,7 @@ export function targetsMarkdown(t: ShapesTargets): string {
   const s = t.stageIII;
   if (s) {
     lines.push("",
-      `| stage iii, ${t.split} (mask AP50 %, COCOeval multi protocol); Mask R-CNN ${s.init && s.init !== "none" ? `(body from ${path.basename(s.init)}) ` : ""}trained ${s.iterations} iterations on ${s.pseudoMasks} train pseudo-masks (stage-ii ACC ${s.trainClusterAcc.toFixed(1)} %), loss ${s.lossStart} → ${s.lossEnd} | class-aware | class-agnostic |`,
+      `| stage iii, ${t.split} (mask AP50 %, COCOeval multi protocol); Mask R-CNN ${initNote("body", s.init)}trained ${s.iterations} iterations on ${s.pseudoMasks} train pseudo-masks (stage-ii ACC ${s.trainClusterAcc.toFixed(1)} %), loss ${s.lossStart} → ${s.lossEnd} | class-aware | class-agnostic |`,
       "|---|---|---|",
       ...s.rows.map((r, i) => `| ${r.method} | ${r.ap50.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.maskAp50} and above the stage-i masks ${mark(Boolean(t.met.maskAp50))})` : ""} | ${r.ap50Agnostic.toFixed(1)} |`));
   }
@@ -191,7 +195,7 @@ export function targetsMarkdown(t: ShapesTargets): string {
   if (v) {
     const crf = (x: number | null) => (x === null ? "—" : x.toFixed(1));
     lines.push("",
-      `| stages iv–v, ${t.split} (${v.valImages} images; mIoU % over the ${(t.stageII[0]?.clusters ?? 0) + 1} classes incl. background); stage iv pseudo-labels of ${v.trainImages} train images: mIoU ${v.pseudoLabels.miou.toFixed(1)} vs their labels; DeepLab ${v.init === "maskrcnn" ? "(backbone from the stage-iii Mask R-CNN) " : v.init && v.init !== "none" ? `(backbone from ${path.basename(v.init)}) ` : ""}${v.stepsPerRound} steps a round, loss ${v.lossStart} → ${v.lossEnd} | mIoU | mIoU + CRF |`,
+      `| stages iv–v, ${t.split} (${v.valImages} images; mIoU % over the ${(t.stageII[0]?.clusters ?? 0) + 1} classes incl. background); stage iv pseudo-labels of ${v.trainImages} train images: mIoU ${v.pseudoLabels.miou.toFixed(1)} vs their labels; DeepLab ${initNote("backbone", v.init === "maskrcnn" ? "the stage-iii Mask R-CNN" : v.init)}${v.stepsPerRound} steps a round, loss ${v.lossStart} → ${v.lossEnd} | mIoU | mIoU + CRF |`,
       "|---|---|---|",
       ...v.rounds.map((r, i) => `| ${r.method} | ${r.miou.toFixed(1)}${i === 0 ? ` (target ≥ ${t.targets.clusteringMiou} ${mark(Boolean(t.met.clusteringMiou))})` : ""} | ${crf(r.miouCrf)} |`),
       `| ${v.untrained.method} | ${v.untrained.miou.toFixed(1)} | ${crf(v.untrained.miouCrf)} |`,
