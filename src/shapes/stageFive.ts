@@ -35,7 +35,7 @@ export const SHAPES_STAGE_V_TRAIN_IMAGES = 500;
 /**
  * CRF rounds after round 0 that `demo --world shapes` runs by default: none, to fit the 15 minutes. A round
  * CRF-predicts the train images and retrains a fresh DeepLab on them: 5.6 minutes for a val mIoU change of
- * −0.5, −1.3, −0.7 and +0.7 in the four runs measured (sessions 11–13). The CRF itself is still applied to every
+ * −0.5, −1.3, −0.7 and +0.7 in the four runs measured in sessions 11–13, −3.7 in session 15, −1.4 in 16. The CRF itself is still applied to every
  * round's val predictions; `--rounds 1` shows a round (the committed run does).
  */
 export const SHAPES_DEFAULT_ROUNDS = 0;
