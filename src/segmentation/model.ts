@@ -8,7 +8,7 @@ import { MaskdistillError } from "../errors.js";
 import { readStateDict, toFloat32, type StateDict, type TensorData } from "../modeling/checkpoint/index.js";
 import { safetensorsMetadataOf } from "../pretrain/safetensorsIo.js";
 import type { ConvBn, Bottleneck, ResNet50 } from "../engine/models/resnet.js";
-import { ASPP_RATES, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
+import { ASPP_RATES, validAsppRates, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
 import { hwioToOihw, oihwToHwio } from "../engine/models/params.js";
 
 /** One tensor of the model under its PyTorch key: a conv kernel (ours HWIO, torch OIHW) or a vector. */
@@ -181,7 +181,7 @@ async function asppRatesOf(file: string): Promise<number[]> {
   const raw = (await safetensorsMetadataOf(file))?.aspp_rates;
   if (raw === undefined) return [...ASPP_RATES];
   const rates = raw.split(",").map(Number);
-  if (rates.length !== 3 || !rates.every((r) => Number.isInteger(r) && r >= 1)) {
+  if (!validAsppRates(rates)) {
     throw new MaskdistillError(`metadata aspp_rates "${raw}" is not three positive integers; fix or drop it (the reference's are 12,24,36)`, file);
   }
   return rates;

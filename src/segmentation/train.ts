@@ -19,7 +19,7 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { assertFitsInHeap } from "../engine/memory.js";
 import { sgdMomentumStep, newMomentumBuffers, type MomentumBuffers } from "../engine/train.js";
-import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, deepLabMemoryModel, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
+import { makeDeepLabV3, validAsppRates, deepLabFrozenFeatures, deepLabTrainableForward, deepLabMemoryModel, type DeepLabV3, type DeepLabWidths } from "../engine/models/deeplab.js";
 import { collectVariables, seededRng } from "../engine/models/params.js";
 import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
 import { inputError, MaskdistillError } from "../errors.js";
@@ -136,7 +136,7 @@ export function checkConfig(c: DeepLabTrainConfig): void {
   if (!(c.ohemThreshold > 0 && c.ohemThreshold <= 1)) bad(`OHEM threshold must be in (0, 1], got ${c.ohemThreshold}`);
   if (!(Number.isInteger(c.numClasses) && c.numClasses >= 2 && c.numClasses <= 255)) bad(`classes must be 2..255, got ${c.numClasses}`);
   if (c.select !== "last" && c.select !== "best-val") bad(`select must be last or best-val, got ${String(c.select)}`);
-  if (c.asppRates && !(c.asppRates.length === 3 && c.asppRates.every((r) => Number.isInteger(r) && r >= 1))) bad(`ASPP rates must be three positive integers, got ${c.asppRates.join(",")}`);
+  if (c.asppRates && !validAsppRates(c.asppRates)) bad(`ASPP rates must be three positive integers, got ${c.asppRates.join(",")}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,9 @@ export interface DeepLabWidths { backbone: number; aspp: number }
 export const DEEPLAB_R50_WIDTHS: DeepLabWidths = { backbone: 64, aspp: 256 };
 
 export const ASPP_RATES = [12, 24, 36];
+
+/** Three positive integer dilations: what the ASPP's three 3×3 branches take. */
+export const validAsppRates = (rates: number[]) => rates.length === 3 && rates.every((r) => Number.isInteger(r) && r >= 1);
 export const DROPOUT_P = 0.5;
 
 /**
@@ -60,7 +63,7 @@ export function makeDeepLabV3(rng: Rng, opts: { numClasses: number; trainableFro
   const trainableFrom = opts.trainableFrom ?? "layer3";
   const widths = opts.widths ?? DEEPLAB_R50_WIDTHS;
   const asppRates = [...(opts.asppRates ?? ASPP_RATES)];
-  if (asppRates.length !== 3 || !asppRates.every((r) => Number.isInteger(r) && r >= 1)) throw new Error(`DeepLab-v3: three positive integer ASPP rates expected, got ${asppRates.join(",")}`);
+  if (!validAsppRates(asppRates)) throw new Error(`DeepLab-v3: three positive integer ASPP rates expected, got ${asppRates.join(",")}`);
   const c = widths.aspp, features = 32 * widths.backbone;   // layer4's output channels (2048 for ResNet-50)
   return {
     backbone: makeResNet50(rng, { outputStride8: true, trainableFrom, width: widths.backbone }),
