@@ -46,15 +46,16 @@ masks with DINO ViT-S/16 and embeds with ViT-S/8; --cluster-weights to change it
 (--stages i-iii or i-v): stage-i masks of the train split, clustered (stage ii, named by the Hungarian
 pairing with the train ground truth), a Mask R-CNN trained on them (train-maskrcnn --recipe shapes; --iterations to change
 its length) from the world's self-supervised ResNet-50 (data/backbones/shapes_resnet50, pretrain --arch resnet50 on
-the train images, as the paper's Mask R-CNN starts from a self-supervised CNN) at lr 0.01 with the stem frozen —
+the train images, as the paper's Mask R-CNN starts from a self-supervised CNN) at lr 0.02 with the stem frozen —
 --maskrcnn-init FILE: another ResNet-50 file; none: random weights, at the recipe's lr 0.04 — and run on val, scored with
 class-aware and class-agnostic mask AP50 next to the val stage-i masks with their stage-ii classes and
 the untrained network; then stages iv–v (--stages i-v, the default): that Mask R-CNN run on the first
 --train-images train images (default 500 of 3,500, to fit 15 minutes; the committed run uses 1000; 0 = all), its detections
 painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained on them (train-deeplab
 --recipe shapes; --epochs per round; its ResNet starts from the world's ResNet-50 too, as the paper's from
-MoCo v2 — --deeplab-init maskrcnn: from the stage-iii Mask R-CNN's body; none: random weights; FILE: a ResNet-50 file) and --rounds CRF rounds (default 0,
-to fit 15 minutes: a round takes ~6 and moved val mIoU by −1.3 to +0.7 here; --rounds 1 shows one), each
+MoCo v2, with conv1..layer2 frozen as the reference's — --deeplab-init maskrcnn: from the stage-iii Mask R-CNN's body;
+none: random weights, every layer trained; FILE: a ResNet-50 file) and --rounds CRF rounds (default 0, to fit 15
+minutes: a round takes ~6 and moved val mIoU by −3.7 to +0.7 here; --rounds 1 shows one), each
 scored on val (mIoU over the K + 1 classes, with and without the CRF) next to the DeepLab untrained, and
 the linear probe (a 1×1 classifier on the frozen DeepLab, trained on the train labels: LC mIoU). Writes
 OUT/targets.md and targets.json (default OUT: results/shapes), stage iii's files under OUT/stage3/,
