@@ -96,7 +96,7 @@ test("train-deeplab --recipe shapes: a pretrained backbone trains from layer3, -
     const { checkpointInfo, CHECKPOINT_FILE, MODEL_FILE } = await import("../src/segmentation/train.js");
     const { readDeepLabStateDict } = await import("../src/segmentation/model.js");
     const { projectPath } = await import("../src/paths.js");
-    // the world's ResNet-50 as --init: conv1..layer2 frozen (SHAPES_DEEPLAB_PRETRAINED), the recipe's rates 2/4/6
+    // the world's ResNet-50 as --init: conv1..layer2 frozen (shapesRecipe(init)), the recipe's rates 2/4/6
     const pre = path.join(dir, "pretrained");
     const r = await runCommand(trainDeeplab, [...common, "--init", projectPath("data", "backbones", "shapes_resnet50.safetensors"), "--out", pre, "--max-steps", "1"]);
     assert.equal(r.code, 0, r.stderr.join("\n"));

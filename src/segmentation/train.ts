@@ -80,36 +80,36 @@ export function cpuRecipe(): DeepLabTrainConfig {
 
 /**
  * The shapes world's recipe (issue 19: 96×96 images, K = 8 shapes + background): the DeepLab-v3 R50 OS8
- * shape at 1/4 width (stem 16, ASPP 64), every layer trained, input 96 (the images' own size), batch 8, lr 0.02,
- * ×0.1 for the last of 6 epochs (session 15, from the world's self-supervised ResNet-50 on 500 images' stage-iv
- * pseudo-labels: val mIoU 17.7 after 4 epochs, 22.0 after 6 in the default demo run; 30.0 after 12 on session 14's
- * labels — steps are what it lacks; session 16, with the rates below and SHAPES_DEEPLAB_PRETRAINED: 37.8 after 6; lr 0.05 was no faster, OHEM 0.2 stayed at 2 %), ASPP rates 2/4/6 (the
- * reference's 12/24/36 scaled to 96² inputs: at 12×12 maps they are 1×1 convs; session 16, same labels and
- * schedule: val mIoU 26.6 against 20.4; input 144² with rates 3/7/10 gave 21.6 at 2.2× the cost; no dropout 24.1,
- * with the new rates 26.3), the reference's augmentation, and plain cross-entropy (`ohemThreshold` 1) — from scratch the
- * reference's OHEM (hardest 20 %) never lets the network learn the background first: on the materials
- * world's GT labels one epoch with OHEM left the loss at ln 9 and val mIoU at 0.6 %, while plain
- * cross-entropy gave 8.8 % after one epoch and 18.9 % after two (background IoU 80 %, three classes at
- * 18–38 %; session 8). About 14 images/s on one wasm thread (an epoch of 3,500 images ≈ 4 min).
+ * shape at 1/4 width (stem 16, ASPP 64), input 96 (the images' own size), batch 8, lr 0.02, ×0.1 for the
+ * last of 6 epochs, the reference's augmentation, and:
+ * - ASPP rates 2/4/6: the reference's 12/24/36 scaled to 96² inputs (at 12×12 maps they are 1×1 convs).
+ *   Session 16, 500 images' pseudo-labels, 6 epochs: val mIoU 26.6 against 20.4; input 144² with rates
+ *   3/7/10 gave 21.6 at 2.2× the cost; no dropout 24.1.
+ * - A pretrained backbone (`init` a file; the demo's default, the world's ResNet-50) trains from layer3,
+ *   conv1..layer2 frozen as the reference freezes them: 37.8 against 26.6 with every layer trained (a random
+ *   head at lr 0.02 wore the pretrained front down), 109 s against 124–160 s; freezing the stem and layer1
+ *   only gave 38.4 in 120 s. A random backbone (`init` "none") trains every layer.
+ * - Plain cross-entropy (`ohemThreshold` 1): from scratch the reference's OHEM (hardest 20 %) never lets
+ *   the network learn the background first (materials world's GT labels, one epoch: loss stuck at ln 9,
+ *   val mIoU 0.6 %, against 8.8 % with cross-entropy; session 8); with R1 OHEM 0.2 stayed at 2 %.
+ * - Steps are what it lacks: 12 epochs gave 38.3 where 6 gave 26.6; lr 0.05 was no faster.
+ * About 14 images/s on one wasm thread (an epoch of 3,500 images ≈ 4 min).
  */
-export function shapesRecipe(): DeepLabTrainConfig {
+export function shapesRecipe(init = "none"): DeepLabTrainConfig {
   return {
-    ...referenceRecipe(), init: "none", numClasses: 9, widths: { backbone: 16, aspp: 64 }, trainableFrom: "stem",
+    ...referenceRecipe(), init, numClasses: 9, widths: { backbone: 16, aspp: 64 },
+    // a random backbone trains every layer; a pretrained one (`--init FILE`, the demo's default) from layer3
+    trainableFrom: init === "none" ? "stem" : "layer3",
     inputSize: 96, batchSize: 8, epochs: 6, decayEpochs: [4], lr: 0.02, ohemThreshold: 1, asppRates: [2, 4, 6],
   };
 }
 
-/**
- * What the shapes recipe changes for a pretrained backbone (`--init FILE`; the demo's default, the world's
- * ResNet-50): conv1..layer2 frozen, as the reference freezes them. Session 16, R1 on 500 images' pseudo-labels,
- * 6 epochs: val mIoU 37.8 against 26.6 with every layer trained (a random head at lr 0.02 wore the pretrained
- * front down), and no backward pass through the front: 109 s of training against 124–160 s on the same 2 cores;
- * freezing the stem and layer1 only gave 38.4 in 120 s.
- */
-export const SHAPES_DEEPLAB_PRETRAINED = { trainableFrom: "layer3" } as const;
-
 /** `train-deeplab --recipe NAME`. */
-export const DEEPLAB_RECIPES: Readonly<Record<string, () => DeepLabTrainConfig>> = { reference: referenceRecipe, cpu: cpuRecipe, shapes: shapesRecipe };
+export const DEEPLAB_RECIPES: Readonly<Record<string, (init?: string) => DeepLabTrainConfig>> = {
+  reference: (init) => ({ ...referenceRecipe(), ...(init ? { init } : {}) }),
+  cpu: (init) => ({ ...cpuRecipe(), ...(init ? { init } : {}) }),
+  shapes: shapesRecipe,
+};
 
 /** The model a config describes (its widths and frozen front; ResNet-50 and layer3 by default). */
 function modelOf(c: DeepLabTrainConfig): DeepLabV3 {

@@ -149,9 +149,9 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   const trainGtItems = segmentationItems({ images: imagesDir, labels: gtDir, list: trainList });
   const val = segmentationItems({ images: imagesDir, labels: gtDir, list: valList }, "val set");
   const { scoreFolder, trainWithCrfRounds } = await import("../segmentation/rounds.js");
-  const { shapesRecipe, SHAPES_DEEPLAB_PRETRAINED, initTrainState, disposeTrainState, stepsPerEpoch } = await import("../segmentation/train.js");
+  const { shapesRecipe, initTrainState, disposeTrainState, stepsPerEpoch } = await import("../segmentation/train.js");
   const init = (opts.deeplabInit ?? "maskrcnn") === "maskrcnn" ? opts.maskRcnn.modelFile : opts.deeplabInit!;
-  const config: DeepLabTrainConfig = { ...shapesRecipe(), init, ...(init !== "none" ? SHAPES_DEEPLAB_PRETRAINED : {}),
+  const config: DeepLabTrainConfig = { ...shapesRecipe(init),
     ...(opts.epochs ? { epochs: opts.epochs, decayEpochs: lastEpochDecay(opts.epochs) } : {}) };
   const k = config.numClasses;
   // the pseudo-labels against the train GT (labels are already class ids)

@@ -104,16 +104,13 @@ const command: Command = {
     const rounds = int("crf-rounds", values["crf-rounds"], 0);
     const ckpt = path.join(rounds > 0 ? path.join(outDir, "round0") : outDir, train.CHECKPOINT_FILE);
     const existing = values.resume ? await train.checkpointInfo(ckpt) : undefined;
-    const base = train.DEEPLAB_RECIPES[recipe]();
+    const base = train.DEEPLAB_RECIPES[recipe](values.init);
     const config = existing?.config ?? {
       ...base,
-      init: values.init ?? base.init,
       epochs: int("epochs", values.epochs, base.epochs, 1),
       decayEpochs: values["decay-epochs"] !== undefined ? values["decay-epochs"].split(",").filter(Boolean).map((e) => int("decay-epochs", e, 0)) : base.decayEpochs,
       asppRates: values["aspp-rates"] !== undefined ? asppRatesFlag(values["aspp-rates"]) : base.asppRates,
-      trainableFrom: values["train-from"] !== undefined ? trainFromFlag(values["train-from"])
-        // the shapes recipe trains every layer of a random backbone, a pretrained one from layer3 (as the reference)
-        : recipe === "shapes" && (values.init ?? base.init) !== "none" ? train.SHAPES_DEEPLAB_PRETRAINED.trainableFrom : base.trainableFrom,
+      trainableFrom: values["train-from"] !== undefined ? trainFromFlag(values["train-from"]) : base.trainableFrom,
       batchSize: int("batch", values.batch, base.batchSize, 1),
       inputSize: int("size", values.size, base.inputSize, 32),
       lr: numberFlag("lr", values.lr, base.lr),
