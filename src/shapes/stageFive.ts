@@ -20,7 +20,6 @@ import { MaskdistillError } from "../errors.js";
 import { writeFileAtomic } from "../runner/perImage.js";
 import type { SegmentationItem } from "../segmentation/data.js";
 import type { DeepLabTrainConfig, StepLog } from "../segmentation/train.js";
-import { fileSha256 } from "../modeling/session.js";
 import { detectShapes, lossAtEnds } from "./stageThree.js";
 
 /**
@@ -43,7 +42,7 @@ export const SHAPES_DEFAULT_ROUNDS = 0;
 export interface ShapesStageVOptions {
   world: string;
   /** Stage iii's trained Mask R-CNN and the world category id of each of its classes (ShapesStageIII). */
-  maskRcnn: { modelFile: string; categoryIds: number[] };
+  maskRcnn: { modelFile: string; modelSha256: string; categoryIds: number[] };
   out: string;
   /** Train images labelled and trained on (default all); val images scored (default all). */
   trainLimit?: number;
@@ -117,7 +116,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
     progress(`stage iv: detecting on ${trainImages.length} train images with the stage-iii Mask R-CNN`);
     const net = (await loadMaskRcnnModel(opts.maskRcnn.modelFile)).net;
     try {
-      await detectShapes({ net, images: trainImages, out: detFile, categories: trainGt.categories.map((c) => ({ id: c.id, name: c.name })), categoryIds: opts.maskRcnn.categoryIds, name: "train", weightsId: await fileSha256(opts.maskRcnn.modelFile),
+      await detectShapes({ net, images: trainImages, out: detFile, categories: trainGt.categories.map((c) => ({ id: c.id, name: c.name })), categoryIds: opts.maskRcnn.categoryIds, name: "train", weightsId: opts.maskRcnn.modelSha256,
         // one object per scene: stage iv keeps the top detection (or those ≥ 0.9), so 10 per image is plenty and
         // the mask head and RLE encoding run on a tenth of detectron2's 100
         detectionsPerImage: 10 });

@@ -59,6 +59,8 @@ export interface ApRow {
 export interface ShapesStageIII {
   /** The trained Mask R-CNN, and the world category id of each of its classes (label l → categoryIds[l − 1]). */
   modelFile: string;
+  /** SHA-256 of modelFile: the detection journals' weights tag. */
+  modelSha256: string;
   categoryIds: number[];
   trainImages: number;
   pseudoMasks: number;
@@ -203,7 +205,8 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
     return readCocoResults(out, valSub);
   };
   const trained = (await loadMaskRcnnModel(path.join(rcnnDir, MODEL_FILE))).net;
-  const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...maskAp50s(valSub, await detect(trained, "trained", await fileSha256(path.join(rcnnDir, MODEL_FILE)))) };
+  const modelSha256 = await fileSha256(path.join(rcnnDir, MODEL_FILE));
+  const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...maskAp50s(valSub, await detect(trained, "trained", modelSha256)) };
   tf.dispose(maskRcnnVariables(trained));
   const untrained = await buildTrainNet(config, set.numClasses);
   // the untrained network's boxes are noise that all pass the 0.05 score threshold: 100 masks pasted per image
@@ -219,7 +222,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const stageIRow = { method: "stage-i masks with their stage-ii classes", ...maskAp50s(valSub, stageI) };
 
   return {
-    modelFile: path.join(rcnnDir, MODEL_FILE), categoryIds: set.categoryIds,
+    modelFile: path.join(rcnnDir, MODEL_FILE), modelSha256, categoryIds: set.categoryIds,
     trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length, init: config.init,
     lossStart: loss.start, lossEnd: loss.end, trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
     rows: [trainedRow, stageIRow, untrainedRow],
