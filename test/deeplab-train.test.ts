@@ -69,6 +69,8 @@ test("train-deeplab --recipe shapes: the quarter-width network from random init,
   try {
     const recipe = shapesRecipe();
     assert.deepEqual([recipe.widths, recipe.trainableFrom, recipe.init, recipe.ohemThreshold, recipe.inputSize, recipe.asppRates], [{ backbone: 16, aspp: 64 }, "stem", "none", 1, 96, [2, 4, 6]]);
+    // a pretrained backbone keeps conv1..layer2 frozen, as the reference (the demo's and train-deeplab's one rule)
+    assert.deepEqual([shapesRecipe("r50.safetensors").init, shapesRecipe("r50.safetensors").trainableFrom], ["r50.safetensors", "layer3"]);
     const state = await trainDeepLab({
       outDir: out, pairs: PAIRS, names: ["a", "b"], config: { ...recipe, numClasses: 16, batchSize: 2, inputSize: 64, epochs: 36, decayEpochs: [] }, resume: false,
       onStep: (l) => logs.push(l),
