@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { initEngine } from "../src/engine/index.js";
 import type { RgbImage } from "../src/data/image.js";
 import type { SegmentationPair } from "../src/segmentation/transforms.js";
-import { referenceRecipe, shapesRecipe, trainDeepLab, disposeTrainState, CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, type DeepLabTrainConfig, type StepLog } from "../src/segmentation/train.js";
+import { DEEPLAB_RECIPES, referenceRecipe, shapesRecipe, trainDeepLab, disposeTrainState, CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, type DeepLabTrainConfig, type StepLog } from "../src/segmentation/train.js";
 import { readSafetensorsFile } from "../src/pretrain/safetensorsIo.js";
 
 /** A w×h image of one colour with a disc of another, and its label (disc = `cls`, rest background). */
@@ -71,6 +71,8 @@ test("train-deeplab --recipe shapes: the quarter-width network from random init,
     assert.deepEqual([recipe.widths, recipe.trainableFrom, recipe.init, recipe.ohemThreshold, recipe.inputSize, recipe.asppRates], [{ backbone: 16, aspp: 64 }, "stem", "none", 1, 96, [2, 4, 6]]);
     // a pretrained backbone keeps conv1..layer2 frozen, as the reference (the demo's and train-deeplab's one rule)
     assert.deepEqual([shapesRecipe("r50.safetensors").init, shapesRecipe("r50.safetensors").trainableFrom], ["r50.safetensors", "layer3"]);
+    // every recipe takes --init the same way; without it the reference's MoCo v2
+    assert.deepEqual([DEEPLAB_RECIPES.reference().init, DEEPLAB_RECIPES.reference("r50.safetensors").init, DEEPLAB_RECIPES.cpu("none").init, DEEPLAB_RECIPES.cpu().inputSize], ["moco_v2", "r50.safetensors", "none", 128]);
     const state = await trainDeepLab({
       outDir: out, pairs: PAIRS, names: ["a", "b"], config: { ...recipe, numClasses: 16, batchSize: 2, inputSize: 64, epochs: 36, decayEpochs: [] }, resume: false,
       onStep: (l) => logs.push(l),

@@ -94,4 +94,23 @@ test("eval-semseg: GT vs itself is perfect; permuted ids are recovered by Hungar
   assert.throws(() => evaluateSemsegDirs(small, gtDir), (e: Error) => e.message.includes(path.join(small, "2007_000039.png")) && /3×2/.test(e.message));
   fs.rmSync(path.join(same, "2011_000025.png"));
   assert.throws(() => evaluateSemsegDirs(same, gtDir), /no prediction PNG \(e\.g\. 2011_000025\.png\)/);
+
+  // --list: only the listed images are scored (a GT folder holding more images than were predicted)
+  const stems = fs.readdirSync(same).map((f) => path.parse(f).name);
+  assert.equal(stems.length, 3);
+  const listed = evaluateSemsegDirs(same, gtDir, { stems });
+  assert.deepEqual([listed.images, listed.pixel_acc], [3, 1]);
+  assert.throws(() => evaluateSemsegDirs(same, gtDir, { stems: [...stems, "2099_000001"] }), (e: Error) => e.message.includes(gtDir) && /1 listed image\(s\) have no GT PNG \(e\.g\. 2099_000001\.png\)/.test(e.message));
+  const listFile = path.join(dir, "val.txt");
+  fs.writeFileSync(listFile, stems.join("\n") + "\n");
+  // --confusion: one row per GT class, the share of its pixels per predicted class (here all on the diagonal)
+  const table = await runCommand(evalSemseg, ["--pred-dir", same, "--gt-dir", gtDir, "--list", listFile, "--confusion"]);
+  assert.equal(table.code, 0);
+  const all = table.stdout.join("\n").split("\n");
+  const lines = all.slice(all.findIndex((l) => l.includes("where each GT class's pixels go")));
+  assert.match(all[0], /^eval-semseg: 3 images, 21 classes/);
+  const person = lines.find((l) => l.startsWith("  person"))!.trim().split(/\s+/).slice(1);
+  assert.deepEqual([person.length, person[15], person[0]], [21, "100.0", "0.0"]);
+  assert.equal(lines.find((l) => l.startsWith("  cow"))!.trim().split(/\s+/)[1], "—"); // no cow in these images
+  await assert.rejects(runCommand(evalSemseg, ["--pred-dir", same, "--gt-dir", gtDir, "--class-names", "a,b"]), /--class-names lists 2 name\(s\) but --num-classes is 21/);
 });

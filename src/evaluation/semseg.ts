@@ -110,29 +110,38 @@ export function scoreConfusion(conf: Confusion, mapping: Int32Array): SemsegScor
   };
 }
 
-/** Pairs prediction and GT PNGs by file stem; every GT needs a prediction. */
-export function pairByStem(predDir: string, gtDir: string): { stem: string; pred: string; gt: string }[] {
+/**
+ * Pairs prediction and GT PNGs by file stem; every GT needs a prediction. `stems` (a split list, e.g. VOC's
+ * ImageSets/Segmentation/val.txt) restricts the pairs to those images, each of which then needs both files.
+ */
+export function pairByStem(predDir: string, gtDir: string, stems?: readonly string[]): { stem: string; pred: string; gt: string }[] {
   const list = (dir: string) => {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new MaskdistillError("not a directory of PNG label maps", dir);
     return new Map(fs.readdirSync(dir).filter((f) => f.toLowerCase().endsWith(".png")).map((f) => [path.parse(f).name, path.join(dir, f)]));
   };
   const preds = list(predDir), gts = list(gtDir);
   if (gts.size === 0) throw new MaskdistillError("no .png files", gtDir);
-  const missing = [...gts.keys()].filter((s) => !preds.has(s)).sort();
+  if (stems) {
+    const noGt = stems.filter((s) => !gts.has(s));
+    if (noGt.length) throw new MaskdistillError(`${noGt.length} listed image(s) have no GT PNG (e.g. ${noGt.slice(0, 5).map((s) => s + ".png").join(", ")}); check the list against the GT folder`, gtDir);
+    if (stems.length === 0) throw new MaskdistillError("the image list is empty", gtDir);
+  }
+  const wanted = stems ? [...new Set(stems)] : [...gts.keys()];
+  const missing = wanted.filter((s) => !preds.has(s)).sort();
   if (missing.length) {
     throw new MaskdistillError(`${missing.length} GT image(s) have no prediction PNG (e.g. ${missing.slice(0, 5).map((s) => s + ".png").join(", ")})`, predDir);
   }
-  return [...gts.keys()].sort().map((stem) => ({ stem, pred: preds.get(stem)!, gt: gts.get(stem)! }));
+  return wanted.sort().map((stem) => ({ stem, pred: preds.get(stem)!, gt: gts.get(stem)! }));
 }
 
 /** Evaluates a folder of predicted PNGs against GT PNGs (values are class / cluster ids), streaming. */
 export function evaluateSemsegDirs(
   predDir: string,
   gtDir: string,
-  opts: { numClasses?: number; ignore?: number; match?: MatchMode; pinBackground?: boolean; onImage?: (stem: string) => void } = {},
+  opts: { numClasses?: number; ignore?: number; match?: MatchMode; pinBackground?: boolean; stems?: readonly string[]; onImage?: (stem: string) => void } = {},
 ): SemsegScore & { images: number } {
   const C = opts.numClasses ?? 21, ignore = opts.ignore ?? 255, mode = opts.match ?? "none";
-  const pairs = pairByStem(predDir, gtDir);
+  const pairs = pairByStem(predDir, gtDir, opts.stems);
   // PNG values are 8-bit: a 256-row confusion holds any cluster ids without a first pass
   const conf = newConfusion(256, C);
   const used = new Uint8Array(256);

@@ -61,9 +61,9 @@ export interface DeepLabTrainConfig {
 }
 
 /** configs/multi_obj/deeplab.yml (batch 16 over 2 GPUs, SyncBN: one batch of 16 here). */
-export function referenceRecipe(): DeepLabTrainConfig {
+export function referenceRecipe(init = "moco_v2"): DeepLabTrainConfig {
   return {
-    init: "moco_v2", numClasses: 21, epochs: 45, decayEpochs: [40], decayRate: 0.1, lr: 0.002, momentum: 0.9,
+    init, numClasses: 21, epochs: 45, decayEpochs: [40], decayRate: 0.1, lr: 0.002, momentum: 0.9,
     weightDecay: 1e-4, batchSize: 16, inputSize: 512, ohemThreshold: 0.2, select: "last", seed: 0,
   };
 }
@@ -74,8 +74,8 @@ export function referenceRecipe(): DeepLabTrainConfig {
  * (~24 M trained weights), about 2 s on 2 quiet cores, so one epoch over the 250 demo training images
  * is ~4 minutes. Without network access run it with `init: "none"` (random backbone).
  */
-export function cpuRecipe(): DeepLabTrainConfig {
-  return { ...referenceRecipe(), epochs: 1, decayEpochs: [], batchSize: 2, inputSize: 128 };
+export function cpuRecipe(init?: string): DeepLabTrainConfig {
+  return { ...referenceRecipe(init), epochs: 1, decayEpochs: [], batchSize: 2, inputSize: 128 };
 }
 
 /**
@@ -106,8 +106,8 @@ export function shapesRecipe(init = "none"): DeepLabTrainConfig {
 
 /** `train-deeplab --recipe NAME`. */
 export const DEEPLAB_RECIPES: Readonly<Record<string, (init?: string) => DeepLabTrainConfig>> = {
-  reference: (init) => ({ ...referenceRecipe(), ...(init ? { init } : {}) }),
-  cpu: (init) => ({ ...cpuRecipe(), ...(init ? { init } : {}) }),
+  reference: referenceRecipe,
+  cpu: cpuRecipe,
   shapes: shapesRecipe,
 };
 

@@ -204,8 +204,9 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
     await detectShapes({ net, images, out, categories, categoryIds: set.categoryIds, name, weightsId, detectionsPerImage });
     return readCocoResults(out, valSub);
   };
-  const trained = (await loadMaskRcnnModel(path.join(rcnnDir, MODEL_FILE))).net;
-  const modelSha256 = await fileSha256(path.join(rcnnDir, MODEL_FILE));
+  const modelFile = path.join(rcnnDir, MODEL_FILE);
+  const trained = (await loadMaskRcnnModel(modelFile)).net;
+  const modelSha256 = await fileSha256(modelFile);
   const trainedRow = { method: "stage iii: Mask R-CNN trained on the pseudo-masks", ...maskAp50s(valSub, await detect(trained, "trained", modelSha256)) };
   tf.dispose(maskRcnnVariables(trained));
   const untrained = await buildTrainNet(config, set.numClasses);
@@ -222,7 +223,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const stageIRow = { method: "stage-i masks with their stage-ii classes", ...maskAp50s(valSub, stageI) };
 
   return {
-    modelFile: path.join(rcnnDir, MODEL_FILE), modelSha256, categoryIds: set.categoryIds,
+    modelFile, modelSha256, categoryIds: set.categoryIds,
     trainImages: pseudo.trainImages, pseudoMasks: set.samples.length, trainClusterAcc: pseudo.clusterAcc, iterations: log.length, init: config.init,
     lossStart: loss.start, lossEnd: loss.end, trainSeconds: Math.round(log[log.length - 1]?.trainSeconds ?? 0),
     rows: [trainedRow, stageIRow, untrainedRow],
