@@ -18,7 +18,7 @@ import {
 } from "../src/instance/transform.js";
 import type { RgbImage } from "../src/data/image.js";
 import { detectron2PasteRegion, expandBox, pasteMaskBinary, pasteMaskDetectron2, pasteMaskTorchvision } from "../src/instance/paste.js";
-import { detectron2Levels, inferScale, torchvisionLevelMapper, torchvisionLevels } from "../src/instance/levels.js";
+import { detectron2Levels, inferScale, poolerLevels, torchvisionLevelMapper, torchvisionLevels } from "../src/instance/levels.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const fx: any = JSON.parse(fs.readFileSync(projectPath("test", "fixtures", "maskrcnn-geometry", "geometry.json"), "utf8"));
@@ -231,6 +231,17 @@ test("detectron2 assign_boxes_to_levels (eps 1e-8 inside the log2)", () => {
   // hand-built: sqrt(area) = 224 → p4 (index 2); 223.99 → p3; 112 → p3; 111.99 → p2; huge → p5
   const sq = (s: number) => [0, 0, s, s];
   assert.deepEqual(Array.from(detectron2Levels([...sq(224), ...sq(223.99), ...sq(112), ...sq(111.99), ...sq(5000), ...sq(1)])), [2, 1, 1, 0, 3, 0]);
+});
+
+test("poolerLevels: each preset's assignment, and a canonical box side other than 224 moves the boxes up a level per halving", () => {
+  const sq = (s: number) => [0, 0, s, s];
+  const boxes = Float32Array.from([...sq(224), ...sq(112), ...sq(56), ...sq(28)]);
+  const d2 = poolerLevels("detectron2", [200, 100, 50, 25], [[800, 800]]);
+  assert.deepEqual([d2.scales, Array.from(d2.levelsOf(boxes))], [[1 / 4, 1 / 8, 1 / 16, 1 / 32], [2, 1, 0, 0]]);
+  assert.deepEqual(Array.from(poolerLevels("detectron2", [200, 100, 50, 25], [[800, 800]], 56).levelsOf(boxes)), [3, 3, 2, 1]);
+  const tv = poolerLevels("torchvision", [200, 100, 50, 25], [[800, 800]]);
+  assert.deepEqual([tv.scales, Array.from(tv.levelsOf(boxes))], [[1 / 4, 1 / 8, 1 / 16, 1 / 32], Array.from(torchvisionLevels(boxes))]);
+  assert.deepEqual(Array.from(poolerLevels("torchvision", [200, 100, 50, 25], [[800, 800]], 56).levelsOf(boxes)), [3, 3, 2, 1]);
 });
 
 // ------------------------------------------------------------------------------------ transform

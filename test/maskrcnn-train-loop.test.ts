@@ -14,6 +14,7 @@ import { maskRcnnFromAnyStateDict, maskRcnnVariables } from "../src/engine/model
 import { disposeTrainState, loadTrainSet, trainMaskRcnn, MODEL_FILE, CHECKPOINT_FILE, type MaskRcnnTrainConfig } from "../src/instance/train.js";
 import { overfitCheck, overfitRecipe } from "../src/instance/overfit.js";
 import { readSafetensorsFile } from "../src/pretrain/safetensorsIo.js";
+import { loadMaskRcnnModel } from "../src/instance/detect.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "maskrcnn-train-"));
 const DEMO = projectPath("data", "demo");
@@ -80,6 +81,20 @@ test("resume: 2 + 1 iterations (stopped, resumed) give the weights and momentum 
   assert.equal(net.numClasses, 2);
   assert.ok(stateDict.has("pixel_mean") && stateDict.has("pixel_std"));
   tf.dispose(maskRcnnVariables(net));
+  assert.equal((await loadMaskRcnnModel(path.join(resumed, MODEL_FILE))).net.canonicalBoxSize, undefined);   // 224, both libraries'
+});
+
+test("canonicalBoxSize: the model file keeps the ROI poolers' canonical box side, and detect's loader sets it on the net", async () => {
+  const set = loadTrainSet(smallCoco(), path.join(DEMO, "images"), { agnostic: true });
+  const config: MaskRcnnTrainConfig = { ...overfitRecipe(1), widths: { stem: 4, fpn: 8, boxHead: 16, maskHead: 8 }, minSizes: [128], maxSize: 224, batchSize: 1, canonicalBoxSize: 56 };
+  const out = path.join(tmp, "canonical");
+  const s = await trainMaskRcnn({ outDir: out, set, config, resume: false });
+  assert.equal(s.net.canonicalBoxSize, 56);
+  disposeTrainState(s);
+  assert.equal((await readSafetensorsFile(path.join(out, MODEL_FILE))).metadata.canonical_box_size, "56");
+  const model = await loadMaskRcnnModel(path.join(out, MODEL_FILE));
+  assert.equal(model.net.canonicalBoxSize, 56);
+  tf.dispose(maskRcnnVariables(model.net));
 });
 
 test("norm BN: the body's batch norms train (weight and bias by gradient, running statistics from the batches) and resume bit for bit; FrozenBN leaves them", async () => {

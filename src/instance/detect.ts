@@ -109,6 +109,11 @@ export async function loadMaskRcnnModel(file: string): Promise<MaskRcnnModel> {
       }
       categoryIds = parsed as number[];
     }
+    if (metadata.canonical_box_size !== undefined) {
+      const size = Number(metadata.canonical_box_size);
+      if (!(size > 0)) throw new MaskdistillError(`canonical_box_size metadata '${metadata.canonical_box_size}' is not a positive number`, file);
+      net.canonicalBoxSize = size;
+    }
   }
   return { net, layout, categoryIds, pixel, preset };
 }

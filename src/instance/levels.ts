@@ -85,3 +85,15 @@ function clampLevel(t: number, lo: number, hi: number): number {
   if (t !== t) return lo; // not reached for finite boxes; keeps the result an index
   return t < lo ? lo : t > hi ? hi : t;
 }
+
+/**
+ * The ROI poolers' level assignment of a preset for one batch: the scales of p2..p5 and the level of each box.
+ * torchvision infers the scales from the map sizes; detectron2 uses the fixed strides 4…32. `canonicalBoxSize`
+ * is the box side pooled from p4 (224 in both libraries; a world of small images may lower it).
+ */
+export function poolerLevels(preset: "detectron2" | "torchvision", featureHeights: readonly number[], imageSizes: readonly (readonly [number, number])[], canonicalBoxSize = 224): { scales: number[]; levelsOf: (boxes: Float32Array) => Int32Array } {
+  if (preset === "detectron2") return { scales: [1 / 4, 1 / 8, 1 / 16, 1 / 32], levelsOf: (b) => detectron2Levels(b, 2, 5, canonicalBoxSize) };
+  const { scales, mapper } = torchvisionLevelMapper(featureHeights, imageSizes);
+  const m = { ...mapper, canonicalScale: canonicalBoxSize };
+  return { scales, levelsOf: (b) => torchvisionLevels(b, m) };
+}

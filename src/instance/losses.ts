@@ -29,7 +29,7 @@ import { softmaxCrossEntropy } from "../engine/ops.js";
 import { backboneFeatures, boxHeadOutputs, maskHeadOutputs, multiScaleRoiAlign, rpnHeadOutputs, type MaskRcnnNet } from "../engine/models/maskrcnn.js";
 import { fpnAnchors } from "./anchors.js";
 import { BOX_HEAD_WEIGHTS, RPN_WEIGHTS, boxIou, encodeBoxes, type BoxWeights } from "./boxes.js";
-import { detectron2Levels, torchvisionLevelMapper, torchvisionLevels } from "./levels.js";
+import { poolerLevels } from "./levels.js";
 import { rpnProposals, rpnProposalsDetectron2, type MaskRcnnPreset } from "./maskrcnn.js";
 import { roiAlignForward } from "./roiAlign.js";
 import { BETWEEN_THRESHOLDS, BELOW_LOW_THRESHOLD, ROI_MATCHER, RPN_MATCHER, matchPredictions, sampleBalanced, type IndexPicker } from "./sampling.js";
@@ -309,8 +309,7 @@ export function maskRcnnLosses(net: MaskRcnnNet, batch: TrainBatch, cfg: MaskRcn
   const R = roiLabels.length, C = net.numClasses;
   const boxesArr = Float32Array.from(roiBoxes);
   const pooledLevels = features.slice(0, 4);
-  const { scales, mapper } = d2 ? { scales: [1 / 4, 1 / 8, 1 / 16, 1 / 32], mapper: undefined } : torchvisionLevelMapper(pooledLevels.map((t) => t.shape[1]), batch.imageSizes);
-  const levelsOf = (b: Float32Array) => (mapper ? torchvisionLevels(b, mapper) : detectron2Levels(b));
+  const { scales, levelsOf } = poolerLevels(cfg.preset, pooledLevels.map((t) => t.shape[1]), batch.imageSizes, net.canonicalBoxSize);
   const pool = (b: Float32Array, idx: number[], size: number) =>
     multiScaleRoiAlign(pooledLevels, b, levelsOf(b), Int32Array.from(idx), { outputSize: size, samplingRatio: cfg.pool.samplingRatio, aligned: cfg.pool.aligned, scales });
   const head = boxHeadOutputs(net, pool(boxesArr, roiImage, cfg.pool.boxSize));

@@ -13,7 +13,7 @@ import { MaskdistillError } from "../errors.js";
 import { backboneFeatures, boxHeadOutputs, maskHeadOutputs, multiScaleRoiAlign, rpnHeadOutputs, type MaskRcnnNet } from "../engine/models/maskrcnn.js";
 import { fpnAnchors } from "./anchors.js";
 import { BBOX_XFORM_CLIP, BOX_HEAD_WEIGHTS, RPN_WEIGHTS, batchedNms, clipBoxes, decodeBoxes, nonEmptyBoxes, removeSmallBoxes, topK } from "./boxes.js";
-import { detectron2Levels, torchvisionLevelMapper, torchvisionLevels } from "./levels.js";
+import { poolerLevels } from "./levels.js";
 import { pasteMaskBinary } from "./paste.js";
 import {
   DETECTRON2_TRANSFORM, TORCHVISION_TRANSFORM, detectron2PostprocessBoxes, detectron2Transform, postprocessBoxes, rcnnTransform,
@@ -269,9 +269,7 @@ export async function detectImage(net: MaskRcnnNet, img: RgbImage, cfg: MaskRcnn
     lap("proposals");
 
     const pooledLevels = features.slice(0, 4);
-    // torchvision infers the scales from the map sizes; detectron2 uses the fixed strides 4…32
-    const { scales, mapper } = d2 ? { scales: [1 / 4, 1 / 8, 1 / 16, 1 / 32], mapper: undefined } : torchvisionLevelMapper(pooledLevels.map((t) => t.shape[1]), [imageSize]);
-    const levelsOf = (boxes: Float32Array) => (mapper ? torchvisionLevels(boxes, mapper) : detectron2Levels(boxes));
+    const { scales, levelsOf } = poolerLevels(cfg.preset, pooledLevels.map((t) => t.shape[1]), [imageSize], net.canonicalBoxSize);
     const P = proposals.scores.length;
     const pooled = multiScaleRoiAlign(pooledLevels, proposals.boxes, levelsOf(proposals.boxes), new Int32Array(P),
       { outputSize: cfg.box.poolSize, samplingRatio: cfg.box.samplingRatio, aligned: cfg.box.aligned, scales });

@@ -51,6 +51,11 @@ export interface MaskRcnnTrainConfig {
    * or BN — batch statistics in training, running ones at inference — for a body trained from scratch.
    */
   norm?: "FrozenBN" | "BN";
+  /**
+   * The box side the ROI poolers pool from FPN level p4 (default 224, both libraries'): boxes half as large come
+   * from p3, a quarter from p2. Saved in the model file (`canonical_box_size`), so `detect` pools as training did.
+   */
+  canonicalBoxSize?: number;
   /** One class for every object (the category ids are ignored). */
   agnostic: boolean;
   /** Short sides to choose from per image (multi-scale training), and the long-side limit. */
@@ -255,7 +260,13 @@ export async function buildTrainNet(config: MaskRcnnTrainConfig, numClasses: num
       backbone.set("conv1.weight", tensorOf(c1.shape, dst));
     }
   }
-  return maskRcnnFromStateDict(freshStateDict(rng, numClasses, config.widths, backbone), config.init);
+  return withPooler(maskRcnnFromStateDict(freshStateDict(rng, numClasses, config.widths, backbone), config.init), config);
+}
+
+/** The net with the config's ROI level assignment. */
+function withPooler(net: MaskRcnnNet, config: MaskRcnnTrainConfig): MaskRcnnNet {
+  if (config.canonicalBoxSize !== undefined) net.canonicalBoxSize = config.canonicalBoxSize;
+  return net;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,7 +525,8 @@ async function weightsStateDict(state: TrainState): Promise<StateDict> {
 export async function saveCheckpoint(state: TrainState, outDir: string): Promise<void> {
   const sd = await weightsStateDict(state);
   const meta: CheckpointMeta = { format: 1, config: state.config, step: state.step, trainSeconds: state.trainSeconds, numClasses: state.numClasses, categoryIds: state.categoryIds, imageIds: state.imageIds };
-  const info = { [META_KEY]: JSON.stringify(meta), format: "pt", source: "maskdistill train-maskrcnn", preset: state.config.preset, category_ids: JSON.stringify(state.categoryIds) };
+  const info = { [META_KEY]: JSON.stringify(meta), format: "pt", source: "maskdistill train-maskrcnn", preset: state.config.preset, category_ids: JSON.stringify(state.categoryIds),
+    ...(state.config.canonicalBoxSize !== undefined ? { canonical_box_size: String(state.config.canonicalBoxSize) } : {}) };
   fs.mkdirSync(outDir, { recursive: true });
   writeSafetensors(path.join(outDir, MODEL_FILE), sd, info);
   const full: StateDict = new Map(sd);
@@ -542,7 +554,7 @@ export async function loadCheckpoint(file: string): Promise<TrainState> {
   const meta = JSON.parse(raw) as CheckpointMeta;
   const weights: StateDict = new Map();
   for (const [k, t] of tensors) if (!k.startsWith("optimizer.")) weights.set(k, tensorOf(t.shape, t.data));
-  const net = maskRcnnFromStateDict(weights, file);
+  const net = withPooler(maskRcnnFromStateDict(weights, file), meta.config);
   const state = newTrainState(meta.config, net, meta, meta.imageIds);
   for (const p of state.trained) {
     const t = tensors.get(`optimizer.momentum_buffer.${p.key}`);

@@ -9,7 +9,7 @@ const usage = `usage: maskdistill train-maskrcnn --annotations FILE.json --image
                      [--recipe lost|cpu|shapes] [--preset detectron2|torchvision] [--init NAME|FILE|none]
                      [--agnostic] [--freeze-at N] [--norm FrozenBN|BN] [--iterations N] [--batch N] [--lr X] [--min-sizes A,B,..]
                      [--max-size N] [--no-flip] [--warmup N] [--steps A,B] [--weight-decay X]
-                     [--clip-grad X] [--droploss X] [--roi-batch N] [--seed N] [--resume] [--max-steps N]
+                     [--clip-grad X] [--droploss X] [--roi-batch N] [--canonical-box N] [--seed N] [--resume] [--max-steps N]
                      [--checkpoint-minutes 3] [--threads N] [--backend auto|wasm|tensorflow] [--json]
 
 Trains Mask R-CNN R50-FPN on the instances of a COCO file (stage ii's clustered JSON: one pseudo-mask
@@ -39,6 +39,8 @@ instances, boxes under 1 px and empty masks are skipped and counted.
   --clip-grad X            clip the global gradient norm to X (CutLER: 1.0); --droploss X: CutLER's DropLoss
                            (background proposals with IoU < X to every instance do not count; CutLER 0.01)
   --roi-batch N            proposals sampled per image for the ROI heads, 25 % foreground (default 512; cpu 128)
+  --canonical-box N        the box side the ROI poolers take from FPN level p4 (default 224, both libraries';
+                           half that side from p3, a quarter from p2); saved in the model file for detect
   --resume                 continue OUT/checkpoint.safetensors bit for bit (same annotations and images)
   --max-steps N            stop after N iterations in this sitting (the checkpoint is saved)
 
@@ -56,7 +58,7 @@ const command: Command = {
       recipe: { type: "string" }, preset: { type: "string" }, init: { type: "string" }, agnostic: { type: "boolean" },
       "freeze-at": { type: "string" }, norm: { type: "string" }, iterations: { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
       "min-sizes": { type: "string" }, "max-size": { type: "string" }, "no-flip": { type: "boolean" }, warmup: { type: "string" },
-      steps: { type: "string" }, "weight-decay": { type: "string" }, "clip-grad": { type: "string" }, droploss: { type: "string" }, "roi-batch": { type: "string" },
+      steps: { type: "string" }, "weight-decay": { type: "string" }, "clip-grad": { type: "string" }, droploss: { type: "string" }, "roi-batch": { type: "string" }, "canonical-box": { type: "string" },
       seed: { type: "string" }, resume: { type: "boolean" }, "max-steps": { type: "string" }, "checkpoint-minutes": { type: "string" },
       threads: { type: "string" }, backend: { type: "string" },
     });
@@ -94,6 +96,7 @@ const command: Command = {
       dropLossIou: numberFlag("droploss", values.droploss, base.dropLossIou),
       roiBatchPerImage: values["roi-batch"] !== undefined ? int("roi-batch", values["roi-batch"], 0) || undefined : base.roiBatchPerImage,
       seed: int("seed", values.seed, base.seed),
+      ...(values["canonical-box"] ?? base.canonicalBoxSize ? { canonicalBoxSize: int("canonical-box", values["canonical-box"], base.canonicalBoxSize ?? 224) || 224 } : {}),
     };
     if (values.norm !== undefined && values.norm !== "FrozenBN" && values.norm !== "BN") throw new MaskdistillError(`--norm expects FrozenBN or BN, got '${values.norm}'`);
     if (config.freezeAt > 5) throw new MaskdistillError(`--freeze-at expects 0…5, got ${config.freezeAt}`);

@@ -47,6 +47,8 @@ export interface MaskRcnnNet {
   numClasses: number;
   fpnChannels: number;
   anchorsPerLocation: number;
+  /** The box side the ROI poolers assign to p4 (default 224, both libraries'; the file's `canonical_box_size`). */
+  canonicalBoxSize?: number;
 }
 
 // ---- forward ----
