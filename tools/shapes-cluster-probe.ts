@@ -48,8 +48,10 @@ function cropU8(img: RgbImage, x0: number, y0: number, w: number, h: number): Rg
   return { width: w, height: h, data };
 }
 
-function knnAccuracy(x: Float32Array, n: number, d: number, labels: Int32Array, k = 10): number {
+/** Leave-one-out k-NN (cosine): the share right overall, and per class (index = label). */
+function knnAccuracy(x: Float32Array, n: number, d: number, labels: Int32Array, k = 10): { all: number; perClass: number[] } {
   let right = 0;
+  const classes = 1 + Math.max(...labels), rightOf = new Array(classes).fill(0), countOf = new Array(classes).fill(0);
   for (let i = 0; i < n; i++) {
     const sims: [number, number][] = [];
     for (let j = 0; j < n; j++) {
@@ -63,9 +65,10 @@ function knnAccuracy(x: Float32Array, n: number, d: number, labels: Int32Array, 
     for (const [, l] of sims.slice(0, k)) votes.set(l, (votes.get(l) ?? 0) + 1);
     let best = -1, bestVotes = -1;
     for (const [l, v] of votes) if (v > bestVotes) { best = l; bestVotes = v; }
-    if (best === labels[i]) right++;
+    countOf[labels[i]]++;
+    if (best === labels[i]) { right++; rightOf[labels[i]]++; }
   }
-  return right / n;
+  return { all: right / n, perClass: rightOf.map((r, c) => (countOf[c] ? r / countOf[c] : 0)) };
 }
 
 async function main() {
@@ -111,7 +114,11 @@ async function main() {
     const z = whitenAndNormalize(feats, n, d);
     const model = miniBatchKMeans(z, n, d, { nClusters: categories.length, batchSize: 1000, nInit: 3, maxIter: 100 });
     const s = scoreClustering(model.labels, labels, categories.length, categories.length);
-    const row = { tag: values.tag, weights: values.weights, variant, n, acc: +(100 * s.acc).toFixed(1), nmi: +(100 * s.nmi).toFixed(1), knn10: +(100 * knnAccuracy(z, n, d, labels)).toFixed(1) };
+    const row = { tag: values.tag, weights: values.weights, variant, n, acc: +(100 * s.acc).toFixed(1), nmi: +(100 * s.nmi).toFixed(1), knn10: 0, knn10PerClass: {} as Record<string, number> };
+    const knn = knnAccuracy(z, n, d, labels);
+    row.knn10 = +(100 * knn.all).toFixed(1);
+    // which shapes the embedding confuses (the 10-NN recall of each class)
+    row.knn10PerClass = Object.fromEntries(gt.categories.map((c, i) => [c.name, +(100 * knn.perClass[i]).toFixed(1)]));
     console.log(JSON.stringify(row));
     if (values.out) fs.appendFileSync(values.out, JSON.stringify(row) + "\n");
   }
