@@ -55,7 +55,7 @@ painted into semantic pseudo-labels (gen-segmentation), a DeepLab-v3 trained on 
 --recipe shapes; --epochs per round; its ResNet starts from the world's ResNet-50 too, as the paper's from
 MoCo v2, with conv1..layer2 frozen as the reference's — --deeplab-init maskrcnn: from the stage-iii Mask R-CNN's body;
 none: random weights, every layer trained; FILE: a ResNet-50 file) and --rounds CRF rounds (default 0, to fit 15
-minutes: a round takes ~8 and moved val mIoU by −3.7 to +0.7 here; --rounds 1 shows one), each
+minutes: a round takes ~8 and moved val mIoU by −3.7 to +3.2 here; --rounds 1 shows one), each
 scored on val (mIoU over the K + 1 classes, with and without the CRF) next to the DeepLab untrained, and
 the linear probe (a 1×1 classifier on the frozen DeepLab, trained on the train labels: LC mIoU). Writes
 OUT/targets.md and targets.json (default OUT: results/shapes), stage iii's files under OUT/stage3/,
