@@ -76,6 +76,8 @@ const command: Command = {
     };
     const list = (name: string, v: string | undefined, fallback: number[]) => (v === undefined ? fallback : v.split(",").map((x) => int(name, x, 0)));
     if (values.preset !== undefined && values.preset !== "detectron2" && values.preset !== "torchvision") throw new MaskdistillError(`--preset expects detectron2 or torchvision, got '${values.preset}'`);
+    const canonicalBox = values["canonical-box"] === undefined ? base.canonicalBoxSize : int("canonical-box", values["canonical-box"], 224);
+    if (canonicalBox === 0) throw new MaskdistillError("--canonical-box expects a positive box side in pixels (224 in both libraries), got 0");
     const config = {
       ...base,
       preset: (values.preset ?? base.preset) as "detectron2" | "torchvision",
@@ -96,7 +98,7 @@ const command: Command = {
       dropLossIou: numberFlag("droploss", values.droploss, base.dropLossIou),
       roiBatchPerImage: values["roi-batch"] !== undefined ? int("roi-batch", values["roi-batch"], 0) || undefined : base.roiBatchPerImage,
       seed: int("seed", values.seed, base.seed),
-      ...(values["canonical-box"] ?? base.canonicalBoxSize ? { canonicalBoxSize: int("canonical-box", values["canonical-box"], base.canonicalBoxSize ?? 224) || 224 } : {}),
+      ...(canonicalBox !== undefined ? { canonicalBoxSize: canonicalBox } : {}),
     };
     if (values.norm !== undefined && values.norm !== "FrozenBN" && values.norm !== "BN") throw new MaskdistillError(`--norm expects FrozenBN or BN, got '${values.norm}'`);
     if (config.freezeAt > 5) throw new MaskdistillError(`--freeze-at expects 0…5, got ${config.freezeAt}`);
