@@ -114,11 +114,10 @@ async function main() {
     const z = whitenAndNormalize(feats, n, d);
     const model = miniBatchKMeans(z, n, d, { nClusters: categories.length, batchSize: 1000, nInit: 3, maxIter: 100 });
     const s = scoreClustering(model.labels, labels, categories.length, categories.length);
-    const row = { tag: values.tag, weights: values.weights, variant, n, acc: +(100 * s.acc).toFixed(1), nmi: +(100 * s.nmi).toFixed(1), knn10: 0, knn10PerClass: {} as Record<string, number> };
     const knn = knnAccuracy(z, n, d, labels);
-    row.knn10 = +(100 * knn.all).toFixed(1);
-    // which shapes the embedding confuses (the 10-NN recall of each class)
-    row.knn10PerClass = Object.fromEntries(gt.categories.map((c, i) => [c.name, +(100 * knn.perClass[i]).toFixed(1)]));
+    const row = { tag: values.tag, weights: values.weights, variant, n, acc: +(100 * s.acc).toFixed(1), nmi: +(100 * s.nmi).toFixed(1), knn10: +(100 * knn.all).toFixed(1),
+      // which shapes the embedding confuses (the 10-NN recall of each class)
+      knn10PerClass: Object.fromEntries(gt.categories.map((c, i) => [c.name, +(100 * knn.perClass[i]).toFixed(1)])) };
     console.log(JSON.stringify(row));
     if (values.out) fs.appendFileSync(values.out, JSON.stringify(row) + "\n");
   }

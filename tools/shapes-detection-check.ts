@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { readCocoDataset, readCocoResults, type CocoResult } from "../src/data/coco.js";
 import { bboxIou } from "../src/mask/rle.js";
-import { shapesDefaultDir } from "../src/shapes/world.js";
+import { shapesDefaultDir, shapesObjects } from "../src/shapes/world.js";
 import * as path from "node:path";
 
 const boxIou = (a: number[], b: number[]) => bboxIou([a], [b], [0])[0];
@@ -16,9 +16,7 @@ const boxIou = (a: number[], b: number[]) => bboxIou([a], [b], [0])[0];
 const { values } = parseArgs({ options: { detections: { type: "string" }, gt: { type: "string" } } });
 if (!values.detections) throw new Error("give --detections FILE");
 const gt = readCocoDataset(values.gt ?? path.join(shapesDefaultDir(), "instances_train.json"));
-// an image's object is its largest annotation (the world's distractors are small)
-const gtMain = new Map<number, (typeof gt.annotations)[number]>();
-for (const a of gt.annotations) if ((gtMain.get(a.image_id)?.area ?? -1) < (a.area ?? 0)) gtMain.set(a.image_id, a);
+const gtMain = shapesObjects(gt);
 const gtBox = new Map([...gtMain].map(([id, a]) => [id, a.bbox!]));
 const byImage = new Map<number, CocoResult[]>();
 for (const d of readCocoResults(values.detections, undefined, { anyCategory: true })) {

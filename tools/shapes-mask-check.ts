@@ -6,8 +6,9 @@
 //   node --import tsx tools/shapes-mask-check.ts --masks FILE --gt FILE
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { readCocoDataset, type CocoAnnotation } from "../src/data/coco.js";
-import { rleFromCoco, rleIou, maskFromRle } from "../src/mask/rle.js";
+import { readCocoDataset } from "../src/data/coco.js";
+import { rleFromCoco, maskFromRle } from "../src/mask/rle.js";
+import { shapesObjects } from "../src/shapes/world.js";
 
 const { values } = parseArgs({ options: { run: { type: "string" }, masks: { type: "string" }, gt: { type: "string" } } });
 const masksFile = values.masks ?? (values.run && path.join(values.run, "stage3", "masks_train.json"));
@@ -15,22 +16,19 @@ const gtFile = values.gt ?? (values.run && path.join(values.run, "stage3", "gt_t
 if (!masksFile || !gtFile) throw new Error("give --run DIR, or --masks FILE and --gt FILE");
 const gt = readCocoDataset(gtFile), masks = readCocoDataset(masksFile);
 const image = new Map(gt.images.map((im) => [im.id, im]));
-// an image's object is its largest annotation (the world's distractors are small)
-const object = new Map<number, CocoAnnotation>();
-for (const a of gt.annotations) if ((object.get(a.image_id)?.area ?? -1) < (a.area ?? 0)) object.set(a.image_id, a);
+const object = shapesObjects(gt);
 const className = new Map(gt.categories.map((c) => [c.id, c.name]));
 const perClass = new Map<string, { iou: number[]; covered: number[]; outside: number[] }>();
 for (const a of masks.annotations) {
   const g = object.get(a.image_id), im = image.get(a.image_id);
   if (!g || !im) continue;
-  const mask = rleFromCoco(a.segmentation!, im.height, im.width), truth = rleFromCoco(g.segmentation!, im.height, im.width);
-  const m = maskFromRle(mask), t = maskFromRle(truth);
+  const m = maskFromRle(rleFromCoco(a.segmentation!, im.height, im.width)), t = maskFromRle(rleFromCoco(g.segmentation!, im.height, im.width));
   let both = 0, inMask = 0, inTruth = 0;
   for (let k = 0; k < m.length; k++) { both += m[k] & t[k]; inMask += m[k]; inTruth += t[k]; }
   const name = className.get(g.category_id)!;
   if (!perClass.has(name)) perClass.set(name, { iou: [], covered: [], outside: [] });
   const e = perClass.get(name)!;
-  e.iou.push(rleIou([mask], [truth], [0])[0]);
+  e.iou.push(both / (inMask + inTruth - both || 1));
   e.covered.push(inTruth ? both / inTruth : 0);
   e.outside.push(inMask ? (inMask - both) / inMask : 0);
 }

@@ -79,6 +79,13 @@ export async function loadPhotoBank(files: string[]): Promise<PhotoBank> {
 export const shapesStem = (index: number) => String(index).padStart(6, "0");
 
 /** COCO categories of the world: id = class index + 1 (the SegmentationClass value). */
+/** Each image's object: its largest annotation (the world's distractors, when there are any, are small). */
+export function shapesObjects(gt: CocoDataset): Map<number, CocoAnnotation> {
+  const object = new Map<number, CocoAnnotation>();
+  for (const a of gt.annotations) if ((object.get(a.image_id)?.area ?? -1) < (a.area ?? 0)) object.set(a.image_id, a);
+  return object;
+}
+
 export function shapesCategories(): { id: number; name: string; supercategory: string }[] {
   return SHAPE_CLASSES.map((name, i) => ({ id: i + 1, name, supercategory: "shape" }));
 }
