@@ -8,7 +8,8 @@
 // bin's value is the mean over the points. Points more than one cell outside the map count as 0 (and
 // still count in the mean); points in the outer half cell clamp to the border. The sample geometry is
 // computed in float32 step by step, as torchvision's kernel does, so the integer cells chosen and the
-// border decisions are the same as PyTorch's; the channel sums run in float32.
+// border decisions are the same as PyTorch's. The sums run in another order (each cell once per bin, its
+// weights merged; see samplePlan), so values agree with PyTorch's to float32 rounding, not bit for bit.
 import { MaskdistillError } from "../errors.js";
 
 export interface RoiAlignParams {
@@ -118,41 +119,74 @@ export function roiAlignForward(input: Float32Array, shape: MapShape, boxes: Arr
 }
 
 /**
- * Box k's bilinear samples, bin by bin: for sample j of bin t (binStart[t] ≤ j < binStart[t + 1]) the
- * four cells (element offsets of channel 0 in the [N, H, W, C] map) and their float32 weights. One plan
- * serves the forward pass and the gradient, so both visit the same samples in the same order.
+ * One axis's samples merged per bin: bin b covers cells first[b] … first[b] + span[b] − 1, and
+ * weight[b·stride + i] is the sum of the weights its samples give cell first[b] + i (0 where none).
+ * The samples of a bin rise monotonically, so its cells are one contiguous run.
  */
-interface SamplePlan { offsets: Int32Array; weights: Float32Array; binStart: Int32Array; count: number }
+interface AxisBins { first: Int32Array; span: Int32Array; weight: Float64Array; stride: number }
+
+function axisBins(s: AxisSamples, bins: number): AxisBins {
+  const first = new Int32Array(bins), span = new Int32Array(bins);
+  let stride = 1;
+  for (let b = 0; b < bins; b++) {
+    let lo = -1;
+    for (let i = 0; i < s.grid; i++) {
+      const k = b * s.grid + i;
+      if (!s.valid[k]) continue;
+      if (lo < 0) lo = first[b] = s.low[k];
+      span[b] = s.high[k] - lo + 1;
+    }
+    stride = Math.max(stride, span[b]);
+  }
+  const weight = new Float64Array(bins * stride);
+  for (let b = 0; b < bins; b++) {
+    for (let i = 0; i < s.grid; i++) {
+      const k = b * s.grid + i;
+      if (!s.valid[k]) continue;
+      weight[b * stride + s.low[k] - first[b]] += s.wLow[k];
+      weight[b * stride + s.high[k] - first[b]] += s.wHigh[k];
+    }
+  }
+  return { first, span, weight, stride };
+}
+
+/**
+ * Box k's bilinear samples, bin by bin, merged by cell: for entry j of bin t (binStart[t] ≤ j <
+ * binStart[t + 1]) a cell (element offset of channel 0 in the [N, H, W, C] map) and the weight all the
+ * bin's samples give it, over the bin's sample count. Bilinear weights are products of a row weight and a
+ * column weight, so a cell's total is (its row's summed weight) × (its column's): a bin's 4 × grid² corner
+ * terms fall to (rows × columns it touches) cells, and the channel loops of both passes run over those,
+ * with no division. One plan serves the forward pass and the gradient.
+ */
+interface SamplePlan { offsets: Int32Array; weights: Float64Array; binStart: Int32Array }
 
 function samplePlan(boxes: ArrayLike<number>, k: number, imageIndex: number, shape: MapShape, p: RoiAlignParams, scale: number): SamplePlan {
   const [, H, W, C] = shape;
   const { ys, xs, count } = boxSamples(boxes, k, H, W, { ...p, spatialScale: scale });
   const [ph, pw] = p.outputSize;
-  const most = ph * pw * ys.grid * xs.grid;
-  const offsets = new Int32Array(4 * most), weights = new Float32Array(4 * most), binStart = new Int32Array(ph * pw + 1);
+  const rows = axisBins(ys, ph), cols = axisBins(xs, pw);
+  const most = ph * pw * rows.stride * cols.stride;
+  const offsets = new Int32Array(most), weights = new Float64Array(most), binStart = new Int32Array(ph * pw + 1);
   const base = imageIndex * H * W;
   let j = 0;
   for (let by = 0; by < ph; by++) {
     for (let bx = 0; bx < pw; bx++) {
       binStart[by * pw + bx] = j;
-      for (let iy = 0; iy < ys.grid; iy++) {
-        const sy = by * ys.grid + iy;
-        if (!ys.valid[sy]) continue;
-        const rowLow = (base + ys.low[sy] * W) * C, rowHigh = (base + ys.high[sy] * W) * C;
-        const hy = ys.wLow[sy], ly = ys.wHigh[sy];
-        for (let ix = 0; ix < xs.grid; ix++) {
-          const sx = bx * xs.grid + ix;
-          if (!xs.valid[sx]) continue;
-          const hx = xs.wLow[sx], lx = xs.wHigh[sx], q = 4 * j++;
-          offsets[q] = rowLow + xs.low[sx] * C; offsets[q + 1] = rowLow + xs.high[sx] * C;
-          offsets[q + 2] = rowHigh + xs.low[sx] * C; offsets[q + 3] = rowHigh + xs.high[sx] * C;
-          weights[q] = f(hy * hx); weights[q + 1] = f(hy * lx); weights[q + 2] = f(ly * hx); weights[q + 3] = f(ly * lx);
+      for (let i = 0; i < rows.span[by]; i++) {
+        const wy = rows.weight[by * rows.stride + i];
+        if (wy === 0) continue;
+        const rowOffset = (base + (rows.first[by] + i) * W) * C;
+        for (let q = 0; q < cols.span[bx]; q++) {
+          const wx = cols.weight[bx * cols.stride + q];
+          if (wx === 0) continue;
+          offsets[j] = rowOffset + (cols.first[bx] + q) * C;
+          weights[j++] = (wy * wx) / count;
         }
       }
     }
   }
   binStart[ph * pw] = j;
-  return { offsets, weights, binStart, count };
+  return { offsets, weights, binStart };
 }
 
 /**
@@ -165,19 +199,17 @@ export function roiAlignForwardLevels(inputs: Float32Array[], shapes: MapShape[]
   const K = checkLevels(shapes, boxes, boxIndex, levels, p);
   const bins = p.outputSize[0] * p.outputSize[1];
   const out = new Float32Array(K * bins * C);
-  const acc = new Float32Array(C);
+  const acc = new Float64Array(C);
   for (let k = 0; k < K; k++) {
     const input = inputs[levels[k]];
-    const { offsets, weights, binStart, count } = samplePlan(boxes, k, boxIndex[k], shapes[levels[k]], p, scales[levels[k]]);
+    const { offsets, weights, binStart } = samplePlan(boxes, k, boxIndex[k], shapes[levels[k]], p, scales[levels[k]]);
     for (let t = 0; t < bins; t++) {
       acc.fill(0);
-      for (let q = 4 * binStart[t]; q < 4 * binStart[t + 1]; q += 4) {
-        const o1 = offsets[q], o2 = offsets[q + 1], o3 = offsets[q + 2], o4 = offsets[q + 3];
-        const w1 = weights[q], w2 = weights[q + 1], w3 = weights[q + 2], w4 = weights[q + 3];
-        for (let c = 0; c < C; c++) acc[c] += w1 * input[o1 + c] + w2 * input[o2 + c] + w3 * input[o3 + c] + w4 * input[o4 + c];
+      for (let e = binStart[t]; e < binStart[t + 1]; e++) {
+        const o = offsets[e], w = weights[e];
+        for (let c = 0; c < C; c++) acc[c] += w * input[o + c];
       }
-      const o = (k * bins + t) * C;
-      for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
+      out.set(acc, (k * bins + t) * C);
     }
   }
   return out;
@@ -201,19 +233,12 @@ export function roiAlignBackwardLevels(dy: Float32Array, shapes: MapShape[], sca
   const dxs = shapes.map(([N, H, W]) => new Float32Array(N * H * W * C));
   for (let k = 0; k < K; k++) {
     const dx = dxs[levels[k]];
-    const { offsets, weights, binStart, count } = samplePlan(boxes, k, boxIndex[k], shapes[levels[k]], p, scales[levels[k]]);
+    const { offsets, weights, binStart } = samplePlan(boxes, k, boxIndex[k], shapes[levels[k]], p, scales[levels[k]]);
     for (let t = 0; t < bins; t++) {
       const g = (k * bins + t) * C;
-      for (let q = 4 * binStart[t]; q < 4 * binStart[t + 1]; q += 4) {
-        const o1 = offsets[q], o2 = offsets[q + 1], o3 = offsets[q + 2], o4 = offsets[q + 3];
-        const w1 = weights[q], w2 = weights[q + 1], w3 = weights[q + 2], w4 = weights[q + 3];
-        for (let c = 0; c < C; c++) {
-          const d = dy[g + c];
-          dx[o1 + c] += f(d * w1) / count;
-          dx[o2 + c] += f(d * w2) / count;
-          dx[o3 + c] += f(d * w3) / count;
-          dx[o4 + c] += f(d * w4) / count;
-        }
+      for (let e = binStart[t]; e < binStart[t + 1]; e++) {
+        const o = offsets[e], w = weights[e];
+        for (let c = 0; c < C; c++) dx[o + c] += w * dy[g + c];
       }
     }
   }
