@@ -1,5 +1,5 @@
 // `npm run bench [-- NAME...]`: runs the benchmark cases and prints one JSON line per case (figures,
-// targets and ratios). Cases: resize, cocoeval, backbone, distill, distill-precision, cluster, engine, crf, maskrcnn, maskrcnn-train, deeplab. Timings on a shared
+// targets and ratios). Cases: resize, cocoeval, backbone, distill, distill-precision, cluster, engine, crf, maskrcnn, maskrcnn-train, deeplab, roialign. Timings on a shared
 // machine move by ±20 %; the targets in each record are those of the issues (2-core machine).
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -18,6 +18,7 @@ const CASES: [name: string, file: string, fn: string][] = [
   ["maskrcnn", "maskrcnn.ts", "benchMaskrcnn"],
   ["maskrcnn-train", "maskrcnn_train.ts", "benchMaskrcnnTrain"],
   ["deeplab", "deeplab.ts", "benchDeeplab"],
+  ["roialign", "roialign.ts", "benchRoiAlign"],
 ];
 
 async function main() {

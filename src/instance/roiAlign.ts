@@ -199,17 +199,15 @@ export function roiAlignForwardLevels(inputs: Float32Array[], shapes: MapShape[]
   const K = checkLevels(shapes, boxes, boxIndex, levels, p);
   const bins = p.outputSize[0] * p.outputSize[1];
   const out = new Float32Array(K * bins * C);
-  const acc = new Float64Array(C);
   for (let k = 0; k < K; k++) {
     const input = inputs[levels[k]];
     const { offsets, weights, binStart } = samplePlan(boxes, k, boxIndex[k], shapes[levels[k]], p, scales[levels[k]]);
     for (let t = 0; t < bins; t++) {
-      acc.fill(0);
+      const g = (k * bins + t) * C;
       for (let e = binStart[t]; e < binStart[t + 1]; e++) {
         const o = offsets[e], w = weights[e];
-        for (let c = 0; c < C; c++) acc[c] += w * input[o + c];
+        for (let c = 0; c < C; c++) out[g + c] += w * input[o + c];
       }
-      out.set(acc, (k * bins + t) * C);
     }
   }
   return out;
