@@ -16,16 +16,13 @@ import { collectVariables, normalArray, seededRng } from "../src/engine/models/p
 import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, deepLabMemoryModel } from "../src/engine/models/deeplab.js";
 import { ohemCrossEntropy } from "../src/segmentation/loss.js";
 import { logitsOfInput, argmaxPlanes } from "../src/segmentation/predict.js";
+import { median } from "./stats.js";
 
 const THREADS = 2;
 const BATCH = 2;
 const INFER = 512;
 const TARGET = { train: 1.5, inference: 1.2 };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function benchDeeplab(): Promise<object[]> {

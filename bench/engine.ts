@@ -20,6 +20,7 @@ import { seededRng, collectVariables, normalArray } from "../src/engine/models/p
 import { makeStage, stage, stagesMemoryModel } from "../src/engine/models/resnet.js";
 import { makeDeepLabV3, deepLabFrozenFeatures, deepLabTrainableForward, deepLabMemoryModel } from "../src/engine/models/deeplab.js";
 import { makeVit, vitLogits, vitMemoryModel, VIT_S16 } from "../src/engine/models/vit.js";
+import { median } from "./stats.js";
 
 const CASES = ["resnet50_layer1_2_64", "deeplabv3_r50_os8_256", "vit_s16_224"] as const;
 type CaseName = (typeof CASES)[number];
@@ -81,10 +82,6 @@ function setupCase(name: CaseName): CaseSetup {
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 

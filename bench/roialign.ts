@@ -12,14 +12,11 @@ import { projectPath } from "../src/paths.js";
 import { mulberry32 } from "../src/random.js";
 import { roiAlignBackwardLevels, roiAlignForwardLevels, type MapShape, type RoiAlignParams } from "../src/instance/roiAlign.js";
 import { poolerLevels } from "../src/instance/levels.js";
+import { median } from "./stats.js";
 
 const RUNS = 7, N = 4, H = 160, W = 208, C = 64;
 const SCALES = [1 / 4, 1 / 8, 1 / 16, 1 / 32];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 /** K boxes of 10–130 px sides inside the images, their image and their pyramid level. */
 function boxesOf(K: number, seed: number) {
