@@ -84,6 +84,34 @@ test("resume: 2 + 1 iterations (stopped, resumed) give the weights and momentum 
   assert.equal((await loadMaskRcnnModel(path.join(resumed, MODEL_FILE))).net.canonicalBoxSize, undefined);   // 224, both libraries'
 });
 
+test("workers 2: the shares' gradients averaged — helper threads give the weights of the same shares run here, bit for bit; one share is the plain batch", async () => {
+  const set = loadTrainSet(smallCoco(), path.join(DEMO, "images"), { agnostic: true });
+  const base: MaskRcnnTrainConfig = { ...overfitRecipe(3), widths: { stem: 4, fpn: 8, boxHead: 16, maskHead: 8 }, minSizes: [128, 160], maxSize: 224, flip: true, warmupIters: 2, steps: [2], clipGradNorm: 1, batchSize: 2 };
+  const run = async (name: string, config: MaskRcnnTrainConfig, workerProcesses = true) => {
+    const out = path.join(tmp, `workers-${name}`);
+    disposeTrainState(await trainMaskRcnn({ outDir: out, set, config, resume: false, workerProcesses }));
+    const ckpt = await readSafetensorsFile(path.join(out, CHECKPOINT_FILE));
+    const log = fs.readFileSync(path.join(out, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    return { ckpt, log };
+  };
+  const away = await run("processes", { ...base, workers: 2 });
+  const here = await run("here", { ...base, workers: 2 }, false);
+  const plain = await run("plain", base);
+  let differing = 0, fromPlain = 0;
+  for (const [k, t] of here.ckpt.tensors) {
+    if (Buffer.compare(Buffer.from(t.data.buffer), Buffer.from(away.ckpt.tensors.get(k)!.data.buffer)) !== 0) differing++;
+    if (Buffer.compare(Buffer.from(t.data.buffer), Buffer.from(plain.ckpt.tensors.get(k)!.data.buffer)) !== 0) fromPlain++;
+  }
+  assert.equal(differing, 0, `${differing} tensors differ between helper threads and shares run here`);
+  assert.deepEqual(away.log.map((l) => l.loss), here.log.map((l) => l.loss));
+  // two shares of one image each are another computation than one batch of two (own normalisation, padding, sampler)
+  assert.ok(fromPlain > 10, `only ${fromPlain} tensors differ from the one-share run`);
+  for (const l of away.log) assert.ok(Number.isFinite(l.loss) && l.gradNorm > 0);
+  // the loss of the averaged step is the shares' mean: same order of magnitude as the plain batch's
+  assert.ok(Math.abs(away.log[0].loss - plain.log[0].loss) < 0.5 * plain.log[0].loss, `${away.log[0].loss} vs ${plain.log[0].loss}`);
+  await assert.rejects(trainMaskRcnn({ outDir: path.join(tmp, "workers-3"), set, config: { ...base, workers: 3 }, resume: false }), /workers must be an integer from 1 to the batch size \(2\), got 3/);
+});
+
 test("canonicalBoxSize: the model file keeps the ROI poolers' canonical box side, and detect's loader sets it on the net", async () => {
   const set = loadTrainSet(smallCoco(), path.join(DEMO, "images"), { agnostic: true });
   const config: MaskRcnnTrainConfig = { ...overfitRecipe(1), widths: { stem: 4, fpn: 8, boxHead: 16, maskHead: 8 }, minSizes: [128], maxSize: 224, batchSize: 1, canonicalBoxSize: 56 };

@@ -17,6 +17,7 @@ import { readCocoDataset, type CocoDataset, type CocoResult } from "../data/coco
 import { cocoEval, defaultParams, loadResults } from "../evaluation/cocoeval.js";
 import { assertFitsInHeap, withHeapGuard, type StepMemoryModel } from "../engine/memory.js";
 import { sgdMomentumUpdate } from "../engine/train.js";
+import { startWorkers, type WorkerPool } from "../engine/workers.js";
 import { maskRcnnFromStateDict, maskRcnnParams, maskRcnnVariables, setTrainable, type MaskRcnnNet, type MaskRcnnParam } from "../engine/models/maskrcnn.js";
 import { walkConvBn, walkStage, type Walk } from "../engine/models/resnet.js";
 import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
@@ -79,6 +80,13 @@ export interface MaskRcnnTrainConfig {
   dropLossIou: number;
   /** Proposals sampled per image for the ROI heads (25 % foreground); absent = the preset's 512. */
   roiBatchPerImage?: number;
+  /**
+   * Data-parallel shares of each batch (absent = 1): share k computes the losses of its batchSize/workers images
+   * with its own normalisation and sampler, and the step averages the shares' gradients — detectron2's DDP over
+   * `workers` GPUs (the reference trained on 4). The shares run in helper threads (engine/workers.ts) unless
+   * the loop is told otherwise; the numbers are the same either way.
+   */
+  workers?: number;
   seed: number;
 }
 
@@ -345,7 +353,7 @@ function flipSample(img: RgbImage, t: InstanceTargets): { img: RgbImage; t: Inst
 }
 
 /** The network input and targets of `samples` at iteration `it` (scale and flip seeded by (seed, it, index)). */
-export async function makeTrainBatch(c: MaskRcnnTrainConfig, samples: TrainSample[], it: number, cache?: Map<string, RgbImage>): Promise<{ images: tf.Tensor4D; imageSizes: [number, number][]; targets: InstanceTargets[] }> {
+export async function makeTrainBatch(c: MaskRcnnTrainConfig, samples: TrainSample[], it: number, cache?: Map<string, RgbImage>, first = 0): Promise<{ images: tf.Tensor4D; imageSizes: [number, number][]; targets: InstanceTargets[] }> {
   const imgs: RgbImage[] = [], origTargets: InstanceTargets[] = [], minSizes: number[] = [];
   for (let k = 0; k < samples.length; k++) {
     const s = samples[k];
@@ -353,7 +361,8 @@ export async function makeTrainBatch(c: MaskRcnnTrainConfig, samples: TrainSampl
     if (!img) { img = await loadRgb(s.file); cache?.set(s.file, img); }
     if (img.width !== s.width || img.height !== s.height) throw inputError(s.file, `is ${img.width}×${img.height}, the annotations say ${s.width}×${s.height}`);
     let t: InstanceTargets = { boxes: s.boxes, labels: s.labels, masks: s.segmentations.map((g) => maskFromRle(rleFromCoco(g, s.height, s.width))), height: s.height, width: s.width };
-    const rng = mulberry32(mixSeed(c.seed, it, 2, k));
+    // `first`: the image's place in the whole batch when this is one share of it
+    const rng = mulberry32(mixSeed(c.seed, it, 2, first + k));
     minSizes.push(c.minSizes[Math.floor(rng() * c.minSizes.length)]);
     if (c.flip && rng() < 0.5) ({ img, t } = flipSample(img, t));
     // masks stored row-major here; maskFromRle gives row-major (h × w)
@@ -470,24 +479,118 @@ export function disposeTrainState(s: TrainState): void {
   tf.dispose([...maskRcnnVariables(s.net), ...s.momentum.values()]);
 }
 
+/** Image ranges [from, to) of the batch's data-parallel shares: as even as can be, in order. */
+export function batchShares(batchSize: number, workers: number): [number, number][] {
+  return Array.from({ length: workers }, (_, k) => [Math.floor((k * batchSize) / workers), Math.floor(((k + 1) * batchSize) / workers)]);
+}
+
+interface ShareResult {
+  loss: number;
+  losses: Record<LossName, number>;
+  /** By variable name; a variable the share's loss does not reach has none. */
+  grads: tf.NamedTensorMap;
+}
+
 /**
- * One iteration: the losses and gradients, then torch.optim.SGD's update with the global-norm clip
- * (sgdMomentumUpdate of the engine: d = g + wd·w, b ← μ·b + d, w ← w − lr·b; no decay on frozen BN, which never trains).
+ * The losses and gradients of one share of iteration `it`'s batch: `samples` are images first.. of the batch.
+ * Share 0 draws its sampler's choices from (seed, it) as a one-share batch always has; share k > 0 from (seed, it, k).
  */
-export async function trainStep(state: TrainState, samples: TrainSample[], cache?: Map<string, RgbImage>): Promise<Omit<StepLog, "epoch" | "imagesPerSecond" | "trainSeconds">> {
-  const c = state.config, it = state.step;
-  const batch = await makeTrainBatch(c, samples, it, cache);
+async function shareGradients(state: TrainState, samples: TrainSample[], it: number, share: number, first: number, cache?: Map<string, RgbImage>): Promise<ShareResult> {
+  const c = state.config;
+  const batch = await makeTrainBatch(c, samples, it, cache, first);
   const cfg = presetTraining(c.preset, { dropLossIou: c.dropLossIou, roiBatchPerImage: c.roiBatchPerImage });
-  const pick = seededPicker(mixSeed(c.seed, it, 3));
-  const lossValues = {} as Record<LossName, number>;
+  const pick = seededPicker(share === 0 ? mixSeed(c.seed, it, 3) : mixSeed(c.seed, it, 3, share));
+  const losses = {} as Record<LossName, number>;
   const { value, grads } = await withHeapGuard(`Mask R-CNN iteration ${it}`, async () => tf.variableGrads(() => {
     const r = maskRcnnLosses(state.net, batch, cfg, pick);
-    for (const k of LOSS_NAMES) lossValues[k] = r.losses[k].dataSync()[0];
+    for (const k of LOSS_NAMES) losses[k] = r.losses[k].dataSync()[0];
     return r.total;
   }, state.trained.map((p) => p.variable)));
   batch.images.dispose();
   const loss = (await value.data())[0];
   value.dispose();
+  return { loss, losses, grads };
+}
+
+/** What a helper thread is sent once: how to run, and the network (every weight, frozen ones included). */
+export interface MaskRcnnWorkerInit {
+  engine: { backend: "wasm" | "cpu" | "tensorflow"; threads: number };
+  config: MaskRcnnTrainConfig;
+  numClasses: number;
+  weights: StateDict;
+  /** The trained variables' keys in order (the weights and gradients follow it). */
+  trainedKeys: string[];
+  /** The trained variables' current values, one after the other in trainedKeys order: written by the main thread before each job. */
+  shared: SharedArrayBuffer;
+}
+
+/** A helper's job for one iteration: its share of the batch (at the weights in `shared`). */
+export interface MaskRcnnShareJob {
+  it: number;
+  share: number;
+  first: number;
+  samples: TrainSample[];
+}
+
+/** A helper's answer: the share's losses and its gradients in trainedKeys order (null: none). */
+export interface MaskRcnnShareAnswer {
+  loss: number;
+  losses: Record<LossName, number>;
+  grads: (Float32Array | null)[];
+}
+
+/** Views of the trained variables' values in one shared buffer (trained order). */
+function sharedViews(trained: MaskRcnnParam[], shared: SharedArrayBuffer): Float32Array[] {
+  let at = 0;
+  return trained.map((p) => { const v = new Float32Array(shared, 4 * at, p.variable.size); at += p.variable.size; return v; });
+}
+
+/** A helper's network and its views of the shared weights, from its init message (instance/maskRcnnWorker.ts). */
+export function workerTrainState(m: MaskRcnnWorkerInit): { state: TrainState; weights: Float32Array[] } {
+  const net = withPooler(maskRcnnFromStateDict(m.weights, "train-maskrcnn worker"), m.config);
+  const state = newTrainState(m.config, net, { numClasses: m.numClasses, categoryIds: [] }, []);
+  const keys = state.trained.map((p) => p.key);
+  if (keys.join(",") !== m.trainedKeys.join(",")) throw new Error("the worker's trained variables differ from its parent's");
+  return { state, weights: sharedViews(state.trained, m.shared) };
+}
+
+/** A helper's job: take the shared weights, compute the share's gradients. */
+export async function runShareJob(helper: { state: TrainState; weights: Float32Array[] }, job: MaskRcnnShareJob, cache: Map<string, RgbImage>): Promise<MaskRcnnShareAnswer> {
+  const { state, weights } = helper;
+  state.trained.forEach((p, i) => tf.tidy(() => p.variable.assign(tf.tensor(weights[i], p.variable.shape))));
+  const r = await shareGradients(state, job.samples, job.it, job.share, job.first, cache);
+  const grads = state.trained.map((p) => { const g = r.grads[p.variable.name]; return g ? (g.dataSync() as Float32Array).slice() : null; });
+  tf.dispose(Object.values(r.grads));
+  return { loss: r.loss, losses: r.losses, grads };
+}
+
+/** The helper threads of a data-parallel run and the shared weights they read (written before each run). */
+type SharePool = WorkerPool<MaskRcnnShareJob, MaskRcnnShareAnswer> & { weights: Float32Array[] };
+
+/**
+ * One iteration: the losses and gradients — of each data-parallel share, averaged (config.workers; shares
+ * 1.. in the helper threads of `pool` when given, else here one after the other) — then torch.optim.SGD's
+ * update with the global-norm clip (sgdMomentumUpdate of the engine: d = g + wd·w, b ← μ·b + d, w ← w − lr·b;
+ * no decay on frozen BN, which never trains).
+ */
+export async function trainStep(state: TrainState, samples: TrainSample[], cache?: Map<string, RgbImage>, pool?: SharePool): Promise<Omit<StepLog, "epoch" | "imagesPerSecond" | "trainSeconds">> {
+  const c = state.config, it = state.step;
+  const shares = batchShares(samples.length, c.workers ?? 1);
+  if (pool && pool.size !== shares.length - 1) throw new Error(`trainStep: ${pool.size} helpers for ${shares.length} shares`);
+  // the helpers start first, then this thread computes its share (and, without helpers, the others)
+  if (pool) state.trained.forEach((p, i) => pool.weights[i].set(p.variable.dataSync() as Float32Array));
+  const away = pool?.run(shares.slice(1).map(([a, b], k) => ({ it, share: k + 1, first: a, samples: samples.slice(a, b) })));
+  const results: ShareResult[] = [];
+  for (let k = 0; k < (pool ? 1 : shares.length); k++) results.push(await shareGradients(state, samples.slice(...shares[k]), it, k, shares[k][0], cache));
+  for (const r of (await away) ?? []) {
+    const grads: tf.NamedTensorMap = {};
+    state.trained.forEach((p, i) => { const g = r.grads[i]; if (g) grads[p.variable.name] = tf.tensor(g, p.variable.shape); });
+    results.push({ loss: r.loss, losses: r.losses, grads });
+  }
+  const grads = results.length === 1 ? results[0].grads : averageGradients(results.map((r) => r.grads));
+  const mean = (f: (r: ShareResult) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;
+  const loss = mean((r) => r.loss);
+  const lossValues = Object.fromEntries(LOSS_NAMES.map((k) => [k, mean((r) => r.losses[k])])) as Record<LossName, number>;
   if (!Number.isFinite(loss)) {
     tf.dispose(Object.values(grads));
     throw new MaskdistillError(`train-maskrcnn: loss is ${loss} at iteration ${it} (${JSON.stringify(lossValues)}); lower --lr or enable --clip-grad`);
@@ -499,6 +602,21 @@ export async function trainStep(state: TrainState, samples: TrainSample[], cache
   tf.dispose(Object.values(grads));
   state.step++;
   return { step: state.step, lr, loss, losses: lossValues, gradNorm };
+}
+
+/** The shares' gradients summed in share order and divided by the number of shares (DDP's all-reduce mean); disposes its inputs. */
+function averageGradients(maps: tf.NamedTensorMap[]): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = {};
+  const names = new Set(maps.flatMap((m) => Object.keys(m)));
+  for (const name of names) {
+    out[name] = tf.tidy(() => {
+      let sum: tf.Tensor | undefined;
+      for (const m of maps) if (m[name]) sum = sum ? tf.add(sum, m[name]) : m[name];
+      return tf.div(sum!, maps.length);
+    });
+  }
+  for (const m of maps) tf.dispose(Object.values(m));
+  return out;
 }
 
 interface CheckpointMeta {
@@ -581,6 +699,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Keep decoded images in memory (default true). */
   cacheImages?: boolean;
+  /** With config.workers > 1: run shares 1.. in helper threads (default true) or here, one after the other (the same numbers). */
+  workerProcesses?: boolean;
   onStep?: (log: StepLog, state: TrainState) => void;
   /** Called once before the first step with the heap estimate (wasm) or undefined. */
   onStart?: (state: TrainState, info: { heapGiB?: number; inputSize: [number, number]; resumedAt: number }) => void;
@@ -604,12 +724,49 @@ export async function trainMaskRcnn(opts: TrainOptions): Promise<TrainState> {
     fs.writeFileSync(logFile, "");
   }
   const c = state.config;
+  const workers = c.workers ?? 1;
+  if (!(Number.isInteger(workers) && workers >= 1 && workers <= c.batchSize)) throw new MaskdistillError(`train-maskrcnn: workers must be an integer from 1 to the batch size (${c.batchSize}), got ${workers}`);
+  if (workers > 1 && c.norm === "BN") throw new MaskdistillError("train-maskrcnn: --norm BN trains on one share's batch statistics; use --workers 1 with it");
   const inputSize = largestInput(c, opts.set.samples);
   let heapGiB: number | undefined;
   if (tf.getBackend() === "wasm") {
-    heapGiB = assertFitsInHeap(maskRcnnMemoryModel(state.net, c.freezeAt, c.roiBatchPerImage), c.batchSize, inputSize, { optimizerSlots: 1 }).bytes / 1024 ** 3;
+    heapGiB = assertFitsInHeap(maskRcnnMemoryModel(state.net, c.freezeAt, c.roiBatchPerImage), Math.ceil(c.batchSize / workers), inputSize, { optimizerSlots: 1 }).bytes / 1024 ** 3;
   }
   opts.onStart?.(state, { heapGiB, inputSize, resumedAt: state.step });
+  const pool = workers > 1 && opts.workerProcesses !== false && state.step < c.iterations ? await startSharePool(state, workers) : undefined;
+  try {
+    await trainLoop(opts, state, pool);
+  } finally {
+    await pool?.close();
+  }
+  return state;
+}
+
+/**
+ * The helper threads of a data-parallel run: workers − 1 of them, the engine's threads divided among all
+ * (this thread's MLAS pool shrinks alike while they live; close() gives it back).
+ */
+async function startSharePool(state: TrainState, workers: number): Promise<SharePool> {
+  const { engineInfo, initEngine } = await import("../engine/init.js");
+  const info = engineInfo();
+  const threads = Math.max(1, Math.floor(info.threads / workers));
+  const shared = new SharedArrayBuffer(4 * state.trained.reduce((s, p) => s + p.variable.size, 0));
+  const init: MaskRcnnWorkerInit = { engine: { backend: info.backend, threads }, config: state.config, numClasses: state.numClasses,
+    weights: await weightsStateDict(state), trainedKeys: state.trained.map((p) => p.key), shared };
+  const pool = await startWorkers<MaskRcnnWorkerInit, MaskRcnnShareJob, MaskRcnnShareAnswer>("instance/maskRcnnWorker", workers - 1, init, "train-maskrcnn");
+  const resize = info.backend === "wasm" && threads !== info.threads;
+  if (resize) await initEngine({ backend: "wasm", threads });
+  return {
+    size: pool.size, run: (jobs) => pool.run(jobs), weights: sharedViews(state.trained, shared),
+    async close() {
+      await pool.close();
+      if (resize) await initEngine({ backend: "wasm", threads: info.threads });
+    },
+  };
+}
+
+async function trainLoop(opts: TrainOptions, state: TrainState, pool: SharePool | undefined): Promise<void> {
+  const c = state.config, logFile = path.join(opts.outDir, LOG_FILE);
   const n = opts.set.samples.length, per = Math.max(1, Math.floor(n / c.batchSize));
   const cache = opts.cacheImages === false ? undefined : new Map<string, RgbImage>();
   const every = (opts.checkpointSeconds ?? 180) * 1000;
@@ -619,7 +776,7 @@ export async function trainMaskRcnn(opts: TrainOptions): Promise<TrainState> {
     const order = epochOrder(c.seed, epoch, n);
     const batch = Array.from({ length: c.batchSize }, (_, k) => opts.set.samples[order[(b * c.batchSize + k) % n]]);
     const t0 = Date.now();
-    const r = await trainStep(state, batch, cache);
+    const r = await trainStep(state, batch, cache, pool);
     const seconds = (Date.now() - t0) / 1000;
     state.trainSeconds += seconds;
     sitting++;
@@ -630,7 +787,6 @@ export async function trainMaskRcnn(opts: TrainOptions): Promise<TrainState> {
     await new Promise<void>((resolve) => setImmediate(resolve));   // let Ctrl-C / SIGTERM handlers run
   }
   if (savedAt !== state.step) await saveCheckpoint(state, opts.outDir);
-  return state;
 }
 
 // ---------------------------------------------------------------------------------------------

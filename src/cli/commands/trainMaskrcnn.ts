@@ -9,8 +9,8 @@ const usage = `usage: maskdistill train-maskrcnn --annotations FILE.json --image
                      [--recipe lost|cpu|shapes] [--preset detectron2|torchvision] [--init NAME|FILE|none]
                      [--agnostic] [--freeze-at N] [--norm FrozenBN|BN] [--iterations N] [--batch N] [--lr X] [--min-sizes A,B,..]
                      [--max-size N] [--no-flip] [--warmup N] [--steps A,B] [--weight-decay X]
-                     [--clip-grad X] [--droploss X] [--roi-batch N] [--canonical-box N] [--seed N] [--resume] [--max-steps N]
-                     [--checkpoint-minutes 3] [--threads N] [--backend auto|wasm|tensorflow] [--json]
+                     [--clip-grad X] [--droploss X] [--roi-batch N] [--canonical-box N] [--workers N] [--seed N] [--resume]
+                     [--max-steps N] [--checkpoint-minutes 3] [--threads N] [--backend auto|wasm|tensorflow] [--json]
 
 Trains Mask R-CNN R50-FPN on the instances of a COCO file (stage ii's clustered JSON: one pseudo-mask
 per image, 20 pseudo-classes; or any COCO instances file). Images without usable instances, crowd
@@ -41,6 +41,10 @@ instances, boxes under 1 px and empty masks are skipped and counted.
   --roi-batch N            proposals sampled per image for the ROI heads, 25 % foreground (default 512; cpu 128)
   --canonical-box N        the box side the ROI poolers take from FPN level p4 (default 224, both libraries';
                            half that side from p3, a quarter from p2); saved in the model file for detect
+  --workers N              data-parallel shares of each batch, in N threads (detectron2's DDP over N GPUs:
+                           each share normalises its own losses, the step averages their gradients; the
+                           --threads are divided among them, at least one each). Default 1. Part of the
+                           recipe: the numbers depend on N, not on the machine
   --resume                 continue OUT/checkpoint.safetensors bit for bit (same annotations and images)
   --max-steps N            stop after N iterations in this sitting (the checkpoint is saved)
 
@@ -58,7 +62,7 @@ const command: Command = {
       recipe: { type: "string" }, preset: { type: "string" }, init: { type: "string" }, agnostic: { type: "boolean" },
       "freeze-at": { type: "string" }, norm: { type: "string" }, iterations: { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
       "min-sizes": { type: "string" }, "max-size": { type: "string" }, "no-flip": { type: "boolean" }, warmup: { type: "string" },
-      steps: { type: "string" }, "weight-decay": { type: "string" }, "clip-grad": { type: "string" }, droploss: { type: "string" }, "roi-batch": { type: "string" }, "canonical-box": { type: "string" },
+      steps: { type: "string" }, "weight-decay": { type: "string" }, "clip-grad": { type: "string" }, droploss: { type: "string" }, "roi-batch": { type: "string" }, "canonical-box": { type: "string" }, workers: { type: "string" },
       seed: { type: "string" }, resume: { type: "boolean" }, "max-steps": { type: "string" }, "checkpoint-minutes": { type: "string" },
       threads: { type: "string" }, backend: { type: "string" },
     });
@@ -98,6 +102,7 @@ const command: Command = {
       dropLossIou: numberFlag("droploss", values.droploss, base.dropLossIou),
       roiBatchPerImage: values["roi-batch"] !== undefined ? int("roi-batch", values["roi-batch"], 0) || undefined : base.roiBatchPerImage,
       seed: int("seed", values.seed, base.seed),
+      ...(values.workers !== undefined || base.workers !== undefined ? { workers: int("workers", values.workers, base.workers ?? 1) } : {}),
       ...(canonicalBox !== undefined ? { canonicalBoxSize: canonicalBox } : {}),
     };
     if (values.norm !== undefined && values.norm !== "FrozenBN" && values.norm !== "BN") throw new MaskdistillError(`--norm expects FrozenBN or BN, got '${values.norm}'`);
