@@ -1,5 +1,5 @@
 // `npm run bench [-- NAME...]`: runs the benchmark cases and prints one JSON line per case (figures,
-// targets and ratios). Cases: resize, cocoeval, backbone, distill, distill-precision, cluster, engine, crf, maskrcnn, maskrcnn-train, deeplab, roialign. Timings on a shared
+// targets and ratios). Cases: resize, cocoeval, backbone, distill, distill-precision, cluster, engine, crf, maskrcnn, maskrcnn-train, deeplab, roialign, maskrcnn-workers. Timings on a shared
 // machine move by ±20 %; the targets in each record are those of the issues (2-core machine).
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,6 +19,7 @@ const CASES: [name: string, file: string, fn: string][] = [
   ["maskrcnn-train", "maskrcnn_train.ts", "benchMaskrcnnTrain"],
   ["deeplab", "deeplab.ts", "benchDeeplab"],
   ["roialign", "roialign.ts", "benchRoiAlign"],
+  ["maskrcnn-workers", "maskrcnn_workers.ts", "benchMaskrcnnWorkers"],
 ];
 
 async function main() {

@@ -48,6 +48,12 @@ test("detect on a folder: detections best first with RLE masks; a bad image is r
     }
   }
   assert.match(read(`${out}.errors.jsonl`), /broken\.jpg/);
+  // two images at a time, one in a helper thread: the same bytes, the broken image recorded alike
+  const two = path.join(tmp, "two-workers.json");
+  const w = cli("detect", "--weights", WEIGHTS, "--images", imageDir, "--out", two, ...SMALL, "--workers", "2", "--threads", "2");
+  assert.equal(w.status, 0, w.stderr);
+  assert.equal(read(two), read(out));
+  assert.equal(read(`${two}.errors.jsonl`), read(`${out}.errors.jsonl`));
   // shards with one --out (each writes OUT.shard-i-of-2.json; shard 1 through --shard auto in a SLURM array task),
   // merged in any order, or found by merge-preds beside OUT
   const sharded = path.join(tmp, "sharded.json");

@@ -18,13 +18,27 @@ import { MaskdistillError } from "../errors.js";
 import { projectRoot } from "../paths.js";
 
 type ToWorker = { kind: "init"; payload: unknown } | { kind: "job"; payload: unknown };
-type FromWorker = { kind: "ready" } | { kind: "result"; payload: unknown } | { kind: "error"; message: string; file?: string };
+type FromWorker = { kind: "ready" } | { kind: "result"; payload: unknown } | { kind: "error"; message: string; file?: string; bug?: boolean };
 
-/** N helper threads running one worker module; `run` gives each one job and waits for every answer. */
+/** N helper threads running one worker module; `run` gives each one job and waits for every answer, `runOn` one worker one job. */
 export interface WorkerPool<Job, Result> {
   readonly size: number;
   run(jobs: Job[]): Promise<Result[]>;
+  runOn(k: number, job: Job): Promise<Result>;
   close(): Promise<void>;
+}
+
+/**
+ * The engine's threads divided among `parts` threads of work (this one and its helpers; at least one each):
+ * this thread's MLAS pool shrinks to its part until `restore`. The helpers' engines get `threads` too.
+ */
+export async function divideEngineThreads(parts: number): Promise<{ backend: "wasm" | "cpu" | "tensorflow"; threads: number; restore(): Promise<void> }> {
+  const { engineInfo, initEngine } = await import("./init.js");
+  const info = engineInfo();
+  const threads = Math.max(1, Math.floor(info.threads / parts));
+  const resize = info.backend === "wasm" && threads !== info.threads;
+  if (resize) await initEngine({ backend: "wasm", threads });
+  return { backend: info.backend, threads, restore: async () => { if (resize) await initEngine({ backend: "wasm", threads: info.threads }); } };
 }
 
 /**
@@ -54,7 +68,8 @@ export async function startWorkers<Init, Job, Result>(rel: string, count: number
     w.on("message", (m: FromWorker) => {
       const p = pending[k];
       pending[k] = undefined;
-      if (m.kind === "error") p?.reject(new MaskdistillError(`${what} worker ${k + 1}: ${m.message}`, m.file));
+      // an input's fault names its file, as it would in this thread; anything else says which worker
+      if (m.kind === "error") p?.reject(m.file ? new MaskdistillError(m.message, m.file) : m.bug ? new Error(`${what} worker ${k + 1}: ${m.message}`) : new MaskdistillError(`${what} worker ${k + 1}: ${m.message}`));
       else p?.resolve(m.kind === "result" ? m.payload : undefined);
     });
     w.on("error", (e) => fail(k, new MaskdistillError(`${what} worker ${k + 1} failed: ${e.message}`)));
@@ -71,12 +86,18 @@ export async function startWorkers<Init, Job, Result>(rel: string, count: number
     await close();
     throw e;
   }
+  const runOn = (k: number, job: Job): Promise<Result> => {
+    if (pending[k]) throw new Error(`${what}: worker ${k + 1} is busy`);
+    const p = expect(k);
+    workers[k].postMessage({ kind: "job", payload: job } satisfies ToWorker);
+    return p as Promise<Result>;
+  };
   return {
     size: count,
+    runOn,
     async run(jobs: Job[]): Promise<Result[]> {
       if (jobs.length !== count) throw new Error(`${what}: ${jobs.length} jobs for ${count} workers`);
-      const answers = workers.map((w, k) => { const p = expect(k); w.postMessage({ kind: "job", payload: jobs[k] } satisfies ToWorker); return p; });
-      return (await Promise.all(answers)) as Result[];
+      return Promise.all(jobs.map((job, k) => runOn(k, job)));
     },
     close,
   };
@@ -91,7 +112,7 @@ function transferables(x: unknown, depth = 0, out: ArrayBuffer[] = []): ArrayBuf
 
 /**
  * The worker thread's side: answers init and jobs with `handlers`, one message at a time. A thrown
- * MaskdistillError travels back with its file; anything else as its message (the main thread reports both).
+ * MaskdistillError travels back with its file (a bad input); anything else as a bug, which stops the run.
  */
 export function serveWorker<Init, Job, Result>(handlers: { init(init: Init): Promise<void>; job(job: Job): Promise<Result> }): void {
   if (!parentPort) throw new Error("serveWorker: not in a worker thread started by startWorkers");
@@ -105,7 +126,7 @@ export function serveWorker<Init, Job, Result>(handlers: { init(init: Init): Pro
       } catch (e) {
         const err = e as Error & { file?: string };
         const message = err instanceof MaskdistillError && err.file ? err.message.slice(err.file.length + 2) : String(err?.message ?? err);
-        port.postMessage({ kind: "error", message, file: err?.file } satisfies FromWorker);
+        port.postMessage({ kind: "error", message, file: err?.file, bug: !(err instanceof MaskdistillError) } satisfies FromWorker);
       }
     });
   });

@@ -6,10 +6,11 @@ import type { CocoResult } from "../data/coco.js";
 import type { ImageItem } from "../distill/genMasks.js";
 import { MaskdistillError } from "../errors.js";
 import { rleArea, rleFromMask, rleToCoco } from "../mask/rle.js";
-import { finishRun, runPerImage, shardOutputPath, type Shard } from "../runner/perImage.js";
+import { finishRun, runPerImage, shardOutputPath, type PerImageRun, type Shard } from "../runner/perImage.js";
 import { writePredictionsFromJournal, type PredCategory, type PredEntry } from "../runner/predictions.js";
 import type { MaskRcnnLayout, MaskRcnnNet } from "../engine/models/maskrcnn.js";
 import { detectImage, type ImageDetections, type MaskRcnnInference } from "./maskrcnn.js";
+import type { DetectWorkerAnswer, DetectWorkerInit } from "./detectWorker.js";
 
 export interface DetectOptions {
   images: ImageItem[];
@@ -28,6 +29,11 @@ export interface DetectOptions {
   configTag?: Record<string, unknown>;
   /** Keep the finished journal (OUT.entries.jsonl): a rerun with `resume` then recomputes nothing — a pipeline's step. */
   keepEntries?: boolean;
+  /**
+   * Threads that detect (default 1): this one and workers − 1 helper threads with a copy of the network, the
+   * engine's threads divided among them; the images alternate between them and the output is the same.
+   */
+  workers?: number;
 }
 
 export interface DetectSummary {
@@ -133,22 +139,35 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     detectionsPerImage: inf.box.detectionsPerImage, proposals: inf.rpn.postNmsTopN, numClasses: opts.net.numClasses, shard: opts.shard ?? { index: 0, count: 1 },
     images: opts.images.map((i) => i.id), ...opts.configTag,
   };
-  const run = await runPerImage<ImageItem, PredEntry, { hasImage: boolean; detections: number }>({
-    label: "detect",
-    items: opts.images,
-    shard: opts.shard,
-    out,
-    config,
-    settingsHint: "images, weights, sizes, score threshold, max detections, proposals or shard",
-    resume: opts.resume,
-    quiet: opts.quiet,
-    signal: opts.signal,
-    async process(item, index) {
-      const { image, annotations } = await detectItem(opts.net, item, inf, categoryOf);
-      return { index, image_id: item.id, file: item.file, image, annotations };
-    },
-    summarize: (e) => ({ hasImage: !!e.image, detections: e.annotations?.length ?? 0 }),
-  });
+  const workers = Math.max(1, opts.workers ?? 1);
+  const helpers = workers > 1 && opts.images.length > 1 ? await startDetectHelpers(opts.net, inf, workers) : undefined;
+  let run: PerImageRun<ImageItem, PredEntry, { hasImage: boolean; detections: number }>;
+  try {
+    run = await runPerImage<ImageItem, PredEntry, { hasImage: boolean; detections: number }>({
+      label: "detect",
+      items: opts.images,
+      shard: opts.shard,
+      out,
+      config,
+      settingsHint: "images, weights, sizes, score threshold, max detections, proposals or shard",
+      resume: opts.resume,
+      quiet: opts.quiet,
+      signal: opts.signal,
+      concurrency: helpers ? workers : 1,
+      async process(item, index, slot) {
+        if (!helpers || slot === 0) {
+          const { image, annotations } = await detectItem(opts.net, item, inf, categoryOf);
+          return { index, image_id: item.id, file: item.file, image, annotations };
+        }
+        const det = await helpers.runOn(slot - 1, { file: item.file });
+        const image = { id: item.id, file_name: item.fileName, width: det.width, height: det.height };
+        return { index, image_id: item.id, file: item.file, image, annotations: detectionAnnotations(det, item.id, det.height, det.width, categoryOf) };
+      },
+      summarize: (e) => ({ hasImage: !!e.image, detections: e.annotations?.length ?? 0 }),
+    });
+  } finally {
+    await helpers?.close();
+  }
   writePredictionsFromJournal(out, run, categories, (info) => info.hasImage);
   finishRun(out, run, { keepEntries: opts.keepEntries });
   const records = run.records;
@@ -161,4 +180,20 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
     resumed: run.resumed,
     secondsPerImage: run.computed ? run.seconds / run.computed : 0,
   };
+}
+
+/** workers − 1 detect helper threads holding `net`'s weights, the engine's threads divided among all; close() restores them. */
+async function startDetectHelpers(net: MaskRcnnNet, inference: MaskRcnnInference, workers: number) {
+  const { divideEngineThreads, startWorkers } = await import("../engine/workers.js");
+  const { maskRcnnStateDict } = await import("../engine/models/maskrcnn.js");
+  const weights = await maskRcnnStateDict(net);
+  const engine = await divideEngineThreads(workers);
+  try {
+    const pool = await startWorkers<DetectWorkerInit, { file: string }, DetectWorkerAnswer>("instance/detectWorker", workers - 1,
+      { engine: { backend: engine.backend, threads: engine.threads }, weights, canonicalBoxSize: net.canonicalBoxSize, inference }, "detect");
+    return { runOn: pool.runOn, close: async () => { await pool.close(); await engine.restore(); } };
+  } catch (e) {
+    await engine.restore();
+    throw e;
+  }
 }

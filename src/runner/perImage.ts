@@ -61,7 +61,13 @@ export interface PerImageOptions<I extends RunItem, E extends EntryBase, S> {
    * Computes one item's journal entry (must start with index, image_id, file). A MaskdistillError is
    * recorded as a `problem: "error"` entry and the run goes on; any other error stops the run.
    */
-  process: (item: I, index: number) => Promise<E> | E;
+  process: (item: I, index: number, slot: number) => Promise<E> | E;
+  /**
+   * Items in flight at once (default 1): for a `process` that hands some items to helper threads (`slot`
+   * k of 0…concurrency−1 takes every concurrency-th item of the run). Entries still reach the journal in
+   * item order, so the output is the same as one at a time.
+   */
+  concurrency?: number;
   /** The small per-item summary kept in memory (counts for the caller's summary). */
   summarize: (entry: E) => S;
   /** Called after each computed item. */
@@ -224,14 +230,16 @@ async function runLocked<I extends RunItem, E extends EntryBase, S>(opts: PerIma
   const fd = fs.openSync(journal, "a");
   const t0 = Date.now();
   try {
-    for (const { item, index } of todo) {
-      if (opts.signal?.aborted) {
-        throw new MaskdistillError(`interrupted after ${done.size} of ${list.length} images; rerun with --resume to continue`, journal);
-      }
+    const concurrency = Math.max(1, opts.concurrency ?? 1);
+    // started items, oldest first; each settles to its entry or its error (handled at once: no unhandled rejection)
+    const inFlight: { item: I; index: number; result: Promise<{ entry: E } | { error: unknown }> }[] = [];
+    const record = async () => {
+      const { item, index, result } = inFlight.shift()!;
+      const r = await result;
       let entry: E;
-      try {
-        entry = await opts.process(item, index);
-      } catch (e) {
+      if ("entry" in r) entry = r.entry;
+      else {
+        const e = r.error;
         // bad input (unreadable image, ...) is recorded; anything else is a bug: stop
         if (!(e instanceof MaskdistillError)) throw inputError(item.file, `${opts.label} failed on this image`, e);
         const reason = e.file && e.message.startsWith(`${e.file}: `) ? e.message.slice(e.file.length + 2) : e.message;
@@ -250,6 +258,20 @@ async function runLocked<I extends RunItem, E extends EntryBase, S>(opts: PerIma
       journalBytes += line.length;
       bar.tick(1, path.basename(item.file));
       opts.onItem?.(index, item, entry);
+    };
+    try {
+      for (const [n, { item, index }] of todo.entries()) {
+        if (opts.signal?.aborted) {
+          throw new MaskdistillError(`interrupted after ${done.size} of ${list.length} images; rerun with --resume to continue`, journal);
+        }
+        const result = (async () => opts.process(item, index, n % concurrency))().then((entry) => ({ entry }), (error: unknown) => ({ error }));
+        inFlight.push({ item, index, result });
+        if (inFlight.length >= concurrency) await record();
+      }
+      while (inFlight.length) await record();
+    } finally {
+      // a run stopped early: let the items still in flight finish (their helpers are the caller's to close)
+      await Promise.all(inFlight.map((w) => w.result));
     }
   } finally {
     fs.closeSync(fd);

@@ -149,11 +149,13 @@ export async function detectShapes(o: {
   weightsId: string;
   /** Detections kept per image (default 100, detectron2's). */
   detectionsPerImage?: number;
+  /** Threads detecting images side by side (detectDataset's workers; the same detections). */
+  workers?: number;
 }): Promise<void> {
   const { shapesInference } = await import("./maskRcnn.js");
   const { detectDataset } = await import("../instance/detect.js");
   const inference = await shapesInference(o.detectionsPerImage);
-  await detectDataset({ images: o.images, out: o.out, net: o.net, inference, categories: o.categories, categoryOf: (l) => o.categoryIds[l - 1], resume: true, quiet: true, configTag: { name: o.name, weights: o.weightsId },
+  await detectDataset({ images: o.images, out: o.out, net: o.net, inference, categories: o.categories, categoryOf: (l) => o.categoryIds[l - 1], resume: true, quiet: true, configTag: { name: o.name, weights: o.weightsId }, workers: o.workers,
     // a rerun of the demo (or one after a kill in a later stage) reuses finished detections
     keepEntries: true });
 }
@@ -201,7 +203,7 @@ export async function runShapesStageIII(opts: ShapesStageIIIOptions): Promise<Sh
   const detect = async (net: import("../engine/models/maskrcnn.js").MaskRcnnNet, name: string, weightsId: string, images = valImages, detectionsPerImage?: number) => {
     opts.onProgress?.(`stage iii: detecting on ${images.length} val images (${name})`);
     const out = path.join(opts.out, `detections_val_${name}.json`);
-    await detectShapes({ net, images, out, categories, categoryIds: set.categoryIds, name, weightsId, detectionsPerImage });
+    await detectShapes({ net, images, out, categories, categoryIds: set.categoryIds, name, weightsId, detectionsPerImage, workers: opts.threads });
     return readCocoResults(out, valSub);
   };
   const modelFile = path.join(rcnnDir, MODEL_FILE);

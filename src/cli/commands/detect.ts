@@ -7,7 +7,7 @@ import { IMAGE_SOURCE_FLAGS, IMAGE_SOURCE_USAGE, imagesFromFlags } from "../imag
 
 const usage = `usage: maskdistill detect --weights FILE --out OUT.json (--dataset voc|coco --dataset-root DIR | --images DIR)
                         [--preset detectron2|torchvision] [--score-thresh 0.05] [--max-dets 100] [--proposals 1000] [--min-size 800]
-                        [--max-size 1333] [--label-ids shift|keep] [--shard i/n|auto] [--resume] [--threads N] [--json]
+                        [--max-size 1333] [--label-ids shift|keep] [--shard i/n|auto] [--resume] [--threads N] [--workers N] [--json]
 
 Mask R-CNN R50-FPN on every image (MaskDistill stage iii). Output: {images, annotations (RLE masks, boxes
 [x, y, w, h], scores; per image best first), categories}; evaluate it with 'maskdistill eval-instances',
@@ -42,6 +42,9 @@ ${IMAGE_SOURCE_USAGE}
 ${SHARD_USAGE}
   --resume                 continue from OUT.partial.jsonl after an interruption
   --threads N              CPU threads for the network (default: all cores, at most 8)
+  --workers N              images detected N at a time, in N threads with a copy of the network each (the
+                           --threads divided among them; default 1). The same output, sooner where the
+                           network is small and JavaScript, not the matrix products, takes the time
   --json                   last stdout line: the summary as JSON`;
 
 const command: Command = {
@@ -62,7 +65,7 @@ const command: Command = {
       out: { type: "string" },
       ...SHARD_FLAGS,
       resume: { type: "boolean" },
-      threads: { type: "string" },
+      threads: { type: "string" }, workers: { type: "string" },
     });
     if (values.help) {
       console.log(usage);
@@ -88,6 +91,8 @@ const command: Command = {
       throw new MaskdistillError(`--min-size and --max-size expect integers with 32 ≤ min-size ≤ max-size, got ${minSize} and ${maxSize}`);
     }
     const threads = values.threads === undefined ? undefined : numberFlag("threads", values.threads, 1);
+    const workers = numberFlag("workers", values.workers, 1);
+    if (!Number.isInteger(workers) || workers < 1) throw new MaskdistillError(`--workers expects a positive integer, got '${values.workers}'`);
     const shard = parseShard(values.shard, values["shard-count"]);
     const images = await imagesFromFlags(values);
     if (images.length === 0) throw new MaskdistillError("no images to process: the image list is empty");
@@ -116,7 +121,7 @@ const command: Command = {
       summary = await detectDataset({
         images, out, net, inference, shard, resume: !!values.resume, signal: controller.signal, categories,
         categoryOf: labelIds === "keep" ? (l) => l : (l) => l - 1,
-        configTag: { weights: values.weights, labelIds, layout },
+        configTag: { weights: values.weights, labelIds, layout }, workers,
       });
     } finally {
       stopHandling();

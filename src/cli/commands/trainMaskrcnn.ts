@@ -25,8 +25,9 @@ instances, boxes under 1 px and empty masks are skipped and counted.
                            70, gradient clipping 1.0
   --recipe shapes          the shapes world (96×96 images, one object; make-shapes): random init, ResNet-50
                            shape at 1/4 width (stem 16, FPN 64, heads 256/64), nothing frozen, short side
-                           128–160 (max 267), batch 4, 128 ROI samples, lr 0.04, warm-up 50, ×0.1 at 600,
-                           720 iterations, clipping 5; detect with --min-size 160 --max-size 267 --proposals 300
+                           128–160 (max 267), batch 4 in 2 workers, 128 ROI samples, lr 0.04, warm-up 50,
+                           ×0.1 at 900, 1,080 iterations, clipping 5; detect with --min-size 160 --max-size 267
+                           --proposals 300
   --preset P               detectron2 (default: L1 box losses, binarised mask targets, aligned RoIAlign) or
                            torchvision (smooth-L1 1/9, soft mask targets)
   --init W                 dino_resnet50 | moco_v2 | a torchvision ResNet-50 file | none (random)

@@ -253,6 +253,13 @@ function deconvFrom(sd: StateDict, prefix: string, file: string, layout: MaskRcn
   return { w: frozenVariable(tf.tensor2d(dm, [cin, 4 * cout])), b: vector(need(sd, `${prefix}.bias`, file, layout)) };
 }
 
+/** The network's weights as a torchvision maskrcnn_resnet50_fpn state dict (what maskRcnnFromStateDict reads). */
+export async function maskRcnnStateDict(net: MaskRcnnNet): Promise<StateDict> {
+  const sd: StateDict = new Map();
+  for (const p of maskRcnnParams(net)) sd.set(p.key, { dtype: "float32", shape: p.torchShape, data: p.toTorch((await p.variable.data()) as Float32Array) } as TensorData);
+  return sd;
+}
+
 /** The first key present, so both torchvision naming generations load (e.g. mask_fcn1 vs 0.0 since 0.13). */
 function firstKey(sd: StateDict, candidates: string[], file: string): string {
   for (const c of candidates) if (sd.has(`${c}.weight`)) return c;

@@ -1,0 +1,37 @@
+// A detect helper thread (engine/workers.ts, started by detectDataset with workers > 1): holds a copy of the
+// network and answers each image file with its detections, which the main thread writes in image order.
+import type { StateDict } from "../modeling/checkpoint/index.js";
+import { serveWorker } from "../engine/workers.js";
+import type { MaskRcnnNet } from "../engine/models/maskrcnn.js";
+import type { ImageDetections, MaskRcnnInference } from "./maskrcnn.js";
+
+export interface DetectWorkerInit {
+  engine: { backend: "wasm" | "cpu" | "tensorflow"; threads: number };
+  weights: StateDict;
+  canonicalBoxSize?: number;
+  inference: MaskRcnnInference;
+}
+
+/** One image's detections without the intermediate steps (what travels back). */
+export type DetectWorkerAnswer = Omit<ImageDetections, "steps">;
+
+let net: MaskRcnnNet | undefined;
+let inference: MaskRcnnInference | undefined;
+
+serveWorker<DetectWorkerInit, { file: string }, DetectWorkerAnswer>({
+  async init(m) {
+    const { initEngine } = await import("../engine/init.js");
+    await initEngine({ backend: m.engine.backend, threads: m.engine.threads });
+    const { maskRcnnFromStateDict } = await import("../engine/models/maskrcnn.js");
+    net = maskRcnnFromStateDict(m.weights, "detect worker");
+    if (m.canonicalBoxSize !== undefined) net.canonicalBoxSize = m.canonicalBoxSize;
+    inference = m.inference;
+  },
+  async job({ file }) {
+    if (!net || !inference) throw new Error("a job before init");
+    const { loadRgb } = await import("../data/image.js");
+    const { detectImage } = await import("./maskrcnn.js");
+    const { steps: _steps, ...det } = await detectImage(net, await loadRgb(file), inference);
+    return det;
+  },
+});
