@@ -50,6 +50,19 @@ before(async () => {
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+test("segment with workers 2: images predicted side by side in a helper thread, plain and with the CRF — the same PNGs, segment.json and errors file", async () => {
+  const items = segmentationItems({ images }, "images");
+  for (const crf of [false, true]) {
+    const lib = { model, items, size: 32, quiet: true, weightsId: path.resolve(weights), crf };
+    const a = path.join(tmp, `workers1-${crf}`), b = path.join(tmp, `workers2-${crf}`);
+    await segmentFolder({ ...lib, outDir: a });
+    const s = await segmentFolder({ ...lib, outDir: b, workers: 2 });
+    assert.deepEqual([s.images, s.done, s.errors], [6, 5, 1]);
+    assert.deepEqual(fs.readdirSync(b).sort(), fs.readdirSync(a).sort());
+    for (const f of fs.readdirSync(a)) same(path.join(a, f), path.join(b, f));
+  }
+});
+
 test("segment: 2 shards into one --out-dir (one via --shard auto, interrupted and resumed) + --merge = one run (segment.json, errors file, PNGs)", async () => {
   const args = (out: string) => ["--weights", weights, "--images", images, "--out-dir", out, "--size", "32"];
   const one = path.join(tmp, "one"), sharded = path.join(tmp, "sharded");

@@ -103,6 +103,24 @@ export async function startWorkers<Init, Job, Result>(rel: string, count: number
   };
 }
 
+/** The engine a helper thread starts (its init message's `engine`). */
+export interface WorkerEngine { backend: "wasm" | "cpu" | "tensorflow"; threads: number }
+
+/**
+ * `parts` − 1 helper threads of worker module `rel`, each told to start the engine (`init.engine`) with its part
+ * of this thread's engine threads (divideEngineThreads); close() ends them and gives this thread its threads back.
+ */
+export async function startEngineWorkers<Init, Job, Result>(rel: string, parts: number, init: Init, what: string): Promise<WorkerPool<Job, Result>> {
+  const engine = await divideEngineThreads(parts);
+  try {
+    const pool = await startWorkers<Init & { engine: WorkerEngine }, Job, Result>(rel, parts - 1, { ...init, engine: { backend: engine.backend, threads: engine.threads } }, what);
+    return { ...pool, close: async () => { await pool.close(); await engine.restore(); } };
+  } catch (e) {
+    await engine.restore();
+    throw e;
+  }
+}
+
 /** The ArrayBuffers behind the typed arrays of a plain value (arrays and objects, a few levels deep); shared ones stay. */
 function transferables(x: unknown, depth = 0, out: ArrayBuffer[] = []): ArrayBuffer[] {
   if (ArrayBuffer.isView(x)) { if (x.buffer instanceof ArrayBuffer && !out.includes(x.buffer)) out.push(x.buffer); }

@@ -184,16 +184,8 @@ export async function detectDataset(opts: DetectOptions): Promise<DetectSummary>
 
 /** workers − 1 detect helper threads holding `net`'s weights, the engine's threads divided among all; close() restores them. */
 async function startDetectHelpers(net: MaskRcnnNet, inference: MaskRcnnInference, workers: number) {
-  const { divideEngineThreads, startWorkers } = await import("../engine/workers.js");
+  const { startEngineWorkers } = await import("../engine/workers.js");
   const { maskRcnnStateDict } = await import("../engine/models/maskrcnn.js");
-  const weights = await maskRcnnStateDict(net);
-  const engine = await divideEngineThreads(workers);
-  try {
-    const pool = await startWorkers<DetectWorkerInit, { file: string }, DetectWorkerAnswer>("instance/detectWorker", workers - 1,
-      { engine: { backend: engine.backend, threads: engine.threads }, weights, canonicalBoxSize: net.canonicalBoxSize, inference }, "detect");
-    return { runOn: pool.runOn, close: async () => { await pool.close(); await engine.restore(); } };
-  } catch (e) {
-    await engine.restore();
-    throw e;
-  }
+  return startEngineWorkers<Omit<DetectWorkerInit, "engine">, { file: string }, DetectWorkerAnswer>("instance/detectWorker", workers,
+    { weights: await maskRcnnStateDict(net), canonicalBoxSize: net.canonicalBoxSize, inference }, "detect");
 }

@@ -1,12 +1,12 @@
 // A detect helper thread (engine/workers.ts, started by detectDataset with workers > 1): holds a copy of the
 // network and answers each image file with its detections, which the main thread writes in image order.
 import type { StateDict } from "../modeling/checkpoint/index.js";
-import { serveWorker } from "../engine/workers.js";
+import { serveWorker, type WorkerEngine } from "../engine/workers.js";
 import type { MaskRcnnNet } from "../engine/models/maskrcnn.js";
 import type { ImageDetections, MaskRcnnInference } from "./maskrcnn.js";
 
 export interface DetectWorkerInit {
-  engine: { backend: "wasm" | "cpu" | "tensorflow"; threads: number };
+  engine: WorkerEngine;
   weights: StateDict;
   canonicalBoxSize?: number;
   inference: MaskRcnnInference;
@@ -31,7 +31,8 @@ serveWorker<DetectWorkerInit, { file: string }, DetectWorkerAnswer>({
     if (!net || !inference) throw new Error("a job before init");
     const { loadRgb } = await import("../data/image.js");
     const { detectImage } = await import("./maskrcnn.js");
-    const { steps: _steps, ...det } = await detectImage(net, await loadRgb(file), inference);
-    return det;
+    const det = await detectImage(net, await loadRgb(file), inference);
+    // copies that own their buffers, which travel without a copy
+    return { width: det.width, height: det.height, boxes: det.boxes.slice(), scores: det.scores.slice(), labels: det.labels.slice(), masks: det.masks.map((m) => m.slice()) };
   },
 });

@@ -17,7 +17,7 @@ import { readCocoDataset, type CocoDataset, type CocoResult } from "../data/coco
 import { cocoEval, defaultParams, loadResults } from "../evaluation/cocoeval.js";
 import { assertFitsInHeap, withHeapGuard, type StepMemoryModel } from "../engine/memory.js";
 import { sgdMomentumUpdate } from "../engine/train.js";
-import { divideEngineThreads, startWorkers, type WorkerPool } from "../engine/workers.js";
+import { startEngineWorkers, type WorkerEngine, type WorkerPool } from "../engine/workers.js";
 import { maskRcnnFromStateDict, maskRcnnParams, maskRcnnStateDict, maskRcnnVariables, setTrainable, type MaskRcnnNet, type MaskRcnnParam } from "../engine/models/maskrcnn.js";
 import { walkConvBn, walkStage, type Walk } from "../engine/models/resnet.js";
 import { mixSeed, epochOrder, truncateLog, CHECKPOINT_FILE, MODEL_FILE, LOG_FILE } from "../engine/loop.js";
@@ -518,7 +518,7 @@ async function shareGradients(state: TrainState, samples: TrainSample[], it: num
 
 /** What a helper thread is sent once: how to run, and the network (every weight, frozen ones included). */
 export interface MaskRcnnWorkerInit {
-  engine: { backend: "wasm" | "cpu" | "tensorflow"; threads: number };
+  engine: WorkerEngine;
   config: MaskRcnnTrainConfig;
   numClasses: number;
   weights: StateDict;
@@ -752,15 +752,8 @@ export async function trainMaskRcnn(opts: TrainOptions): Promise<TrainState> {
 async function startSharePool(state: TrainState, workers: number): Promise<SharePool> {
   const shared = new SharedArrayBuffer(4 * state.trained.reduce((s, p) => s + p.variable.size, 0));
   const init = { config: state.config, numClasses: state.numClasses, weights: await weightsStateDict(state), trainedKeys: state.trained.map((p) => p.key), shared };
-  const engine = await divideEngineThreads(workers);
-  try {
-    const pool = await startWorkers<MaskRcnnWorkerInit, MaskRcnnShareJob, MaskRcnnShareAnswer>("instance/maskRcnnWorker", workers - 1,
-      { ...init, engine: { backend: engine.backend, threads: engine.threads } }, "train-maskrcnn");
-    return { ...pool, weights: sharedViews(state.trained, shared), close: async () => { await pool.close(); await engine.restore(); } };
-  } catch (e) {
-    await engine.restore();
-    throw e;
-  }
+  const pool = await startEngineWorkers<Omit<MaskRcnnWorkerInit, "engine">, MaskRcnnShareJob, MaskRcnnShareAnswer>("instance/maskRcnnWorker", workers, init, "train-maskrcnn");
+  return { ...pool, weights: sharedViews(state.trained, shared) };
 }
 
 async function trainLoop(opts: TrainOptions, state: TrainState, pool: SharePool | undefined): Promise<void> {

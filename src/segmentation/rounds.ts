@@ -41,6 +41,8 @@ export interface RoundsOptions {
   config: DeepLabTrainConfig;
   /** CRF rounds after round 0. */
   rounds: number;
+  /** Threads predicting images side by side (segmentFolder's workers; the same predictions). */
+  workers?: number;
   resume: boolean;
   checkpointSeconds?: number;
   signal?: AbortSignal;
@@ -109,7 +111,7 @@ export async function trainWithCrfRounds(o: RoundsOptions): Promise<{ results: R
         for (const crf of [false, true]) {
           o.hooks?.onPhase?.(r, `predicting val${crf ? " with the CRF" : ""}`);
           const predDir = path.join(dir, crf ? "val_crf" : "val");
-          await segmentFolder({ model: state.model, items: o.val, outDir: predDir, crf, size: c.inputSize, resume: o.resume, quiet: o.quiet, signal: o.signal, weightsId: path.join(dir, MODEL_FILE) });
+          await segmentFolder({ model: state.model, items: o.val, outDir: predDir, crf, size: c.inputSize, resume: o.resume, quiet: o.quiet, signal: o.signal, weightsId: path.join(dir, MODEL_FILE), workers: o.workers });
           const s = scoreFolder(predDir, o.val, c.numClasses);
           if (crf) { res.valMiouCrf = s.miou; res.valPerClassCrf = s.perClass; } else { res.valMiou = s.miou; res.valPerClass = s.perClass; }
         }
@@ -117,7 +119,7 @@ export async function trainWithCrfRounds(o: RoundsOptions): Promise<{ results: R
       if (r < o.rounds) {
         o.hooks?.onPhase?.(r, "predicting the training images with the CRF (next round's labels)");
         const next = path.join(dir, "train_crf");
-        await segmentFolder({ model: state.model, items: labelsOf, outDir: next, crf: true, size: c.inputSize, resume: o.resume, quiet: o.quiet, signal: o.signal, weightsId: path.join(dir, MODEL_FILE) });
+        await segmentFolder({ model: state.model, items: labelsOf, outDir: next, crf: true, size: c.inputSize, resume: o.resume, quiet: o.quiet, signal: o.signal, weightsId: path.join(dir, MODEL_FILE), workers: o.workers });
         res.labelsChanged = changedShare(labelsOf, next);
         labelsOf = labelsOf.map((it) => ({ ...it, label: path.join(next, `${it.name}.png`) }));
         labelSource = `round ${r} + CRF (${path.relative(o.outDir, next)})`;

@@ -12,7 +12,8 @@ import { writeLabelPng } from "../data/png.js";
 import { finishRun, mergeShardRuns, runPerImage, shardOutputPath, writeFileAtomic, type EntryBase, type PerImageRun, type RunItem, type Shard } from "../runner/perImage.js";
 import { makeDeepLabV3, type DeepLabV3 } from "../engine/models/deeplab.js";
 import { seededRng } from "../engine/models/params.js";
-import { loadDeepLabStateDict, readDeepLabStateDict } from "./model.js";
+import { deepLabStateDict, loadDeepLabStateDict, readDeepLabStateDict } from "./model.js";
+import type { SegmentWorkerAnswer, SegmentWorkerInit } from "./segmentWorker.js";
 import { predictImage } from "./predict.js";
 import { SEGMENTATION_INPUT_SIZE } from "./transforms.js";
 import type { SegmentationItem } from "./data.js";
@@ -45,6 +46,11 @@ export interface SegmentFolderOptions {
   onImage?: (index: number) => void;
   /** Recorded in the journal header (e.g. the weights file), so a resume with other weights is refused. */
   weightsId?: string;
+  /**
+   * Threads that predict (default 1): this one and workers − 1 helper threads with a copy of the model, the
+   * engine's threads divided among them; the images alternate between them and the output is the same.
+   */
+  workers?: number;
 }
 
 interface SegItem extends RunItem { name: string }
@@ -72,20 +78,26 @@ export async function segmentFolder(o: SegmentFolderOptions): Promise<SegmentFol
   } else {
     const model = o.model;
     if (!model) throw new MaskdistillError("segment: no model to predict with");
-    run = await runPerImage<SegItem, SegEntry, Record<string, never>>({
-      label: "segment", items, out, config, settingsHint, shard, resume: o.resume, quiet: o.quiet, signal: o.signal, summarize,
-      onItem: (index) => o.onImage?.(index),
-      async process(item, index) {
-        const image = await loadRgb(item.file);
-        const p = await predictImage(model, image, { crf: o.crf, size });
-        writeLabelPng(path.join(o.outDir, `${item.name}.png`), { width: p.width, height: p.height, data: p.labels });
-        const seen = new Uint8Array(256);
-        for (const v of p.labels) seen[v] = 1;
-        const present: number[] = [];
-        seen.forEach((v, k) => { if (v) present.push(k); });
-        return { index, image_id: item.id, file: item.file, name: item.name, width: p.width, height: p.height, labels_present: present };
-      },
-    });
+    const workers = Math.max(1, o.workers ?? 1);
+    const helpers = workers > 1 && items.length > 1 ? await startSegmentHelpers(model, !!o.crf, size, workers) : undefined;
+    try {
+      run = await runPerImage<SegItem, SegEntry, Record<string, never>>({
+        label: "segment", items, out, config, settingsHint, shard, resume: o.resume, quiet: o.quiet, signal: o.signal, summarize,
+        onItem: (index) => o.onImage?.(index),
+        concurrency: helpers ? workers : 1,
+        async process(item, index, slot) {
+          const p = helpers && slot > 0 ? await helpers.runOn(slot - 1, { file: item.file }) : await predictImage(model, await loadRgb(item.file), { crf: o.crf, size });
+          writeLabelPng(path.join(o.outDir, `${item.name}.png`), { width: p.width, height: p.height, data: p.labels });
+          const seen = new Uint8Array(256);
+          for (const v of p.labels) seen[v] = 1;
+          const present: number[] = [];
+          seen.forEach((v, k) => { if (v) present.push(k); });
+          return { index, image_id: item.id, file: item.file, name: item.name, width: p.width, height: p.height, labels_present: present };
+        },
+      });
+    } finally {
+      await helpers?.close();
+    }
   }
   const entries = run.records.map((r) => run.readEntry(r));
   const { names: _names, ...shown } = config;
@@ -95,4 +107,11 @@ export async function segmentFolder(o: SegmentFolderOptions): Promise<SegmentFol
     outDir: o.outDir, summaryFile: out, errorsFile: `${out}.errors.jsonl`, images: run.records.length, done: run.records.length - errors,
     errors, resumed: run.resumed, seconds: run.seconds, secondsPerImage: run.computed ? run.seconds / run.computed : 0,
   };
+}
+
+/** workers − 1 segment helper threads holding `model`'s weights, the engine's threads divided among all; close() restores them. */
+async function startSegmentHelpers(model: DeepLabV3, crf: boolean, size: number, workers: number) {
+  const { startEngineWorkers } = await import("../engine/workers.js");
+  return startEngineWorkers<Omit<SegmentWorkerInit, "engine">, { file: string }, SegmentWorkerAnswer>("segmentation/segmentWorker", workers,
+    { weights: await deepLabStateDict(model), numClasses: model.numClasses, asppRates: model.asppRates, crf, size }, "segment");
 }

@@ -160,7 +160,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   const roundsDir = path.join(opts.out, "deeplab");
   let roundNow = 0;
   const rounds = await trainWithCrfRounds({
-    outDir: roundsDir, train, val, config, rounds: opts.rounds ?? SHAPES_DEFAULT_ROUNDS, resume: true, quiet: true,
+    outDir: roundsDir, train, val, config, rounds: opts.rounds ?? SHAPES_DEFAULT_ROUNDS, resume: true, quiet: true, workers: opts.threads,
     hooks: {
       onPhase: (r, what) => { roundNow = r; progress(`stage v, round ${r}: ${what}`); },
       onStep: (log: StepLog) => opts.onStep?.(`train-deeplab round ${roundNow}`, log.step, stepsPerEpoch(config, train.length) * config.epochs, log.loss),
@@ -178,7 +178,7 @@ export async function runShapesStageV(opts: ShapesStageVOptions): Promise<Shapes
   let untrained: SemsegRow;
   try {
     const dir = path.join(opts.out, "untrained_val");
-    await segmentFolder({ model: untrainedState.model, items: untrainedVal, outDir: dir, size: config.inputSize, resume: true, quiet: true, weightsId: `untrained (seed ${config.seed}, backbone init ${init})` });
+    await segmentFolder({ model: untrainedState.model, items: untrainedVal, outDir: dir, size: config.inputSize, resume: true, quiet: true, weightsId: `untrained (seed ${config.seed}, backbone init ${init})`, workers: opts.threads });
     const s = scoreFolder(dir, untrainedVal, k);
     untrained = { method: `the same DeepLab, untrained${untrainedVal.length < val.length ? ` (first ${untrainedVal.length} val images)` : ""}`, miou: round1(s.miou), miouCrf: null };
   } finally {
