@@ -87,9 +87,9 @@ test("resume: 2 + 1 iterations (stopped, resumed) give the weights and momentum 
 test("workers 2: the shares' gradients averaged — helper threads give the weights of the same shares run here, bit for bit; one share is the plain batch", async () => {
   const set = loadTrainSet(smallCoco(), path.join(DEMO, "images"), { agnostic: true });
   const base: MaskRcnnTrainConfig = { ...overfitRecipe(3), widths: { stem: 4, fpn: 8, boxHead: 16, maskHead: 8 }, minSizes: [128, 160], maxSize: 224, flip: true, warmupIters: 2, steps: [2], clipGradNorm: 1, batchSize: 2 };
-  const run = async (name: string, config: MaskRcnnTrainConfig, workerProcesses = true) => {
+  const run = async (name: string, config: MaskRcnnTrainConfig, workerThreads = true) => {
     const out = path.join(tmp, `workers-${name}`);
-    disposeTrainState(await trainMaskRcnn({ outDir: out, set, config, resume: false, workerProcesses }));
+    disposeTrainState(await trainMaskRcnn({ outDir: out, set, config, resume: false, workerThreads }));
     const ckpt = await readSafetensorsFile(path.join(out, CHECKPOINT_FILE));
     const log = fs.readFileSync(path.join(out, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     return { ckpt, log };

@@ -32,7 +32,7 @@ export interface WorkerPool<Job, Result> {
  * The engine's threads divided among `parts` threads of work (this one and its helpers; at least one each):
  * this thread's MLAS pool shrinks to its part until `restore`. The helpers' engines get `threads` too.
  */
-export async function divideEngineThreads(parts: number): Promise<{ backend: "wasm" | "cpu" | "tensorflow"; threads: number; restore(): Promise<void> }> {
+async function divideEngineThreads(parts: number): Promise<{ backend: "wasm" | "cpu" | "tensorflow"; threads: number; restore(): Promise<void> }> {
   const { engineInfo, initEngine } = await import("./init.js");
   const info = engineInfo();
   const threads = Math.max(1, Math.floor(info.threads / parts));
@@ -126,6 +126,20 @@ function transferables(x: unknown, depth = 0, out: ArrayBuffer[] = []): ArrayBuf
   if (ArrayBuffer.isView(x)) { if (x.buffer instanceof ArrayBuffer && !out.includes(x.buffer)) out.push(x.buffer); }
   else if (x && typeof x === "object" && depth < 4) for (const v of Object.values(x)) transferables(v, depth + 1, out);
   return out;
+}
+
+/**
+ * The side of a thread started by startEngineWorkers: starts the engine its init names, then serves as serveWorker.
+ */
+export function serveEngineWorker<Init extends { engine: WorkerEngine }, Job, Result>(handlers: { init(init: Init): Promise<void>; job(job: Job): Promise<Result> }): void {
+  serveWorker<Init, Job, Result>({
+    async init(m) {
+      const { initEngine } = await import("./init.js");
+      await initEngine({ backend: m.engine.backend, threads: m.engine.threads });
+      await handlers.init(m);
+    },
+    job: (job) => handlers.job(job),
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 // A detect helper thread (engine/workers.ts, started by detectDataset with workers > 1): holds a copy of the
 // network and answers each image file with its detections, which the main thread writes in image order.
 import type { StateDict } from "../modeling/checkpoint/index.js";
-import { serveWorker, type WorkerEngine } from "../engine/workers.js";
+import { serveEngineWorker, type WorkerEngine } from "../engine/workers.js";
 import type { MaskRcnnNet } from "../engine/models/maskrcnn.js";
 import type { ImageDetections, MaskRcnnInference } from "./maskrcnn.js";
 
@@ -18,10 +18,8 @@ export type DetectWorkerAnswer = Omit<ImageDetections, "steps">;
 let net: MaskRcnnNet | undefined;
 let inference: MaskRcnnInference | undefined;
 
-serveWorker<DetectWorkerInit, { file: string }, DetectWorkerAnswer>({
+serveEngineWorker<DetectWorkerInit, { file: string }, DetectWorkerAnswer>({
   async init(m) {
-    const { initEngine } = await import("../engine/init.js");
-    await initEngine({ backend: m.engine.backend, threads: m.engine.threads });
     const { maskRcnnFromStateDict } = await import("../engine/models/maskrcnn.js");
     net = maskRcnnFromStateDict(m.weights, "detect worker");
     if (m.canonicalBoxSize !== undefined) net.canonicalBoxSize = m.canonicalBoxSize;

@@ -2,16 +2,14 @@
 // it holds a copy of the network and answers each iteration with the gradients of its share of the batch,
 // computed at the weights the main thread shares.
 import type { RgbImage } from "../data/image.js";
-import { serveWorker } from "../engine/workers.js";
+import { serveEngineWorker } from "../engine/workers.js";
 import type { MaskRcnnShareAnswer, MaskRcnnShareJob, MaskRcnnWorkerInit, TrainState } from "./train.js";
 
 let helper: { state: TrainState; weights: Float32Array[] } | undefined;
 const cache = new Map<string, RgbImage>();
 
-serveWorker<MaskRcnnWorkerInit, MaskRcnnShareJob, MaskRcnnShareAnswer>({
+serveEngineWorker<MaskRcnnWorkerInit, MaskRcnnShareJob, MaskRcnnShareAnswer>({
   async init(m) {
-    const { initEngine } = await import("../engine/init.js");
-    await initEngine({ backend: m.engine.backend, threads: m.engine.threads });
     const { workerTrainState } = await import("./train.js");
     helper = workerTrainState(m);
   },

@@ -703,7 +703,7 @@ export interface TrainOptions {
   /** Keep decoded images in memory (default true). */
   cacheImages?: boolean;
   /** With config.workers > 1: run shares 1.. in helper threads (default true) or here, one after the other (the same numbers). */
-  workerProcesses?: boolean;
+  workerThreads?: boolean;
   onStep?: (log: StepLog, state: TrainState) => void;
   /** Called once before the first step with the heap estimate (wasm) or undefined. */
   onStart?: (state: TrainState, info: { heapGiB?: number; inputSize: [number, number]; resumedAt: number }) => void;
@@ -736,7 +736,7 @@ export async function trainMaskRcnn(opts: TrainOptions): Promise<TrainState> {
     heapGiB = assertFitsInHeap(maskRcnnMemoryModel(state.net, c.freezeAt, c.roiBatchPerImage), Math.ceil(c.batchSize / workers), inputSize, { optimizerSlots: 1 }).bytes / 1024 ** 3;
   }
   opts.onStart?.(state, { heapGiB, inputSize, resumedAt: state.step });
-  const pool = workers > 1 && opts.workerProcesses !== false && state.step < c.iterations ? await startSharePool(state, workers) : undefined;
+  const pool = workers > 1 && opts.workerThreads !== false && state.step < c.iterations ? await startSharePool(state, workers) : undefined;
   try {
     await trainLoop(opts, state, pool);
   } finally {

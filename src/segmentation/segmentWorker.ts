@@ -1,7 +1,7 @@
 // A segment helper thread (engine/workers.ts, started by segmentFolder with workers > 1): holds a copy of the
 // DeepLab and answers each image file with its predicted labels (± the CRF), which the main thread writes.
 import type { StateDict } from "../modeling/checkpoint/index.js";
-import { serveWorker, type WorkerEngine } from "../engine/workers.js";
+import { serveEngineWorker, type WorkerEngine } from "../engine/workers.js";
 import type { DeepLabV3 } from "../engine/models/deeplab.js";
 
 export interface SegmentWorkerInit {
@@ -19,10 +19,8 @@ export interface SegmentWorkerAnswer { width: number; height: number; labels: Ui
 let model: DeepLabV3 | undefined;
 let settings: { crf: boolean; size: number } | undefined;
 
-serveWorker<SegmentWorkerInit, { file: string }, SegmentWorkerAnswer>({
+serveEngineWorker<SegmentWorkerInit, { file: string }, SegmentWorkerAnswer>({
   async init(m) {
-    const { initEngine } = await import("../engine/init.js");
-    await initEngine({ backend: m.engine.backend, threads: m.engine.threads });
     const { makeDeepLabV3 } = await import("../engine/models/deeplab.js");
     const { seededRng } = await import("../engine/models/params.js");
     const { deepLabWidthsOf, loadDeepLabStateDict } = await import("./model.js");
